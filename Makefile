@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine (Debian, Python 3.11):
+#   make train   creates .venv, installs tflv, trains the default model (rnnlm on PTB), prints RESULT
+#   make test    creates .venv, installs tflv, runs the pytest suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= $(or $(TFLV_DATA_DIR),../shared/data)
+MODEL_DIR ?= runs/rnnlm_ptb
+
+.PHONY: venv train test bazel-test bench clean
+
+$(VENV)/.installed: requirements.lock setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+train: venv
+	$(PY) -m trainers.train --model=rnnlm --dataset=ptb --data_dir=$(DATA_DIR) \
+	  --model_dir=$(MODEL_DIR) --train_steps=1500 --batch_size=32
+
+test: venv
+	TFLV_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q tests
+
+bazel-test: venv
+	TFLV_DATA_DIR=$(abspath $(DATA_DIR)) PATH=$(abspath $(VENV))/bin:$$PATH bazel test //... --test_output=errors
+
+clean:
+	rm -rf $(VENV) runs bazel-*
