@@ -1,0 +1,1 @@
+"""Structured distributions, TFP-compatible (batch shapes, log_prob, sample, entropy)."""

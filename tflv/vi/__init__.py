@@ -1,0 +1,1 @@
+"""Objectives and gradient estimators, independent of any model."""
