@@ -1,0 +1,18 @@
+"""Models: `keras.Model` subclasses, one file per family, and the registry the trainer reads.
+
+`MODELS` maps a model name (the trainer's `--model`) to its class. Each class follows the
+contract in `tflv.models.base`.
+"""
+from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.rnnlm import RNNLM
+
+MODELS = {
+    "rnnlm": RNNLM,
+}
+
+
+def get_model_class(name: str):
+    """The model class registered as `name`; an unknown name lists the valid ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(sorted(MODELS))}")
+    return MODELS[name]

@@ -1,0 +1,83 @@
+"""The contract between tflv models and the one training loop in `trainers/`.
+
+Every model is a `keras.Model` that reads one form of batch from `data.Corpus.dataset` and returns,
+per example, the loss to minimise and the statistics an evaluation sums over a whole split:
+
+    objective(batch, training) -> Objective(loss [B], stats {name: [B]})
+    metrics_from_sums({name: float}) -> {metric: float}
+
+The trainer averages `loss` over the *global* batch (so replicas of a `tf.distribute` strategy add
+up to the single-device gradient), sums `stats` over replicas and batches for evaluation, and
+turns the sums into the reported metrics (e.g. perplexity = exp(nll / tokens)) with
+`metrics_from_sums`. A `tokens` statistic, where present, drives the tokens/s progress figure.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import keras
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class Objective:
+    """What a model's `objective` returns.
+
+    Attributes:
+      loss: float32 `[B]`, the per-example quantity to minimise (e.g. NLL per token of the row,
+        or the negative ELBO).
+      stats: `{name: float32 [B]}`, per-example quantities summed over an evaluation split
+        (e.g. `nll`, `tokens`, `kl`).
+    """
+    loss: tf.Tensor
+    stats: dict[str, tf.Tensor]
+
+
+class HParams(Mapping[str, Any]):
+    """Read-only hyperparameters that remember which names a model read.
+
+    The trainer passes every model flag; after the model is built it refuses flags the user set
+    that the model never read, instead of silently ignoring them.
+    """
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = dict(values)
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            raise KeyError(f"unknown hyperparameter {name!r}; known: {sorted(self._values)}")
+        self.read.add(name)
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class LatentVariableModel(keras.Model):
+    """Base class of every tflv model (see the module docstring for the contract).
+
+    Subclasses set `input_form` (a `data.Corpus` form such as `"stream"`, `"sentences"`, `"bow"`)
+    and implement `from_corpus`, `objective` and `metrics_from_sums`.
+    """
+
+    input_form: str = ""
+    # Datasets a model can train on (names of `data.DATASETS`); the trainer checks the flag.
+    datasets: tuple[str, ...] = ()
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams) -> "LatentVariableModel":
+        raise NotImplementedError
+
+    def objective(self, batch: dict[str, tf.Tensor], training: bool = False) -> Objective:
+        raise NotImplementedError
+
+    def metrics_from_sums(self, sums: Mapping[str, float]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def call(self, batch, training=False):
+        return self.objective(batch, training=training).loss

@@ -1,0 +1,88 @@
+"""The baseline: an LSTM language model, p(x) = prod_t p(x_t | x_<t) (Zaremba et al. 2014).
+
+Every latent-variable language model in tflv is compared with this one. On the continuous PTB
+stream (form `stream`) each example is a window of T tokens; the per-example loss is its mean
+negative log-likelihood per real token, and perplexity is exp(sum NLL / number of tokens) over a
+split, every token predicted exactly once. Windows start from a zero state (no state is carried
+between batches, which keeps every batch independent for `tf.distribute` and resumption).
+
+#### References
+- Zaremba, Sutskever & Vinyals (2014). Recurrent Neural Network Regularization. arXiv:1409.2329.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from tflv.layers.decoders import RNNDecoder
+from tflv.models.base import HParams, LatentVariableModel, Objective
+
+
+def token_nll(logits: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Masked token negative log-likelihoods. logits [B,T,V], targets int [B,T], mask [B,T] → [B,T]."""
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    return nll * tf.cast(mask, nll.dtype)
+
+
+def lm_metrics(sums) -> dict[str, float]:
+    """Per-token NLL and perplexity from summed `nll` and `tokens`."""
+    nll = sums["nll"] / max(sums["tokens"], 1.0)
+    return {"nll": nll, "ppl": math.exp(min(nll, 700.0)), "tokens": sums["tokens"]}
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class RNNLM(LatentVariableModel):
+    """LSTM language model on a token stream.
+
+    Args:
+      vocab_size: V.
+      embed_dim, hidden_dim, num_layers, dropout, tie_embeddings: see `RNNDecoder`.
+
+    Batch (form `stream` or `sentences`): `inputs` int32 [B,T], `targets` int32 [B,T], `mask` [B,T].
+    """
+
+    input_form = "stream"
+    datasets = ("ptb", "tinyshakespeare", "synthetic_hmm")
+
+    def __init__(self, vocab_size: int, embed_dim: int = 256, hidden_dim: int = 256,
+                 num_layers: int = 1, dropout: float = 0.0, tie_embeddings: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.config = dict(vocab_size=vocab_size, embed_dim=embed_dim, hidden_dim=hidden_dim,
+                           num_layers=num_layers, dropout=dropout, tie_embeddings=tie_embeddings)
+        self.decoder = RNNDecoder(**self.config, name="decoder")
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams) -> "RNNLM":
+        return cls(vocab_size=corpus.info["vocab_size"], embed_dim=hparams["embed_dim"],
+                   hidden_dim=hparams["hidden_dim"], num_layers=hparams["num_layers"],
+                   dropout=hparams["dropout"], tie_embeddings=hparams["tie_embeddings"])
+
+    def objective(self, batch, training=False) -> Objective:
+        mask = tf.cast(batch["mask"], tf.float32)  # [B, T]
+        logits = self.decoder(batch["inputs"], mask=mask, training=training)  # [B, T, V]
+        nll = tf.reduce_sum(token_nll(logits, batch["targets"], mask), axis=1)  # [B]
+        tokens = tf.reduce_sum(mask, axis=1)  # [B]
+        return Objective(loss=nll / tf.maximum(tokens, 1.0), stats={"nll": nll, "tokens": tokens})
+
+    def metrics_from_sums(self, sums):
+        return lm_metrics(sums)
+
+    def serving_signatures(self, batcher) -> dict:
+        """`sample(num_samples, max_length, temperature, seed) -> {text [N]}` for SavedModel."""
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
+                                      tf.TensorSpec([], tf.int32, name="max_length"),
+                                      tf.TensorSpec([], tf.float32, name="temperature"),
+                                      tf.TensorSpec([2], tf.int32, name="seed")])
+        def sample(num_samples, max_length, temperature, seed):
+            ids = self.decoder.sample(tf.fill([num_samples], batcher.start), max_length,
+                                      temperature=temperature, seed=seed)
+            return {"text": batcher.to_text(ids)}
+
+        return {"sample": sample}
+
+    def get_config(self):
+        return {**super().get_config(), **self.config}

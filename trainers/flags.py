@@ -1,0 +1,46 @@
+"""The trainer's absl flags, defined once for `train`, `evaluate` and `export`.
+
+Run flags (DESIGN.md): --model --dataset --data_dir --train_steps --batch_size --strategy
+--model_dir --export_dir. Model hyperparameters are listed in `MODEL_FLAGS`: every model reads
+the ones it needs through `tflv.models.HParams`, and a flag set on the command line that the
+chosen model never reads is an error.
+"""
+from absl import flags
+
+flags.DEFINE_string("model", "rnnlm", "Model name (tflv.models.MODELS).")
+flags.DEFINE_string("dataset", "ptb", "Dataset name (data.DATASETS).")
+flags.DEFINE_string("data_dir", None, "Corpora root (default: env TFLV_DATA_DIR, else "
+                    "../shared/data beside the repository).")
+flags.DEFINE_integer("train_steps", 1000, "Total optimizer steps (a resumed run continues to it).")
+flags.DEFINE_integer("batch_size", 32, "Global batch size (split across replicas).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
+                  "tf.distribute strategy: one device, all local GPUs (or CPU devices), or "
+                  "several machines from TF_CONFIG.")
+flags.DEFINE_string("model_dir", None, "Checkpoints and TensorBoard summaries (default "
+                    "runs/MODEL_DATASET).")
+flags.DEFINE_string("export_dir", None, "If set, write a SavedModel here after training.")
+flags.DEFINE_integer("seed", 0, "Seed for initialisation, shuffling and sampling.")
+flags.DEFINE_float("learning_rate", 2e-3, "Adam learning rate.")
+flags.DEFINE_float("clip_norm", 5.0, "Global gradient-norm clipping (0 disables).")
+flags.DEFINE_integer("log_every", 50, "Steps between progress lines and training summaries.")
+flags.DEFINE_integer("checkpoint_every", 250, "Steps between checkpoints.")
+flags.DEFINE_integer("eval_every", 0, "Steps between validation runs (0: only at the end).")
+flags.DEFINE_integer("eval_batch_size", 64, "Global batch size for evaluation.")
+flags.DEFINE_integer("max_eval_batches", 0, "Evaluate on at most this many batches (0: all).")
+flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into this many logical devices "
+                     "(for --strategy=mirrored without GPUs; 0 leaves it alone).")
+# Dataset options.
+flags.DEFINE_enum("news20_variant", "nvdm", ["nvdm", "prodlda"], "20 Newsgroups vocabulary.")
+flags.DEFINE_integer("seq_len", 35, "Window length of the continuous LM stream (form `stream`).")
+flags.DEFINE_integer("max_length", 0, "Drop training sentences longer than this (0: keep all).")
+
+# Model hyperparameters (read through HParams).
+flags.DEFINE_integer("embed_dim", 256, "Token embedding size.")
+flags.DEFINE_integer("hidden_dim", 256, "RNN state size.")
+flags.DEFINE_integer("num_layers", 1, "Stacked RNN layers.")
+flags.DEFINE_float("dropout", 0.0, "Dropout rate.")
+flags.DEFINE_bool("tie_embeddings", False, "Share input embeddings and output projection.")
+
+MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings")
+
+FLAGS = flags.FLAGS

@@ -1,0 +1,161 @@
+"""The one training loop, for every model and every `tf.distribute` strategy.
+
+Each step runs `model.objective` on every replica (`strategy.run`), scales the per-example losses
+by the *global* batch size (`tf.nn.compute_average_loss`), so that the replicas' gradients add up
+to the gradient of the mean over the whole batch, and applies them with the Keras optimizer.
+Evaluation sums the model's per-example statistics over replicas and batches and hands the sums
+to `model.metrics_from_sums`.
+
+Resumption is exact: the step counter and optimizer state live in the checkpoint, and the
+training data is a deterministic, seeded, repeated stream from which a resumed run skips the
+batches already consumed.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Mapping
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from trainers.checkpoints import Checkpoints
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Progress:
+    """One line per `every` steps: step, loss, tokens/s and ETA; also TensorBoard scalars."""
+
+    def __init__(self, total_steps: int, start_step: int, writer, every: int,
+                 print_fn: Callable[[str], None] = print):
+        self.total, self.start, self.every = total_steps, start_step, every
+        self.writer, self.print = writer, print_fn
+        self.t0 = self.t_last = time.perf_counter()
+        self.loss_sum = self.tokens = 0.0
+        self.count = 0
+
+    def update(self, step: int, loss: float, tokens: float) -> None:
+        self.loss_sum += loss
+        self.tokens += tokens
+        self.count += 1
+        if step % self.every and step != self.total:
+            return
+        now = time.perf_counter()
+        mean_loss = self.loss_sum / self.count
+        rate = self.tokens / max(now - self.t_last, 1e-9)
+        per_step = (now - self.t0) / max(step - self.start, 1)
+        self.print(f"step {step}/{self.total}  loss {mean_loss:.4f}  tokens/s {rate:,.0f}  "
+                   f"elapsed {_format_duration(now - self.t0)}  "
+                   f"eta {_format_duration(per_step * (self.total - step))}")
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("loss", mean_loss)
+            tf.summary.scalar("tokens_per_second", rate)
+        self.t_last, self.loss_sum, self.tokens, self.count = now, 0.0, 0.0, 0
+
+
+class Trainer:
+    """Builds a model and optimizer under a strategy and trains, checkpoints and evaluates it.
+
+    Args:
+      build_model: `() -> LatentVariableModel`, called inside `strategy.scope()`.
+      strategy: a `tf.distribute.Strategy`.
+      checkpoints_factory: `(tf.train.Checkpoint) -> Checkpoints`.
+      global_batch_size: examples per step over all replicas.
+      learning_rate, clip_norm: Adam's step size and global gradient-norm clipping (0: none).
+    """
+
+    def __init__(self, build_model, strategy: tf.distribute.Strategy, global_batch_size: int,
+                 learning_rate: float, clip_norm: float):
+        self.strategy = strategy
+        self.global_batch_size = global_batch_size
+        with strategy.scope():
+            self.model = build_model()
+            self.optimizer = keras.optimizers.Adam(
+                learning_rate, global_clipnorm=clip_norm if clip_norm > 0 else None)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self._train_step = tf.function(self._distributed_train_step)
+        self._eval_step = tf.function(self._distributed_eval_step)
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def build(self, batch) -> None:
+        """Creates the model's and optimizer's variables (mirrored) from one batch."""
+        with self.strategy.scope():
+            self.model.objective(batch, training=False)
+            self.optimizer.build(self.model.trainable_variables)
+
+    def _replica_train_step(self, batch):
+        with tf.GradientTape() as tape:
+            objective = self.model.objective(batch, training=True)
+            loss = tf.nn.compute_average_loss(objective.loss,
+                                              global_batch_size=self.global_batch_size)
+            if self.model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+        variables = self.model.trainable_variables
+        grads = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        tokens = objective.stats.get("tokens", tf.ones_like(objective.loss))
+        return loss, tf.reduce_sum(tokens)
+
+    def _distributed_train_step(self, batch):
+        loss, tokens = self.strategy.run(self._replica_train_step, args=(batch,))
+        reduce = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
+        return reduce(loss), reduce(tokens)
+
+    def _replica_eval_step(self, batch):
+        stats = self.model.objective(batch, training=False).stats
+        return {name: tf.reduce_sum(value) for name, value in stats.items()}
+
+    def _distributed_eval_step(self, batch):
+        stats = self.strategy.run(self._replica_eval_step, args=(batch,))
+        return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for name, value in stats.items()}
+
+    def train(self, dataset: tf.data.Dataset, total_steps: int, checkpoints: Checkpoints,
+              progress: Progress, checkpoint_every: int,
+              on_eval: Callable[[int], None] | None = None, eval_every: int = 0) -> None:
+        """Trains from the current step to `total_steps` on the repeated `dataset`.
+
+        `dataset` must yield the same batches in the same order on every run; the batches
+        already consumed by the restored step are skipped.
+        """
+        start = self.step
+        data = iter(self.strategy.experimental_distribute_dataset(dataset.skip(start)))
+        for step in range(start + 1, total_steps + 1):
+            loss, tokens = self._train_step(next(data))
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {step}; last checkpoint "
+                                         f"kept in place (lower --learning_rate?)")
+            progress.update(step, loss, float(tokens))
+            if step % checkpoint_every == 0 or step == total_steps:
+                checkpoints.save(step)
+            if on_eval is not None and eval_every and step % eval_every == 0 and step != total_steps:
+                on_eval(step)
+
+    def evaluate(self, dataset: tf.data.Dataset, max_batches: int = 0) -> dict[str, float]:
+        """The model's metrics on `dataset` (every example once), from summed statistics."""
+        if max_batches:
+            dataset = dataset.take(max_batches)
+        sums: dict[str, float] = {}
+        for batch in self.strategy.experimental_distribute_dataset(dataset):
+            for name, value in self._eval_step(batch).items():
+                sums[name] = sums.get(name, 0.0) + float(value)
+        if not sums:
+            raise ValueError("evaluation dataset is empty")
+        return self.model.metrics_from_sums(sums)
+
+
+def write_metrics(writer, step: int, metrics: Mapping[str, float], prefix: str) -> None:
+    with writer.as_default(step=step):
+        for name, value in metrics.items():
+            tf.summary.scalar(f"{prefix}/{name}", value)
+    logging.info("%s at step %d: %s", prefix, step, dict(metrics))

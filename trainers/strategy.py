@@ -1,0 +1,55 @@
+"""`tf.distribute` strategy selection for `--strategy=default|mirrored|multi_worker`.
+
+`mirrored` takes every local GPU with no further flag; on a machine without GPUs it mirrors
+over the logical CPU devices (see `--num_cpu_devices`), which is how tests exercise it.
+`multi_worker` reads the cluster from the `TF_CONFIG` environment variable.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+
+def split_cpu(num_devices: int) -> None:
+    """Splits the physical CPU into `num_devices` logical devices (before TF initialises)."""
+    if num_devices <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or []) == num_devices:
+        return
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The strategy called `name`."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+                             "(cluster and task); see README.md")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown --strategy={name!r}; valid: default, mirrored, multi_worker")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True on the one worker that writes checkpoints, summaries and exports."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def task_id(strategy: tf.distribute.Strategy) -> int:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return int(resolver.task_id) if resolver is not None and resolver.task_id is not None else 0

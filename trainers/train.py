@@ -1,0 +1,135 @@
+"""Trains any tflv model on any corpus, on one device, all local GPUs or several machines.
+
+    python -m trainers.train --model=rnnlm --dataset=ptb [--data_dir=DIR] [--train_steps=N]
+        [--batch_size=N] [--strategy=default|mirrored|multi_worker] [--model_dir=DIR]
+        [--export_dir=DIR]
+
+(also installed as `tflv-train`). It resumes from the newest readable checkpoint in
+`--model_dir`, prints a progress line (step, loss, tokens/s, ETA), writes TensorBoard summaries
+under `--model_dir`, evaluates on the validation and test splits, and ends with one line
+`RESULT {json}` holding the test metrics (validation metrics prefixed `valid_`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+from absl import app
+
+import data
+from data.paths import resolve_data_dir
+from tflv.models import HParams, get_model_class
+from trainers import flags as tflv_flags
+from trainers.checkpoints import Checkpoints, claim_model_dir
+from trainers.loop import Progress, Trainer, write_metrics
+from trainers.strategy import is_chief, make_strategy, split_cpu, task_id
+
+FLAGS = tflv_flags.FLAGS
+SEQUENCE_FORMS = ("sentences", "tokens", "tagged", "parallel")
+
+
+def dataset_options(dataset: str) -> dict:
+    return {"variant": FLAGS.news20_variant} if dataset == "news20" else {}
+
+
+def form_options(form: str, train: bool) -> dict:
+    """Options of `Corpus.dataset` for a form: window length, or the training length cut-off."""
+    if form == "stream":
+        return {"seq_len": FLAGS.seq_len}
+    if form in SEQUENCE_FORMS and train and FLAGS.max_length:
+        return {"max_length": FLAGS.max_length}
+    return {}
+
+
+def run_description() -> dict:
+    """What a model directory holds: model, dataset and every setting that shapes the weights."""
+    return {
+        "model": FLAGS.model,
+        "dataset": FLAGS.dataset,
+        "dataset_options": dataset_options(FLAGS.dataset),
+        "hparams": {name: FLAGS[name].value for name in tflv_flags.MODEL_FLAGS},
+    }
+
+
+def make_trainer(run: dict, strategy: tf.distribute.Strategy):
+    """The corpus and a `Trainer` whose model is built as `run` describes."""
+    model_cls = get_model_class(run["model"])
+    if run["dataset"] not in model_cls.datasets:
+        raise app.UsageError(f"--model={run['model']} trains on --dataset="
+                             f"{'|'.join(model_cls.datasets)}, not {run['dataset']!r}")
+    corpus = data.load(run["dataset"], data_dir=resolve_data_dir(FLAGS.data_dir),
+                       **run["dataset_options"])
+    hparams = HParams(run["hparams"])
+    trainer = Trainer(lambda: model_cls.from_corpus(corpus, hparams), strategy,
+                      global_batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+                      clip_norm=FLAGS.clip_norm)
+    unused = [name for name in tflv_flags.MODEL_FLAGS
+              if FLAGS[name].present and name not in hparams.read]
+    if unused:
+        raise app.UsageError(f"--model={run['model']} does not use "
+                             + ", ".join(f"--{name}" for name in unused))
+    train_ds = corpus.dataset("train", model_cls.input_form, FLAGS.batch_size, shuffle=True,
+                              seed=FLAGS.seed, repeat=True,
+                              **form_options(model_cls.input_form, train=True))
+    trainer.build(next(iter(train_ds)))
+    return corpus, trainer, train_ds
+
+
+def evaluate_splits(trainer: Trainer, corpus, writer, splits=("valid", "test")) -> dict:
+    """Metrics on `valid` (prefixed `valid_`) and `test`, those of `splits` the corpus has."""
+    form = type(trainer.model).input_form
+    result = {}
+    for split, prefix in (("valid", "valid_"), ("test", "")):
+        if split not in splits or split not in corpus.splits:
+            continue
+        dataset = corpus.dataset(split, form, FLAGS.eval_batch_size, **form_options(form, False))
+        metrics = trainer.evaluate(dataset, FLAGS.max_eval_batches)
+        write_metrics(writer, trainer.step, metrics, split)
+        result.update({prefix + name: value for name, value in metrics.items()})
+    return result
+
+
+def main(argv):
+    del argv
+    split_cpu(FLAGS.num_cpu_devices)
+    keras.utils.set_random_seed(FLAGS.seed)
+    strategy = make_strategy(FLAGS.strategy)
+    chief = is_chief(strategy)
+    model_dir = FLAGS.model_dir or os.path.join("runs", f"{FLAGS.model}_{FLAGS.dataset}")
+    run = run_description()
+    if chief:
+        claim_model_dir(model_dir, run)
+    corpus, trainer, train_ds = make_trainer(run, strategy)
+    checkpoints = Checkpoints(trainer.checkpoint, model_dir, chief, task_id(strategy))
+    restored = checkpoints.restore_latest(model_dir)
+    if restored:
+        print(f"resumed from {restored} at step {trainer.step}", flush=True)
+    writer = (tf.summary.create_file_writer(os.path.join(model_dir, "summaries"))
+              if chief else tf.summary.create_noop_writer())
+    start = time.perf_counter()
+    trainer.train(train_ds, FLAGS.train_steps, checkpoints,
+                  Progress(FLAGS.train_steps, trainer.step, writer, FLAGS.log_every,
+                           print_fn=lambda line: print(line, flush=True)),
+                  FLAGS.checkpoint_every, eval_every=FLAGS.eval_every,
+                  on_eval=lambda step: evaluate_splits(trainer, corpus, writer, ("valid",)))
+    result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
+              "train_seconds": round(time.perf_counter() - start, 1),
+              **evaluate_splits(trainer, corpus, writer)}
+    writer.flush()
+    if FLAGS.export_dir and chief:
+        from trainers.export import export_model
+        export_model(trainer.model, corpus, FLAGS.export_dir)
+        result["export_dir"] = FLAGS.export_dir
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run():
+    """Console-script entry point (`tflv-train`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
