@@ -87,6 +87,7 @@ def evaluate_splits(trainer: Trainer, corpus, writer, splits=("valid", "test")) 
             continue
         dataset = corpus.dataset(split, form, FLAGS.eval_batch_size, **form_options(form, False))
         metrics = trainer.evaluate(dataset, FLAGS.max_eval_batches)
+        metrics.update(trainer.model.evaluate_corpus(corpus, split, FLAGS.eval_batch_size))
         write_metrics(writer, trainer.step, metrics, split)
         result.update({prefix + name: value for name, value in metrics.items()})
     return result
@@ -95,8 +96,8 @@ def evaluate_splits(trainer: Trainer, corpus, writer, splits=("valid", "test")) 
 def main(argv):
     del argv
     split_cpu(FLAGS.num_cpu_devices)
+    strategy = make_strategy(FLAGS.strategy)  # before any op: multi-worker needs it first
     keras.utils.set_random_seed(FLAGS.seed)
-    strategy = make_strategy(FLAGS.strategy)
     chief = is_chief(strategy)
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{FLAGS.model}_{FLAGS.dataset}")
     run = run_description()

@@ -5,6 +5,7 @@ per example, the loss to minimise and the statistics an evaluation sums over a w
 
     objective(batch, training) -> Objective(loss [B], stats {name: [B]})
     metrics_from_sums({name: float}) -> {metric: float}
+    evaluate_corpus(corpus, split, batch_size) -> {metric: float}   (optional: BLEU, tag accuracy)
 
 The trainer averages `loss` over the *global* batch (so replicas of a `tf.distribute` strategy add
 up to the single-device gradient), sums `stats` over replicas and batches for evaluation, and
@@ -78,6 +79,15 @@ class LatentVariableModel(keras.Model):
 
     def metrics_from_sums(self, sums: Mapping[str, float]) -> dict[str, float]:
         raise NotImplementedError
+
+    def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
+        """Metrics that need whole predictions rather than summed statistics.
+
+        E.g. BLEU of decoded translations, or many-to-one accuracy of Viterbi tags. Runs on one
+        device after training; the default has none.
+        """
+        del corpus, split, batch_size
+        return {}
 
     def call(self, batch, training=False):
         return self.objective(batch, training=training).loss

@@ -1,0 +1,189 @@
+"""End-to-end trainer tests: the real command line, in subprocesses, on synthetic_hmm and PTB.
+
+Covers: the RESULT line; mirrored (2 logical CPUs) = default loss curve; exact resumption
+(train N, then resume to 2N == train 2N); SIGKILL mid-training then resume; a corrupt newest
+checkpoint skipped by name; another run's --model_dir refused; unknown names listed; unused model
+flags refused; SavedModel export scored in a fresh process where tflv cannot be imported.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = ["--model=rnnlm", "--dataset=synthetic_hmm", "--embed_dim=8", "--hidden_dim=16",
+        "--batch_size=8", "--seq_len=10", "--eval_batch_size=32", "--log_every=1"]
+
+
+def train(*args, check=True, timeout=240):
+    proc = subprocess.run([sys.executable, "-m", "trainers.train", *TINY, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"trainer failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def result_of(proc):
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(lines) == 1, proc.stdout
+    return json.loads(lines[0][len("RESULT "):])
+
+
+def losses_of(proc):
+    return {int(m.group(1)): float(m.group(2))
+            for m in re.finditer(r"^step (\d+)/\d+  loss ([-\d.e+]+)", proc.stdout, re.M)}
+
+
+def test_result_line_and_metrics_are_consistent(tmp_path):
+    result = result_of(train("--train_steps=3", f"--model_dir={tmp_path}"))
+    assert result["step"] == 3
+    np.testing.assert_allclose(result["ppl"], np.exp(result["nll"]), rtol=1e-6)
+    # Untrained on 12 symbols (+4 specials): perplexity near the vocabulary size, not above 2x.
+    assert 5 < result["ppl"] < 40
+    assert os.path.exists(tmp_path / "tflv_run.json")
+    assert any(name.startswith("events") for name in os.listdir(tmp_path / "summaries"))
+
+
+def test_mirrored_matches_default(tmp_path):
+    default = losses_of(train("--train_steps=4", f"--model_dir={tmp_path / 'a'}"))
+    mirrored = losses_of(train("--train_steps=4", f"--model_dir={tmp_path / 'b'}",
+                               "--strategy=mirrored", "--num_cpu_devices=2"))
+    assert sorted(default) == [1, 2, 3, 4]
+    for step in default:
+        np.testing.assert_allclose(mirrored[step], default[step], rtol=1e-4)
+
+
+def test_resume_is_exact(tmp_path):
+    straight = result_of(train("--train_steps=6", "--checkpoint_every=3",
+                               f"--model_dir={tmp_path / 'straight'}"))
+    train("--train_steps=3", "--checkpoint_every=3", f"--model_dir={tmp_path / 'split'}")
+    resumed = train("--train_steps=6", "--checkpoint_every=3", f"--model_dir={tmp_path / 'split'}")
+    assert "resumed from" in resumed.stdout and "at step 3" in resumed.stdout
+    assert sorted(losses_of(resumed)) == [4, 5, 6]
+    np.testing.assert_allclose(result_of(resumed)["nll"], straight["nll"], rtol=1e-5)
+
+
+def test_sigkill_then_resume(tmp_path):
+    model_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "trainers.train", *TINY, "--train_steps=100000",
+                             "--checkpoint_every=5", f"--model_dir={model_dir}"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (model_dir / "checkpoint").exists():
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (model_dir / "checkpoint").exists(), "no checkpoint written before the kill"
+    saved = int(re.search(r'model_checkpoint_path: "ckpt-(\d+)"',
+                          (model_dir / "checkpoint").read_text()).group(1))
+    resumed = train(f"--train_steps={saved + 2}", f"--model_dir={model_dir}",
+                    "--checkpoint_every=5")
+    assert f"at step {saved}" in resumed.stdout
+    assert result_of(resumed)["step"] == saved + 2
+
+
+def test_corrupt_checkpoint_falls_back_by_name(tmp_path):
+    model_dir = tmp_path / "corrupt"
+    train("--train_steps=4", "--checkpoint_every=2", f"--model_dir={model_dir}")
+    data_file = next(p for p in model_dir.iterdir() if p.name.startswith("ckpt-4.data"))
+    data_file.write_bytes(data_file.read_bytes()[:20])
+    proc = train("--train_steps=5", f"--model_dir={model_dir}")
+    assert "ckpt-4" in proc.stderr and "unreadable" in proc.stderr
+    assert "at step 2" in proc.stdout
+
+
+def test_refuses_another_runs_model_dir_and_bad_names(tmp_path):
+    train("--train_steps=1", f"--model_dir={tmp_path}")
+    other = train("--train_steps=1", f"--model_dir={tmp_path}", "--hidden_dim=32", check=False)
+    assert other.returncode != 0 and "holds a different run" in other.stderr
+    assert "hidden_dim" in other.stderr
+    unknown = train("--model=nope", check=False)
+    assert unknown.returncode != 0 and "valid models" in unknown.stderr and "rnnlm" in unknown.stderr
+
+
+def test_export_serves_text_without_tflv(tmp_path):
+    export_dir = tmp_path / "export"
+    train("--train_steps=2", f"--model_dir={tmp_path / 'run'}", f"--export_dir={export_dir}")
+    script = f"""
+import sys, json
+for name in ("tflv", "trainers", "data"):
+    sys.modules[name] = None  # importing them now fails
+import tensorflow as tf
+m = tf.saved_model.load({str(export_dir)!r})
+out = m.signatures["score"](text=tf.constant(["s1 s2 s3", "s4"]))
+samples = m.signatures["sample"](num_samples=tf.constant(3), max_length=tf.constant(5),
+                                 temperature=tf.constant(1.0), seed=tf.constant([1, 2]))
+print(json.dumps({{"log_prob": out["log_prob"].numpy().tolist(),
+                  "tokens": out["tokens"].numpy().tolist(),
+                  "samples": [s.decode() for s in samples["text"].numpy()]}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=str(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert served["tokens"] == [4.0, 2.0]  # three or one token(s), plus <eos>
+    assert len(served["samples"]) == 3
+    # The in-memory model (restored from the same checkpoint) gives the same numbers.
+    in_memory = _score_in_process(tmp_path / "run", ["s1 s2 s3", "s4"])
+    np.testing.assert_allclose(served["log_prob"], in_memory, rtol=1e-5)
+
+
+def _score_in_process(model_dir, texts):
+    import tensorflow as tf
+
+    import data
+    from trainers.export import ServingModule
+    from tflv.models import RNNLM
+
+    corpus = data.load("synthetic_hmm")
+    model = RNNLM(vocab_size=corpus.info["vocab_size"], embed_dim=8, hidden_dim=16)
+    serving = ServingModule(model, corpus.vocab)
+    model.objective(serving.batcher(tf.constant(texts)))
+    tf.train.Checkpoint(model=model).read(
+        tf.train.latest_checkpoint(str(model_dir))).expect_partial()
+    return serving.score(tf.constant(texts))["log_prob"].numpy()
+
+
+def _free_ports(n):
+    import socket
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_two_processes_on_loopback(tmp_path):
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "trainers.train", *TINY, "--strategy=multi_worker",
+             "--train_steps=3", f"--model_dir={tmp_path}"], cwd=REPO, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, f"{out}\n{err}"
+    chief, other = (result_of(subprocess.CompletedProcess([], 0, out, err))
+                    for out, err in outputs)
+    assert chief["step"] == other["step"] == 3
+    np.testing.assert_allclose(chief["nll"], other["nll"], rtol=1e-5)
+    assert tf_latest(tmp_path).endswith("ckpt-3")
+    assert not (tmp_path / ".worker1").exists()
+    assert len(os.listdir(tmp_path / "summaries")) == 1  # the chief's events file alone
+
+
+def tf_latest(model_dir):
+    import tensorflow as tf
+    return tf.train.latest_checkpoint(str(model_dir))
