@@ -1,1 +1,3 @@
 """Structured distributions, TFP-compatible (batch shapes, log_prob, sample, entropy)."""
+from tflv.distributions.factorial_hmm import FactorialHMM, MeanFieldPosterior
+from tflv.distributions.hmm import HMM, Posterior

@@ -2,3 +2,7 @@
 
 Every layer is registered serializable (`keras.saving.register_keras_serializable(package="tflv")`).
 """
+from tflv.layers.encoders import BagOfWordsEncoder, RNNEncoder, WordDropout  # noqa: E402,F401
+from tflv.layers.heads import (  # noqa: E402,F401
+    AutoregressiveNetwork, BaselineHead, CategoricalHead, GaussianHead, PlanarFlowHead, VMFHead,
+    gaussian, von_mises_fisher)
