@@ -63,6 +63,7 @@ class Attention(keras.layers.Layer):
             raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
         self.units = units
         self.score = score
+        self.supports_masking = True  # padding comes as `memory_mask`; Keras masks are dropped
         if score == "additive":
             self.query_dense = keras.layers.Dense(units, use_bias=False, name="query")
             self.memory_dense = keras.layers.Dense(units, name="memory")
@@ -92,6 +93,9 @@ class Attention(keras.layers.Layer):
         keep = tf.cast(memory_mask, tf.bool)[:, None, :]  # [B, 1, S]
         scores = tf.where(keep, scores, tf.cast(MASKED_SCORE, scores.dtype))
         return tf.nn.log_softmax(scores, axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def get_config(self):
         config = super().get_config()

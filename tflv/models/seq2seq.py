@@ -1,0 +1,339 @@
+"""Attentional encoder–decoder p(y | x): soft, latent (exact or ELBO) or copy attention.
+
+One model, the attention mode a parameter. A bidirectional LSTM encodes the source x into memory
+m_1..m_S; an LSTM over the target prefix gives h_t = LSTM(h_{t-1}, e(y_{t-1})) (no input feeding,
+so the attention choice z_t does not change later states and can be marginalised per token);
+`tflv.layers.Attention` gives α_ts = p(z_t = s | h_t, m). With o(h, c) = W tanh(U [h ; c]) + b:
+
+- `soft` (Bahdanau et al. 2015): p(y_t | ·) = softmax(o(h_t, Σ_s α_ts m_s)).
+- `latent_exact` (Deng et al. 2018): z_t is a categorical latent variable,
+      log p(y_t | ·) = log Σ_s α_ts softmax(o(h_t, m_s))[y_t],
+  trained and evaluated by enumerating the S source positions.
+- `latent_elbo` (Deng et al. 2018): the same model, trained by the per-token ELBO with an
+  inference network q(z_t | x, y) (the attention layer queried by a bidirectional LSTM over the
+  whole target):
+      log p(y_t | ·) ≥ E_q[log softmax(o(h_t, m_{z_t}))[y_t]] − KL(q(z_t) ‖ p(z_t)),
+  the expectation's gradient by REINFORCE (`tflv.vi.estimators.score_function`) with the
+  leave-one-out baseline of `num_samples` ≥ 2 samples, the KL between categoricals in closed
+  form. At evaluation z_t is summed out exactly, as for `latent_exact`.
+- `copy` (Gu et al. 2016; Gulcehre et al. 2016): the soft model's p_gen mixed with copying a
+  source word through a per-token switch, marginalised exactly over the batch's extended
+  vocabulary (`tflv.layers.copy`).
+
+Per-example loss: NLL (or negative ELBO) per target token; reported: per-token `nll`/`ppl` over
+the split (exact marginal), and, from `evaluate_corpus`, tokenized BLEU of greedy (or beam)
+translations (`tflv.bleu`) on the split and, for `test`, also on test_2017_flickr and
+test_2017_mscoco.
+
+#### References
+- Bahdanau, Cho & Bengio (2015). Neural Machine Translation by Jointly Learning to Align and
+  Translate. ICLR.
+- Deng, Kim, Chiu, Guo & Rush (2018). Latent Alignment and Variational Attention. NeurIPS.
+- Gu, Lu, Li & Li (2016). Incorporating Copying Mechanism in Sequence-to-Sequence Learning. ACL.
+- Gulcehre, Ahn, Nallapati, Zhou & Bengio (2016). Pointing the Unknown Words. ACL.
+- Kim, Wiseman & Rush (2018). A Tutorial on Deep Latent Variable Models of Natural Language.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tflv import decoding
+from tflv.bleu import corpus_bleu
+from tflv.layers import copy as copy_lib
+from tflv.layers.attention import Attention, soft_context
+from tflv.layers.encoders import RNNEncoder
+from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.rnnlm import lm_metrics
+from tflv.vi import estimators
+
+ATTENTION_MODES = ("soft", "latent_exact", "latent_elbo", "copy")
+BLEU_EXTRA_SPLITS = ("test_2017_flickr", "test_2017_mscoco")
+UNK_ID, BOS_ID, EOS_ID = 1, 2, 3
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class EncoderDecoder(LatentVariableModel):
+    """Bidirectional-LSTM encoder, LSTM decoder, attention of the given mode.
+
+    Args:
+      source_vocab_size, target_vocab_size: V_src, V.
+      attention: one of `ATTENTION_MODES`.
+      embed_dim, hidden_dim: E and H (the encoder has H per direction).
+      dropout: on embeddings and decoder states (training only).
+      num_samples: samples of z_t per token for `latent_elbo` (≥ 2, leave-one-out baseline).
+      source_to_target: for `copy`, int [V_src] target id of each source word (-1: none).
+      beam_size: 1 decodes greedily, more by beam search; alpha: its length-penalty exponent.
+      max_decode_length: most tokens a translation may have.
+      bleu_max_examples: decode at most this many sentences per split for BLEU (0: all).
+
+    Batch (form `parallel`): `source` int [B, S], `source_mask` [B, S], `target_inputs`,
+    `target_targets` int [B, T], `target_mask` [B, T].
+    """
+
+    input_form = "parallel"
+    datasets = ("multi30k",)
+
+    def __init__(self, source_vocab_size: int, target_vocab_size: int, attention: str = "soft",
+                 embed_dim: int = 256, hidden_dim: int = 256, dropout: float = 0.0,
+                 num_samples: int = 2, source_to_target: list[int] | None = None,
+                 beam_size: int = 1, alpha: float = 0.0, max_decode_length: int = 60,
+                 bleu_max_examples: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got "
+                             f"{attention!r}")
+        if attention == "latent_elbo" and num_samples < 2:
+            raise ValueError(f"latent_elbo needs num_samples >= 2 (leave-one-out baseline), got "
+                             f"{num_samples}")
+        if attention == "copy" and source_to_target is None:
+            raise ValueError("copy attention needs source_to_target (the target id of each "
+                             "source word)")
+        if attention == "copy" and len(source_to_target) != source_vocab_size:
+            raise ValueError(f"source_to_target has {len(source_to_target)} entries, expected "
+                             f"source_vocab_size={source_vocab_size}")
+        self.config = dict(source_vocab_size=source_vocab_size,
+                           target_vocab_size=target_vocab_size, attention=attention,
+                           embed_dim=embed_dim, hidden_dim=hidden_dim, dropout=dropout,
+                           num_samples=num_samples,
+                           source_to_target=None if source_to_target is None
+                           else [int(i) for i in source_to_target],
+                           beam_size=beam_size, alpha=alpha, max_decode_length=max_decode_length,
+                           bleu_max_examples=bleu_max_examples)
+        self.mode = attention
+        self.vocab_size = target_vocab_size
+        self.encoder = RNNEncoder(source_vocab_size, embed_dim, hidden_dim, bidirectional=True,
+                                  return_states=True, name="encoder")
+        self.bridge = keras.layers.Dense(hidden_dim, activation="tanh", name="bridge")
+        self.embedding = keras.layers.Embedding(target_vocab_size, embed_dim, name="embedding")
+        self.lstm = keras.layers.LSTM(hidden_dim, return_sequences=True, return_state=True,
+                                      name="decoder_lstm")
+        self.attention = Attention(hidden_dim, name="attention")
+        self.combine = keras.layers.Dense(hidden_dim, activation="tanh", name="combine")
+        self.projection = keras.layers.Dense(target_vocab_size, name="projection")
+        self.drop = keras.layers.Dropout(dropout)
+        if attention == "copy":
+            self.gate = keras.layers.Dense(1, name="copy_gate")
+            self.source_to_target = tf.constant(self.config["source_to_target"], tf.int32)
+        if attention == "latent_elbo":
+            self.posterior_encoder = RNNEncoder(target_vocab_size, embed_dim, hidden_dim,
+                                                bidirectional=True, return_states=True,
+                                                name="posterior_encoder")
+            self.posterior_attention = Attention(hidden_dim, name="posterior_attention")
+            self.seed_generator = keras.random.SeedGenerator(0)
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams, attention: str = "soft") -> "EncoderDecoder":
+        source_to_target = None
+        if attention == "copy":
+            index = {token: i for i, token in enumerate(corpus.target_vocab.tokens)}
+            source_to_target = copy_lib.source_to_target_ids(corpus.source_vocab.tokens,
+                                                             index).numpy().tolist()
+        return cls(source_vocab_size=corpus.info["source_vocab_size"],
+                   target_vocab_size=corpus.info["target_vocab_size"], attention=attention,
+                   embed_dim=hparams["embed_dim"], hidden_dim=hparams["hidden_dim"],
+                   dropout=hparams["dropout"],
+                   num_samples=hparams["attention_samples"] if attention == "latent_elbo" else 2,
+                   source_to_target=source_to_target, beam_size=hparams["beam_size"],
+                   alpha=hparams["length_alpha"], bleu_max_examples=hparams["bleu_max_examples"])
+
+    # -- the pieces -------------------------------------------------------------------------
+
+    def encode(self, source, source_mask, training=False) -> dict[str, tf.Tensor]:
+        """Source → decoder start state and the per-row constants a decoding step needs."""
+        features, memory = self.encoder(source, mask=tf.cast(source_mask, tf.bool))
+        h0 = self.bridge(features)  # [B, H]
+        context = {"memory": self.drop(memory, training=training),  # [B, S, 2H]
+                   "source_mask": tf.cast(source_mask, tf.float32)}
+        if self.mode == "copy":
+            context["extended_ids"] = copy_lib.extended_source_ids(
+                source, self.source_to_target, self.vocab_size)
+        return {"h": h0, "c": tf.zeros_like(h0), **context}
+
+    def decode_states(self, inputs, state, target_mask=None, training=False):
+        """LSTM over target inputs int [B, T] → (h [B, T, H], embedded [B, T, E], state)."""
+        inputs = tf.where(inputs < self.vocab_size, inputs, UNK_ID)  # copied words enter as <unk>
+        embedded = self.drop(self.embedding(inputs), training=training)
+        mask = None if target_mask is None else tf.cast(target_mask, tf.bool)
+        h, h_last, c_last = self.lstm(embedded, mask=mask, initial_state=[state["h"], state["c"]],
+                                      training=training)
+        return self.drop(h, training=training), embedded, {**state, "h": h_last, "c": c_last}
+
+    def output_logits(self, h, values):
+        """o(h, c): h [..., H], values [..., D] broadcastable → [..., V]."""
+        batch_shape = tf.broadcast_dynamic_shape(tf.shape(h)[:-1], tf.shape(values)[:-1])
+        h = tf.broadcast_to(h, tf.concat([batch_shape, tf.shape(h)[-1:]], 0))
+        values = tf.broadcast_to(values, tf.concat([batch_shape, tf.shape(values)[-1:]], 0))
+        return self.projection(self.combine(tf.concat([h, values], axis=-1)))
+
+    def log_alignment(self, h, state):
+        """log p(z_t = s): [B, T, S]."""
+        return self.attention((h, state["memory"], state["source_mask"]))
+
+    def next_word_log_probs(self, h, embedded, state):
+        """log p(y_t = v | y_<t, x) over the (extended) vocabulary: [B, T, V] or [B, T, V + S]."""
+        log_alignment = self.log_alignment(h, state)
+        memory = state["memory"]
+        if self.mode in ("latent_exact", "latent_elbo"):
+            per_position = tf.nn.log_softmax(self.output_logits(
+                h[:, :, None, :], memory[:, None, :, :]))  # [B, T, S, V]
+            return tf.reduce_logsumexp(log_alignment[..., None] + per_position, axis=2)
+        context = soft_context(log_alignment, memory)  # [B, T, 2H]
+        generate = tf.nn.log_softmax(self.output_logits(h, context))  # [B, T, V]
+        if self.mode == "soft":
+            return generate
+        return copy_lib.copy_distribution(generate, log_alignment, state["extended_ids"],
+                                          self._gate_logits(h, context, embedded))
+
+    def _gate_logits(self, h, context, embedded):
+        return self.gate(tf.concat([h, context, embedded], axis=-1))[..., 0]  # [B, T]
+
+    # -- the objective ----------------------------------------------------------------------
+
+    def objective(self, batch, training=False) -> Objective:
+        mask = tf.cast(batch["target_mask"], tf.float32)  # [B, T]
+        targets = tf.cast(batch["target_targets"], tf.int32)
+        state = self.encode(batch["source"], batch["source_mask"], training=training)
+        h, embedded, _ = self.decode_states(batch["target_inputs"], state, mask, training)
+        tokens = tf.reduce_sum(mask, axis=1)  # [B]
+        stats = {"tokens": tokens}
+        if self.mode == "copy":
+            log_alignment = self.log_alignment(h, state)
+            context = soft_context(log_alignment, state["memory"])
+            generate = tf.nn.log_softmax(self.output_logits(h, context))
+            log_prob, log_copied = copy_lib.copy_log_prob(
+                targets, generate, log_alignment, state["extended_ids"],
+                self._gate_logits(h, context, embedded))  # [B, T] each
+            stats["copied"] = tf.reduce_sum(tf.exp(log_copied) * mask, axis=1)
+        elif self.mode == "latent_elbo" and training:
+            elbo, kl = self._token_elbo(h, state, batch, targets)  # [B, T] each
+            elbo = tf.reduce_sum(elbo * mask, axis=1)
+            stats.update(nll=-elbo, kl=tf.reduce_sum(kl * mask, axis=1))
+            return Objective(loss=-elbo / tf.maximum(tokens, 1.0), stats=stats)
+        else:
+            log_prob = tf.gather(self.next_word_log_probs(h, embedded, state), targets,
+                                 batch_dims=2)  # [B, T]
+        nll = -tf.reduce_sum(log_prob * mask, axis=1)  # [B]
+        stats["nll"] = nll
+        if self.mode == "latent_elbo":
+            elbo, kl = self._token_elbo(h, state, batch, targets)
+            stats.update(elbo=tf.reduce_sum(elbo * mask, axis=1),
+                         kl=tf.reduce_sum(kl * mask, axis=1))
+        return Objective(loss=nll / tf.maximum(tokens, 1.0), stats=stats)
+
+    def posterior_log_alignment(self, batch, state):
+        """log q(z_t = s | x, y): a bidirectional LSTM over y_1..y_T queries the source [B,T,S]."""
+        _, queries = self.posterior_encoder(batch["target_targets"],
+                                            mask=tf.cast(batch["target_mask"], tf.bool))
+        return self.posterior_attention((queries, state["memory"], state["source_mask"]))
+
+    def _token_elbo(self, h, state, batch, targets):
+        """Per-token ELBO surrogate (value: the ELBO estimate) and KL(q ‖ p), both [B, T]."""
+        log_prior = self.log_alignment(h, state)  # [B, T, S]
+        log_q = self.posterior_log_alignment(batch, state)  # [B, T, S]
+        kl = tf.reduce_sum(tf.exp(log_q) * (log_q - log_prior), axis=-1)  # [B, T]
+        k = self.config["num_samples"]
+        b, t, s = tf.unstack(tf.shape(log_q))
+        z = keras.random.categorical(tf.reshape(log_q, [-1, s]), k, dtype="int32",
+                                     seed=self.seed_generator)  # [B*T, K]
+        z = tf.transpose(tf.reshape(z, [b, t, k]), [2, 0, 1])  # [K, B, T]
+        memory = tf.broadcast_to(state["memory"][None], tf.concat([[k], tf.shape(
+            state["memory"])], 0))
+        chosen = tf.gather(memory, z, batch_dims=2)  # [K, B, T, 2H]
+        log_lik = tf.gather(tf.nn.log_softmax(self.output_logits(h[None], chosen)),
+                            tf.broadcast_to(targets[None], tf.shape(z)), batch_dims=3)  # [K,B,T]
+        log_q_z = tf.gather(tf.broadcast_to(log_q[None], tf.concat([[k], tf.shape(log_q)], 0)),
+                            z, batch_dims=3)  # [K, B, T]
+        signal = tf.reshape(log_lik, [k, -1])
+        expected = estimators.score_function(
+            tf.reshape(log_q_z, [k, -1]), signal,
+            baseline=estimators.leave_one_out_baseline(signal))  # [B*T]
+        return tf.reshape(expected, [b, t]) - kl, kl
+
+    def metrics_from_sums(self, sums):
+        metrics = lm_metrics(sums)
+        tokens = max(sums["tokens"], 1.0)
+        if "copied" in sums:
+            metrics["copied_share"] = sums["copied"] / tokens
+        if "elbo" in sums:
+            metrics["elbo_per_token"] = sums["elbo"] / tokens
+        if "kl" in sums:
+            metrics["kl_per_token"] = sums["kl"] / tokens
+        return metrics
+
+    # -- translation ------------------------------------------------------------------------
+
+    def translate(self, source, source_mask) -> tf.Tensor:
+        """Greedy (beam_size 1) or beam-search translations: int32 [B, max_decode_length]."""
+        state = self.encode(source, source_mask)
+
+        def step_fn(tokens, state):
+            h, embedded, state = self.decode_states(tokens[:, None], state)
+            return self.next_word_log_probs(h, embedded, state)[:, 0], state
+
+        start = tf.fill([tf.shape(source)[0]], BOS_ID)
+        length = self.config["max_decode_length"]
+        if self.config["beam_size"] == 1:
+            ids, _ = decoding.greedy(step_fn, state, start, length, EOS_ID)
+        else:
+            ids, _ = decoding.beam_search(step_fn, state, start, length, EOS_ID,
+                                          self.config["beam_size"], self.config["alpha"])
+        return ids
+
+    def ids_to_text(self, ids: np.ndarray, source: np.ndarray, corpus) -> list[str]:
+        """Token ids (extended ids name source positions) up to `<eos>` → tokenized strings."""
+        target_tokens, source_tokens = corpus.target_vocab.tokens, corpus.source_vocab.tokens
+        lines = []
+        for row, src in zip(ids, source):
+            words = []
+            for i in row:
+                if i == EOS_ID or i == 0:
+                    break
+                words.append(target_tokens[i] if i < self.vocab_size
+                             else source_tokens[src[i - self.vocab_size]])
+            lines.append(" ".join(words))
+        return lines
+
+    def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
+        splits = [split] + (list(BLEU_EXTRA_SPLITS) if split == "test" else [])
+        translate = tf.function(self.translate, input_signature=[
+            tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32)])
+        metrics = {}
+        for name in splits:
+            if name not in corpus.splits:
+                continue
+            hypotheses = []
+            limit = self.config["bleu_max_examples"]
+            for batch in corpus.dataset(name, self.input_form, batch_size):
+                ids = translate(batch["source"], batch["source_mask"]).numpy()
+                hypotheses += self.ids_to_text(ids, batch["source"].numpy(), corpus)
+                if limit and len(hypotheses) >= limit:
+                    break
+            hypotheses = hypotheses[:limit] if limit else hypotheses
+            references = corpus.references(name)[:len(hypotheses)]
+            key = "bleu" if name == split else f"bleu_{name}"
+            metrics[key] = corpus_bleu(hypotheses, references, tokenized=True)
+        return metrics
+
+    def get_config(self):
+        return {**super().get_config(), **self.config}
+
+
+class LatentAttention(EncoderDecoder):
+    """`latent_attention`: `EncoderDecoder` with z_t latent, `--attention_training=exact|elbo`."""
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams, attention: str = "") -> "EncoderDecoder":
+        training = hparams["attention_training"]
+        if training not in ("exact", "elbo"):
+            raise ValueError(f"--attention_training must be exact or elbo, got {training!r}")
+        return EncoderDecoder.from_corpus(corpus, hparams, attention=f"latent_{training}")
+
+
+class CopyAttention(EncoderDecoder):
+    """`copy_attention`: `EncoderDecoder` with the generate/copy switch."""
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams, attention: str = "") -> "EncoderDecoder":
+        return EncoderDecoder.from_corpus(corpus, hparams, attention="copy")
