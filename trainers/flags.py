@@ -40,7 +40,18 @@ flags.DEFINE_integer("hidden_dim", 256, "RNN state size.")
 flags.DEFINE_integer("num_layers", 1, "Stacked RNN layers.")
 flags.DEFINE_float("dropout", 0.0, "Dropout rate.")
 flags.DEFINE_bool("tie_embeddings", False, "Share input embeddings and output projection.")
+flags.DEFINE_enum("attention_training", "exact", ["exact", "elbo"], "latent_attention: train by "
+                  "the exact marginal over source positions or by the ELBO (REINFORCE).")
+flags.DEFINE_integer("attention_samples", 2, "latent_attention ELBO: samples of z_t per token "
+                     "(>= 2, leave-one-out baseline).")
+flags.DEFINE_integer("beam_size", 1, "Translation models: beam size for BLEU (1: greedy).")
+flags.DEFINE_float("length_alpha", 0.0, "Beam search length-penalty exponent (Wu et al. 2016).")
+flags.DEFINE_integer("bleu_max_examples", 0, "Translate at most this many sentences per split "
+                     "for BLEU (0: all).")
+flags.DEFINE_integer("num_softmaxes", 5, "mos_lm: mixture components K of the output softmax.")
 
-MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings")
+MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings",
+               "attention_training", "attention_samples", "beam_size", "length_alpha",
+               "bleu_max_examples", "num_softmaxes")
 
 FLAGS = flags.FLAGS

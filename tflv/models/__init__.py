@@ -5,9 +5,13 @@ contract in `tflv.models.base`.
 """
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import RNNLM
+from tflv.models.seq2seq import CopyAttention, EncoderDecoder, LatentAttention
 
 MODELS = {
     "rnnlm": RNNLM,
+    "seq2seq": EncoderDecoder,
+    "latent_attention": LatentAttention,
+    "copy_attention": CopyAttention,
 }
 
 
