@@ -7,7 +7,7 @@
 - `BagOfWordsEncoder`: an MLP on word counts, the NVDM inference network (Miao et al. 2016).
 - `WordDropout`: during training replaces each decoder input token by `<unk>` with probability p
   (Bowman et al. 2016), weakening the decoder so that it must use z; padding (and any other
-  `protected_ids`, e.g. `<bos>`) is never replaced.
+  `protected_ids`, by default `<pad>`, `<bos>`, `<eos>`) is never replaced.
 
 #### References
 - Bowman, Vilnis, Vinyals, Dai, Jozefowicz & Bengio (2016). Generating Sentences from a
@@ -21,8 +21,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-PAD_ID = 0
-UNK_ID = 1
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # the reserved ids of `data.vocab.Vocabulary`
 
 
 @keras.saving.register_keras_serializable(package="tflv")
@@ -129,7 +128,7 @@ class WordDropout(keras.layers.Layer):
     Args:
       rate: p ∈ [0, 1], the replacement probability.
       unk_id: the `<unk>` id.
-      protected_ids: ids never replaced (padding; add `<bos>` / `<eos>` as needed).
+      protected_ids: ids never replaced (default `<pad>`, `<bos>`, `<eos>`).
       seed: int seed of the layer's own `keras.random.SeedGenerator`.
 
     Call arguments:
@@ -137,8 +136,9 @@ class WordDropout(keras.layers.Layer):
       training: replace only when true.
     """
 
-    def __init__(self, rate: float, unk_id: int = UNK_ID, protected_ids: Sequence[int] = (PAD_ID,),
-                 seed: int | None = None, **kwargs):
+    def __init__(self, rate: float, unk_id: int = UNK_ID,
+                 protected_ids: Sequence[int] = (PAD_ID, BOS_ID, EOS_ID), seed: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate must be in [0, 1], got {rate}")

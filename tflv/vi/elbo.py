@@ -120,7 +120,7 @@ def _free_bits(kl: tf.Tensor, free_bits: float) -> tf.Tensor:
     kl: `[B]` or `[B, D]`; the batch axis is 0.
     """
     above = tf.reduce_mean(kl, axis=0, keepdims=True) > free_bits  # [1] or [1, D]
-    return tf.where(above, kl, tf.cast(free_bits, kl.dtype))
+    return tf.where(above, kl, tf.constant(free_bits, kl.dtype))
 
 
 def elbo(log_likelihood: tf.Tensor, posterior: tfd.Distribution, prior: tfd.Distribution,
@@ -170,7 +170,7 @@ def elbo(log_likelihood: tf.Tensor, posterior: tfd.Distribution, prior: tfd.Dist
         kl_term = _free_bits(kl_parts, free_bits)
         if free_bits_per_dimension:
             kl_term = tf.reduce_sum(kl_term, axis=-1)
-    kl_weight = tf.cast(kl_weight, kl.dtype)
+    kl_weight = tf.cast(tf.convert_to_tensor(kl_weight, dtype_hint=kl.dtype), kl.dtype)
     return ELBO(elbo=reconstruction - kl,
                 objective=reconstruction - kl_weight * kl_term,
                 reconstruction=reconstruction, kl=kl)

@@ -65,10 +65,10 @@ def _check_same_shape(names: tuple[str, str], a: tf.Tensor, b: tf.Tensor) -> Non
         raise ValueError(f"{names[0]} {a.shape} and {names[1]} {b.shape} must have the same shape")
 
 
-def _check_temperature(temperature) -> tf.Tensor:
+def _check_temperature(temperature, dtype: tf.DType) -> tf.Tensor:
     if isinstance(temperature, (int, float)) and temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    temperature = tf.convert_to_tensor(temperature)
+    temperature = tf.cast(tf.convert_to_tensor(temperature, dtype_hint=dtype), dtype)
     with tf.control_dependencies([tf.debugging.assert_positive(
             temperature, message="gumbel_softmax: temperature must be > 0")]):
         return tf.identity(temperature)
@@ -107,7 +107,8 @@ def score_function(log_q_z: tf.Tensor, learning_signal: tf.Tensor,
     learning_signal = _check_samples("learning_signal", learning_signal)
     _check_same_shape(("log_q_z", "learning_signal"), log_q_z, learning_signal)
     b = tf.zeros_like(learning_signal) if baseline is None else \
-        tf.broadcast_to(tf.cast(baseline, learning_signal.dtype), tf.shape(learning_signal))
+        tf.broadcast_to(tf.cast(tf.convert_to_tensor(baseline, dtype_hint=learning_signal.dtype),
+                                learning_signal.dtype), tf.shape(learning_signal))
     advantage = tf.stop_gradient(learning_signal - b)  # [S, B]
     score = log_q_z - tf.stop_gradient(log_q_z)  # zero in value, ∇ log q in gradient
     baseline_fit = 0.5 * tf.square(tf.stop_gradient(learning_signal) - b)
@@ -221,7 +222,7 @@ def gumbel_softmax(logits: tf.Tensor, learning_signal_fn: Callable[[tf.Tensor], 
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     logits = tf.convert_to_tensor(logits)
-    temperature = tf.cast(_check_temperature(temperature), logits.dtype)
+    temperature = _check_temperature(temperature, logits.dtype)
     relaxed = tfd.RelaxedOneHotCategorical(temperature, logits=logits).sample(
         num_samples, seed=seed)  # [S, B, K]
     z = relaxed
