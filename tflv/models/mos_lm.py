@@ -1,0 +1,45 @@
+"""Mixture-of-softmaxes language model: `rnnlm` with a per-token latent expert at the output.
+
+    p(x) = Π_t Σ_{k=1}^{K} π_k(g_t) softmax(W tanh(P_k g_t + c_k) + b)[x_t],
+
+g_t the LSTM state after x_<t, the latent z_t = k summed out exactly
+(`tflv.layers.mixture_of_softmaxes`). Same data, loss and metrics as `rnnlm` (per-token NLL,
+perplexity over the PTB stream), so the two compare at equal sizes and steps.
+
+#### References
+- Yang, Dai, Salakhutdinov & Cohen (2018). Breaking the Softmax Bottleneck: A High-Rank RNN
+  Language Model. ICLR.
+"""
+from __future__ import annotations
+
+import keras
+
+from tflv.layers.mixture_of_softmaxes import MoSDecoder
+from tflv.models.base import HParams
+from tflv.models.rnnlm import RNNLM
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class MoSLM(RNNLM):
+    """LSTM language model with a mixture-of-softmaxes output.
+
+    Args:
+      vocab_size, embed_dim, hidden_dim, num_layers, dropout: as `RNNLM`.
+      num_softmaxes: K.
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int = 256, hidden_dim: int = 256,
+                 num_layers: int = 1, dropout: float = 0.0, num_softmaxes: int = 5, **kwargs):
+        kwargs.pop("tie_embeddings", None)  # from a saved config; MoS never ties
+        super().__init__(vocab_size, embed_dim, hidden_dim, num_layers, dropout, **kwargs)
+        self.config["num_softmaxes"] = num_softmaxes
+        # Replaces RNNLM's decoder, which stays unbuilt and holds no weights.
+        self.decoder = MoSDecoder(vocab_size, num_softmaxes, embed_dim=embed_dim,
+                                  hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout,
+                                  name="decoder")
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams) -> "MoSLM":
+        return cls(vocab_size=corpus.info["vocab_size"], embed_dim=hparams["embed_dim"],
+                   hidden_dim=hparams["hidden_dim"], num_layers=hparams["num_layers"],
+                   dropout=hparams["dropout"], num_softmaxes=hparams["num_softmaxes"])
