@@ -36,10 +36,11 @@ flags.DEFINE_integer("max_length", 0, "Drop training sentences longer than this 
 
 # Model hyperparameters (read through HParams).
 flags.DEFINE_integer("embed_dim", 256, "Token embedding size.")
-flags.DEFINE_integer("hidden_dim", 256, "RNN state size.")
-flags.DEFINE_integer("num_layers", 1, "Stacked RNN layers.")
+flags.DEFINE_integer("hidden_dim", 256, "RNN state size; hidden width of bag-of-words encoders.")
+flags.DEFINE_integer("num_layers", 1, "Stacked RNN layers; bag-of-words encoder hidden layers.")
 flags.DEFINE_float("dropout", 0.0, "Dropout rate.")
 flags.DEFINE_bool("tie_embeddings", False, "Share input embeddings and output projection.")
+flags.DEFINE_integer("num_topics", 50, "Topics K of lda, gsm, prodlda (nvdm: latent dimension).")
 flags.DEFINE_enum("attention_training", "exact", ["exact", "elbo"], "latent_attention: train by "
                   "the exact marginal over source positions or by the ELBO (REINFORCE).")
 flags.DEFINE_integer("attention_samples", 2, "latent_attention ELBO: samples of z_t per token "
@@ -50,7 +51,7 @@ flags.DEFINE_integer("bleu_max_examples", 0, "Translate at most this many senten
                      "for BLEU (0: all).")
 flags.DEFINE_integer("num_softmaxes", 5, "mos_lm: mixture components K of the output softmax.")
 
-MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings",
+MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings", "num_topics",
                "attention_training", "attention_samples", "beam_size", "length_alpha",
                "bleu_max_examples", "num_softmaxes")
 

@@ -3,6 +3,8 @@
 Each step runs `model.objective` on every replica (`strategy.run`), scales the per-example losses
 by the *global* batch size (`tf.nn.compute_average_loss`), so that the replicas' gradients add up
 to the gradient of the mean over the whole batch, and applies them with the Keras optimizer.
+A model with an `apply_update(batch) -> Objective` method (LDA by online VB) is fitted by that
+update instead of gradients; the step counter advances the same way.
 Evaluation sums the model's per-example statistics over replicas and batches and hands the sums
 to `model.metrics_from_sums`.
 
@@ -93,6 +95,12 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
 
     def _replica_train_step(self, batch):
+        if hasattr(self.model, "apply_update"):  # fitted by closed-form updates (online VB)
+            objective = self.model.apply_update(batch)
+            self.optimizer.iterations.assign_add(1)
+            loss = tf.nn.compute_average_loss(objective.loss,
+                                              global_batch_size=self.global_batch_size)
+            return loss, tf.reduce_sum(objective.stats.get("tokens", tf.ones_like(loss)))
         with tf.GradientTape() as tape:
             objective = self.model.objective(batch, training=True)
             loss = tf.nn.compute_average_loss(objective.loss,

@@ -4,14 +4,20 @@
 contract in `tflv.models.base`.
 """
 from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.lda import LatentDirichletAllocation
 from tflv.models.rnnlm import RNNLM
 from tflv.models.seq2seq import CopyAttention, EncoderDecoder, LatentAttention
+from tflv.models.topic_models import GSM, NVDM, ProdLDA
 
 MODELS = {
     "rnnlm": RNNLM,
     "seq2seq": EncoderDecoder,
     "latent_attention": LatentAttention,
     "copy_attention": CopyAttention,
+    "nvdm": NVDM,
+    "gsm": GSM,
+    "prodlda": ProdLDA,
+    "lda": LatentDirichletAllocation,
 }
 
 

@@ -1,0 +1,221 @@
+"""NVDM, GSM and ProdLDA: the ELBO against a float64 reference, the Laplace prior against the
+Hessian of the Dirichlet in the softmax basis, the reported perplexity conventions, learning on
+documents from a known LDA (topics recovered, perplexity toward the true model's), and the
+trainer end to end on 20news."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.special
+import tensorflow as tf
+
+from layer_test_case import run_layer_test
+from tflv.models import MODELS
+from tflv.models.lda import sample_documents
+from tflv.models.topic_models import (GSM, NVDM, NeuralTopicModel, ProdLDA, TopicDecoder,
+                                      document_metrics, document_stats, laplace_dirichlet_prior)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLASSES = {"nvdm": NVDM, "gsm": GSM, "prodlda": ProdLDA}
+
+
+def make_model(name, vocab_size=12, num_topics=3, hidden=(8,), seed=0):
+    return CLASSES[name](vocab_size=vocab_size, topic_model=name, num_topics=num_topics,
+                         hidden_units=hidden, seed=seed)
+
+
+def test_registered_under_their_names():
+    for name, cls in CLASSES.items():
+        assert MODELS[name] is cls and cls.default_topic_model == name
+
+
+def test_laplace_prior_is_the_mode_and_hessian_pseudo_inverse_of_the_dirichlet():
+    # In the softmax basis, log Dir(softmax(z)) + log|det ∂θ/∂z| = Σ_k α_k log softmax(z)_k + c.
+    alpha = np.array([0.3, 1.0, 2.5, 0.7, 4.0])
+    prior = laplace_dirichlet_prior(tf.constant(alpha))
+    loc, var = prior.mean().numpy(), prior.variance().numpy()
+    z = tf.Variable(loc)
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            log_density = tf.reduce_sum(alpha * tf.nn.log_softmax(z))
+        grad = inner.gradient(log_density, z)
+    hessian = outer.jacobian(grad, z).numpy()
+    np.testing.assert_allclose(grad.numpy(), 0.0, atol=1e-12)  # a stationary point: the mode
+    np.testing.assert_allclose(loc.sum(), 0.0, atol=1e-12)  # on the Σ z = 0 section
+    np.testing.assert_allclose(var, np.diag(np.linalg.pinv(-hessian)), rtol=1e-9)
+    # Srivastava & Sutton's α = 1: μ = 0, σ² = 1 − 1/K.
+    unit = laplace_dirichlet_prior(tf.ones([50], tf.float64))
+    np.testing.assert_allclose(unit.variance().numpy(), 1.0 - 1.0 / 50, rtol=1e-12)
+    with pytest.raises(ValueError, match="K >= 2"):
+        laplace_dirichlet_prior(tf.ones([1]))
+
+
+def reference_log_word_probs(model, z):
+    """log p(w | θ(z)) in float64 numpy from the model's weights. z: [S, B, K] → [S, B, V]."""
+    topic_word = model.decoder.topic_word.numpy().astype(np.float64)
+    if model.topic_model == "gsm":
+        kernel, bias = (w.numpy().astype(np.float64) for w in model.theta_projection.weights)
+        theta = scipy.special.softmax(z @ kernel + bias, axis=-1)
+        return np.log(theta @ scipy.special.softmax(topic_word, axis=-1))
+    theta = z if model.topic_model == "nvdm" else scipy.special.softmax(z, axis=-1)
+    return scipy.special.log_softmax(theta @ topic_word + model.decoder.bias.numpy(), axis=-1)
+
+
+def gaussian_kl(mu, sigma, prior_mu, prior_sigma):
+    """KL(N(μ, σ²) || N(m, s²)) summed over the last axis."""
+    return np.sum(np.log(prior_sigma / sigma) + (sigma ** 2 + (mu - prior_mu) ** 2)
+                  / (2 * prior_sigma ** 2) - 0.5, axis=-1)
+
+
+@pytest.mark.parametrize("name", ["nvdm", "gsm", "prodlda"])
+def test_elbo_is_reconstruction_minus_closed_form_kl_in_float64(name):
+    model = make_model(name)
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(2.0, size=(4, 12)).astype(np.float32)
+    noise = rng.standard_normal((3, 4, 3)).astype(np.float32)  # [S, B, K]
+    terms = model.elbo_terms(tf.constant(counts), tf.constant(noise))
+    posterior = model.posterior(tf.constant(counts))
+    mu, sigma = (t.numpy().astype(np.float64) for t in (posterior.loc, posterior.stddev()))
+    z = mu + sigma * noise
+    reconstruction = np.mean(np.sum(counts * reference_log_word_probs(model, z), -1), axis=0)
+    if name == "prodlda":  # Srivastava & Sutton eq. 3 with α = 1, K = 3
+        prior_mu, prior_sigma = np.zeros(3), np.full(3, np.sqrt(1 / 3 + 3 / 9))
+    else:
+        prior_mu, prior_sigma = np.zeros(3), np.ones(3)
+    kl = gaussian_kl(mu, sigma, prior_mu, prior_sigma)
+    np.testing.assert_allclose(terms.reconstruction.numpy(), reconstruction, rtol=1e-5)
+    np.testing.assert_allclose(terms.kl.numpy(), kl, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(terms.elbo.numpy(), reconstruction - kl, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["nvdm", "gsm", "prodlda"])
+def test_document_topics_and_word_distributions(name):
+    model = make_model(name)
+    z = tf.random.stateless_normal([6, 3], seed=[1, 2]) * 3.0
+    theta = model.document_topics(z).numpy()
+    if name == "nvdm":
+        np.testing.assert_array_equal(theta, z.numpy())
+    else:  # GSM and ProdLDA: θ on the simplex
+        assert np.all(theta > 0)
+        np.testing.assert_allclose(theta.sum(-1), 1.0, rtol=1e-6)
+    word_probs = np.exp(model.decoder(model.document_topics(z)).numpy())
+    np.testing.assert_allclose(word_probs.sum(-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mixture", [False, True])
+def test_topic_decoder_layer(mixture):
+    theta = tf.nn.softmax(tf.random.stateless_normal([4, 3], seed=[3, 4]))
+    out = run_layer_test(TopicDecoder, {"vocab_size": 7, "mixture": mixture}, theta,
+                         expected_output_shape=(4, 7))
+    np.testing.assert_allclose(tf.reduce_logsumexp(out, -1).numpy(), 0.0, atol=1e-5)
+
+
+def test_model_config_round_trip_and_bad_input():
+    model = make_model("gsm")
+    clone = GSM.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    with pytest.raises(ValueError, match="unknown topic_model"):
+        NeuralTopicModel(vocab_size=5, topic_model="lsa")
+    with pytest.raises(ValueError, match=r"counts.*\[B, 12\]"):
+        model.objective({"counts": tf.zeros([2, 11])})
+
+
+def test_perplexity_conventions_from_summed_stats():
+    elbo, kl, lengths = tf.constant([-10.0, -40.0]), tf.constant([1.0, 3.0]), tf.constant([5.0,
+                                                                                        10.0])
+    sums = {k: float(tf.reduce_sum(v)) for k, v in document_stats(elbo, kl, lengths).items()}
+    metrics = document_metrics(sums)
+    np.testing.assert_allclose(metrics["ppl"], math.exp((10 / 5 + 40 / 10) / 2), rtol=1e-6)
+    np.testing.assert_allclose(metrics["ppl_corpus"], math.exp(50 / 15), rtol=1e-6)
+    np.testing.assert_allclose(metrics["kl"], 2.0, rtol=1e-6)
+
+
+# Documents from a known LDA: K = 3 topics, each concentrated on its own 8 of V = 24 words.
+K, V, ALPHA, LENGTH = 3, 24, 0.3, 60
+
+
+def true_topics():
+    topics = np.full((K, V), 0.1 / (V - 8))
+    for k in range(K):
+        topics[k, 8 * k:8 * (k + 1)] = 0.9 / 8
+    return topics
+
+
+def true_perplexity(counts, topics, num_samples=20000, seed=5):
+    """exp(mean_d −log p(n_d) / N_d) under the true LDA, log p(n_d) by Monte Carlo over θ."""
+    theta = np.random.default_rng(seed).dirichlet(np.full(K, ALPHA), size=num_samples)
+    log_lik = np.log(theta @ topics) @ counts.T  # [S, D]
+    log_marginal = scipy.special.logsumexp(log_lik, axis=0) - np.log(num_samples)
+    return np.exp(np.mean(-log_marginal / counts.sum(-1)))
+
+
+def train(model, counts, steps, batch_size=100, learning_rate=0.01):
+    optimizer = keras.optimizers.Adam(learning_rate)
+    data = tf.data.Dataset.from_tensor_slices(counts.astype(np.float32)).shuffle(
+        len(counts), seed=0).repeat().batch(batch_size)
+
+    @tf.function
+    def step(batch):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model.objective({"counts": batch}, training=True).loss)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    for batch in data.take(steps):
+        step(batch)
+
+
+def evaluate_ppl(model, counts):
+    stats = model.objective({"counts": tf.constant(counts, tf.float32)}).stats
+    return document_metrics({k: float(tf.reduce_sum(v)) for k, v in stats.items()})["ppl"]
+
+
+@pytest.fixture(scope="module")
+def lda_documents():
+    topics = true_topics()
+    train_counts = sample_documents(topics, ALPHA, 800, LENGTH, seed=0)
+    test_counts = sample_documents(topics, ALPHA, 300, LENGTH, seed=1)
+    return topics, train_counts, test_counts, true_perplexity(test_counts, topics)
+
+
+@pytest.mark.parametrize("name", ["nvdm", "gsm", "prodlda"])
+def test_perplexity_falls_toward_the_true_models(name, lda_documents):
+    topics, train_counts, test_counts, true_ppl = lda_documents
+    keras.utils.set_random_seed(0)
+    model = make_model(name, vocab_size=V, num_topics=K, hidden=(32,))
+    before = evaluate_ppl(model, test_counts)
+    train(model, train_counts, steps=400)
+    after = evaluate_ppl(model, test_counts)
+    # The bound cannot beat the generating model (up to sampling noise on 300 documents), and
+    # training closes 85% of the gap from the untrained model in log perplexity.
+    assert after > 0.97 * true_ppl, (after, true_ppl)
+    assert math.log(after / true_ppl) < 0.15 * math.log(before / true_ppl), (before, after,
+                                                                              true_ppl)
+    if name == "gsm":  # the mixture decoder is LDA's likelihood: its topics are the true ones
+        learned = scipy.special.softmax(model.topic_word().numpy(), axis=-1)  # [K, V]
+        distance = 0.5 * np.abs(learned[:, None] - topics[None]).sum(-1)  # total variation
+        rows, cols = scipy.optimize.linear_sum_assignment(distance)
+        assert distance[rows, cols].max() < 0.1, distance
+
+
+def test_trainer_end_to_end_on_20news(tmp_path, data_dir):
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainers.train", "--model=gsm", "--dataset=news20",
+         f"--data_dir={data_dir}", "--train_steps=3", "--batch_size=16", "--hidden_dim=16",
+         "--num_topics=4", "--eval_batch_size=64", "--max_eval_batches=2",
+         f"--model_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    assert result["step"] == 3 and result["documents"] == 128
+    # 3 steps from small Glorot logits: p(w | θ) is nearly uniform over V = 2000 words.
+    assert abs(math.log(result["ppl"] / 2000)) < 0.1
+    assert abs(math.log(result["ppl_corpus"] / 2000)) < 0.1
+    assert result["kl"] >= 0 and -1 <= result["npmi"] <= 1
+    topic_lines = [line for line in proc.stdout.splitlines() if line.startswith("topic ")]
+    assert len(topic_lines) == 4 and all(len(line.split()) == 4 + 10 for line in topic_lines)

@@ -1,0 +1,285 @@
+"""Neural topic models: NVDM, GSM and ProdLDA as one VAE over bags of words.
+
+A document is its count vector n ∈ ℕ^V, of length N = Σ_v n_v. All three models share the
+inference network, the Gaussian reparameterized posterior and the ELBO (Miao et al. 2016):
+
+    q(z | n) = N(μ(n), diag σ²(n)),   μ, σ = GaussianHead(BagOfWordsEncoder(n)),   z ∈ R^K
+    θ = g(z)                                                (the document's K-dim representation)
+    log p(n | z) = Σ_v n_v log p(w = v | θ)                 (the multinomial coefficient dropped)
+    ELBO(n) = E_q[log p(n | z)] − KL(q(z | n) || p(z)) ≤ log p(n),
+
+the KL in closed form (`tflv.vi.elbo`) and E_q by one draw z = μ + σ ε (ε ~ N(0, I)). They differ
+only in the document-topic construction g, the word distribution and the prior
+(the parameter `topic_model`):
+
+    model    θ = g(z)          p(w | θ)                                         p(z)
+    nvdm     z                 softmax(θᵀR + b)        (log-linear decoder)      N(0, I)
+    gsm      softmax(Wz + c)   Σ_k θ_k softmax(T_k)    (mixture of topics)       N(0, I)
+    prodlda  softmax(z)        softmax(θᵀR + b)        (product of experts)      Laplace(Dir(α))
+
+Row k of R (or T) is topic k's word scores; its top words are the topic's description. GSM's
+β_k = softmax(T_k) is parameterised directly by T ∈ R^{K×V} (Miao et al. 2017 factor T as
+topic × word embeddings). ProdLDA's prior is the Laplace approximation of a Dirichlet Dir(α) on
+θ in the softmax basis (MacKay 1998; Srivastava & Sutton 2017, eq. 3):
+
+    μ_k = log α_k − (1/K) Σ_i log α_i,     σ²_k = (1/α_k)(1 − 2/K) + (1/K²) Σ_i 1/α_i,
+
+the mode of log Dir(softmax(z)) + log |∂θ/∂z| = Σ_k α_k log θ_k (+ const) and the diagonal of
+the pseudo-inverse of its negative Hessian, diag(α) − ααᵀ/Σα, restricted to Σ_k z_k = 0.
+
+Evaluation (../shared/data/README.md, 20news): `ppl` = exp(mean_d −ELBO_d / N_d), the per-document
+convention of Miao et al. 2016; `ppl_corpus` = exp(−Σ_d ELBO_d / Σ_d N_d); `kl` = mean_d KL;
+`evaluate_corpus` adds the mean NPMI of each topic's top 10 words on the split's own document
+co-occurrences (`tflv.metrics.npmi`) and prints those words.
+
+#### References
+- Miao, Yu & Blunsom (2016). Neural Variational Inference for Text Processing. ICML.
+- Miao, Grefenstette & Blunsom (2017). Discovering Discrete Latent Topics with Neural Variational
+  Inference. ICML.
+- Srivastava & Sutton (2017). Autoencoding Variational Inference for Topic Models. ICLR.
+- MacKay (1998). Choice of Basis for Laplace Approximation. Machine Learning 33.
+- Lau, Newman & Baldwin (2014). Machine Reading Tea Leaves (NPMI coherence).
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import keras
+import numpy as np
+import scipy.sparse
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tflv import metrics, vi
+from tflv.layers.encoders import BagOfWordsEncoder
+from tflv.layers.heads import GaussianHead, gaussian
+from tflv.models.base import HParams, LatentVariableModel, Objective
+
+tfd = tfp.distributions
+
+TOPIC_MODELS = ("nvdm", "gsm", "prodlda")
+TOP_WORDS = 10
+
+
+def laplace_dirichlet_prior(concentration: tf.Tensor) -> tfd.MultivariateNormalDiag:
+    """The Laplace approximation of Dir(α) in the softmax basis: N(μ, diag σ²), event `[K]`.
+
+    Args:
+      concentration: α `[K]`, positive, K ≥ 2.
+    """
+    alpha = tf.convert_to_tensor(concentration)
+    if alpha.shape.rank != 1 or alpha.shape[0] is None or alpha.shape[0] < 2:
+        raise ValueError(f"concentration must be a vector [K] with K >= 2, got {alpha.shape}")
+    k = float(alpha.shape[0])
+    log_alpha = tf.math.log(alpha)
+    loc = log_alpha - tf.reduce_mean(log_alpha)  # [K]
+    variance = (1.0 / alpha) * (1.0 - 2.0 / k) + tf.reduce_sum(1.0 / alpha) / k ** 2  # [K]
+    return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.sqrt(variance))
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class TopicDecoder(keras.layers.Layer):
+    """Document representation θ `(batch_size, num_topics)` → log p(w | θ) `(batch_size, vocab)`.
+
+    Args:
+      vocab_size: V.
+      mixture: False: the log-linear decoder log softmax(θᵀR + b) (NVDM, ProdLDA); True: the
+        mixture log Σ_k θ_k softmax(T_k) (GSM; θ must lie on the simplex).
+
+    The topic-word scores R (or T) are `topic_word`, `[K, V]`.
+    """
+
+    def __init__(self, vocab_size: int, mixture: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if vocab_size < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+        self.vocab_size, self.mixture = vocab_size, mixture
+
+    def build(self, input_shape):
+        self.topic_word = self.add_weight(name="topic_word", shape=(input_shape[-1],
+                                                                     self.vocab_size),
+                                          initializer="glorot_uniform")  # [K, V]
+        self.bias = None if self.mixture else self.add_weight(
+            name="bias", shape=(self.vocab_size,), initializer="zeros")  # [V]
+        self.built = True
+
+    def call(self, theta):
+        if self.mixture:
+            word_probs = tf.matmul(theta, tf.nn.softmax(self.topic_word, axis=-1))  # [B, V]
+            return tf.math.log(word_probs + 1e-30)
+        return tf.nn.log_softmax(tf.matmul(theta, self.topic_word) + self.bias, axis=-1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(vocab_size=self.vocab_size, mixture=self.mixture)
+        return config
+
+
+def split_counts(corpus, split: str, batch_size: int) -> scipy.sparse.csr_matrix:
+    """All documents of `split` as a sparse `[D, V]` count matrix."""
+    rows = [scipy.sparse.csr_matrix(batch["counts"].numpy())
+            for batch in corpus.dataset(split, "bow", batch_size)]
+    return scipy.sparse.vstack(rows).tocsr()
+
+
+def evaluate_topics(top_words: np.ndarray, corpus, split: str, batch_size: int
+                    ) -> dict[str, float]:
+    """Mean NPMI of topics `top_words` (int `[K, N]`) on `split`; prints each topic's words."""
+    npmi = metrics.npmi(top_words, split_counts(corpus, split, batch_size))  # [K]
+    tokens = corpus.vocab.tokens
+    for k, (ids, score) in enumerate(zip(top_words, npmi)):
+        print(f"topic {k:3d}  npmi {score:+.3f}  {' '.join(tokens[i] for i in ids)}", flush=True)
+    return {"npmi": float(np.mean(npmi))}
+
+
+def document_metrics(sums: Mapping[str, float]) -> dict[str, float]:
+    """`ppl` (per-document), `ppl_corpus`, mean `kl` and `elbo` from summed per-document stats.
+
+    Expects the sums of `elbo_per_token` (ELBO_d / N_d), `elbo`, `tokens` (N_d), `kl` and
+    `documents` (1 per document).
+    """
+    documents = max(sums["documents"], 1.0)
+    exp = lambda x: math.exp(min(x, 700.0))
+    return {"ppl": exp(-sums["elbo_per_token"] / documents),
+            "ppl_corpus": exp(-sums["elbo"] / max(sums["tokens"], 1.0)),
+            "kl": sums["kl"] / documents, "elbo": sums["elbo"] / documents,
+            "documents": sums["documents"]}
+
+
+def document_stats(elbo: tf.Tensor, kl: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The per-document statistics `document_metrics` sums; all `[B]`."""
+    return {"elbo_per_token": elbo / tf.maximum(lengths, 1.0), "elbo": elbo, "nll": -elbo,
+            "tokens": lengths, "kl": kl, "documents": tf.ones_like(elbo)}
+
+
+def check_counts(counts: tf.Tensor, vocab_size: int) -> None:
+    if counts.shape.rank != 2 or counts.shape[-1] != vocab_size:
+        raise ValueError(f"batch['counts'] must be [B, {vocab_size}] word counts, got shape "
+                         f"{counts.shape}")
+
+
+def _replica_seed(generator: keras.random.SeedGenerator) -> tf.Tensor:
+    """A fresh stateless seed `[2]`, different on each replica of a `tf.distribute` strategy."""
+    context = tf.distribute.get_replica_context()
+    replica = 0 if context is None else context.replica_id_in_sync_group
+    seed = tf.cast(generator.next(), tf.int32)
+    return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int32))
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class NeuralTopicModel(LatentVariableModel):
+    """NVDM, GSM or ProdLDA on bag-of-words batches (see the module docstring).
+
+    Args:
+      vocab_size: V.
+      topic_model: `"nvdm"`, `"gsm"` or `"prodlda"`.
+      num_topics: K, the latent dimension.
+      hidden_units: widths of the encoder MLP.
+      activation: its activation (tanh, as Miao et al.'s code).
+      dirichlet_prior: ProdLDA's α (the same for every topic; 1 in Srivastava & Sutton).
+      seed: seed of the reparameterization noise (None: from Keras' global seed).
+
+    Batch (form `bow`): `counts` float32 `[B, V]`.
+    """
+
+    input_form = "bow"
+    datasets = ("news20",)
+    default_topic_model = ""  # set by the registered subclasses
+
+    def __init__(self, vocab_size: int, topic_model: str, num_topics: int = 50,
+                 hidden_units: Sequence[int] = (500,), activation: str = "tanh",
+                 dirichlet_prior: float = 1.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if topic_model not in TOPIC_MODELS:
+            raise ValueError(f"unknown topic_model {topic_model!r}; valid: "
+                             f"{', '.join(TOPIC_MODELS)}")
+        if num_topics < 2:
+            raise ValueError(f"num_topics must be >= 2, got {num_topics}")
+        if dirichlet_prior <= 0:
+            raise ValueError(f"dirichlet_prior must be > 0, got {dirichlet_prior}")
+        self.config = dict(vocab_size=vocab_size, topic_model=topic_model, num_topics=num_topics,
+                           hidden_units=list(hidden_units), activation=activation,
+                           dirichlet_prior=dirichlet_prior, seed=seed)
+        self.vocab_size, self.topic_model, self.num_topics = vocab_size, topic_model, num_topics
+        self.dirichlet_prior = dirichlet_prior
+        self.encoder = BagOfWordsEncoder(hidden_units, activation=activation, name="encoder")
+        self.head = GaussianHead(num_topics, name="head")
+        self.theta_projection = (keras.layers.Dense(num_topics, name="theta_projection")
+                                 if topic_model == "gsm" else None)
+        self.decoder = TopicDecoder(vocab_size, mixture=topic_model == "gsm", name="decoder")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams) -> "NeuralTopicModel":
+        return cls(vocab_size=corpus.info["vocab_size"], topic_model=cls.default_topic_model,
+                   num_topics=hparams["num_topics"],
+                   hidden_units=[hparams["hidden_dim"]] * hparams["num_layers"])
+
+    def prior(self) -> tfd.MultivariateNormalDiag:
+        """p(z), event `[K]`."""
+        if self.topic_model == "prodlda":
+            return laplace_dirichlet_prior(tf.fill([self.num_topics], self.dirichlet_prior))
+        return tfd.MultivariateNormalDiag(loc=tf.zeros([self.num_topics]))
+
+    def document_topics(self, z: tf.Tensor) -> tf.Tensor:
+        """θ = g(z): `[..., K]` → `[..., K]`."""
+        if self.topic_model == "nvdm":
+            return z
+        if self.topic_model == "gsm":
+            z = self.theta_projection(z)
+        return tf.nn.softmax(z, axis=-1)
+
+    def posterior(self, counts: tf.Tensor, training: bool = False) -> tfd.MultivariateNormalDiag:
+        """q(z | n): counts `[B, V]` → batch `[B]`, event `[K]`."""
+        check_counts(counts, self.vocab_size)
+        return gaussian(self.head(self.encoder(counts, training=training)))
+
+    def elbo_terms(self, counts: tf.Tensor, noise: tf.Tensor, training: bool = False
+                   ) -> vi.ELBO:
+        """The ELBO of counts `[B, V]` at z = μ + σ ε for given noise ε `[S, B, K]` or `[B, K]`."""
+        posterior = self.posterior(counts, training=training)
+        z = posterior.loc + posterior.stddev() * noise  # [S, B, K]
+        log_word = self.decoder(self.document_topics(z))  # [S, B, V]
+        log_likelihood = tf.reduce_sum(counts * log_word, axis=-1)  # [S, B]
+        return vi.elbo(log_likelihood, posterior, self.prior(), z=z)
+
+    def objective(self, batch, training=False) -> Objective:
+        counts = tf.convert_to_tensor(batch["counts"])
+        shape = tf.stack([tf.shape(counts)[0], self.num_topics])
+        noise = tf.random.stateless_normal(shape, seed=_replica_seed(self.seed_generator))
+        terms = self.elbo_terms(counts, noise, training=training)
+        return Objective(loss=-terms.elbo, stats=document_stats(
+            terms.elbo, terms.kl, tf.reduce_sum(counts, axis=-1)))
+
+    def metrics_from_sums(self, sums):
+        return document_metrics(sums)
+
+    def topic_word(self) -> tf.Tensor:
+        """Topic-word scores `[K, V]`: R (NVDM, ProdLDA) or T (GSM, β = softmax(T))."""
+        return tf.convert_to_tensor(self.decoder.topic_word)
+
+    def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
+        top = tf.math.top_k(self.topic_word(), k=TOP_WORDS).indices.numpy()  # [K, 10]
+        return evaluate_topics(top, corpus, split, batch_size)
+
+    def get_config(self):
+        return {**super().get_config(), **self.config}
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class NVDM(NeuralTopicModel):
+    """The neural variational document model (Miao et al. 2016): `topic_model="nvdm"`."""
+    default_topic_model = "nvdm"
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class GSM(NeuralTopicModel):
+    """The Gaussian softmax topic model (Miao et al. 2017): `topic_model="gsm"`."""
+    default_topic_model = "gsm"
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class ProdLDA(NeuralTopicModel):
+    """ProdLDA (Srivastava & Sutton 2017): `topic_model="prodlda"`."""
+    default_topic_model = "prodlda"
