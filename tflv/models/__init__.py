@@ -5,6 +5,7 @@ contract in `tflv.models.base`.
 """
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.lda import LatentDirichletAllocation
+from tflv.models.mos_lm import MoSLM
 from tflv.models.rnnlm import RNNLM
 from tflv.models.seq2seq import CopyAttention, EncoderDecoder, LatentAttention
 from tflv.models.topic_models import GSM, NVDM, ProdLDA
@@ -14,6 +15,7 @@ MODELS = {
     "seq2seq": EncoderDecoder,
     "latent_attention": LatentAttention,
     "copy_attention": CopyAttention,
+    "mos_lm": MoSLM,
     "nvdm": NVDM,
     "gsm": GSM,
     "prodlda": ProdLDA,
