@@ -8,9 +8,10 @@ bR .. bR+R-1), each row is padded to W·S with W = ceil(R / S), and batch w is w
 row: `inputs[b, s] = x_{bR + wS + s}`. Padding is masked (mask 0), nothing is dropped, and the
 hidden state of row b carries over from batch w to batch w+1.
 
-*Sequences*. Variable-length examples are stored flat (values, lengths), sliced from ragged
-tensors, optionally shuffled (seeded), grouped by length (`bucket_by_sequence_length`) and padded
-to the batch maximum or to a static `pad_to` (for XLA); each `*lengths` field gets a float32
+*Sequences*. Variable-length examples are stored flat (values, lengths) as ragged tensors; the
+example *indices* are shuffled (seeded), grouped by length (`bucket_by_sequence_length`) and
+batched, and each batch is gathered at once and padded to the batch maximum or to a static
+`pad_to` (for XLA); each `*lengths` field gets a float32
 prefix mask `mask[b, t] = 1[t < lengths[b]]`.
 
 *Bags of words*. A document is sparse (word, count) pairs; a batch is densified to
@@ -101,13 +102,19 @@ class Sequences:
 Field = Sequences | np.ndarray
 
 
-def _slices(fields: Mapping[str, tf.RaggedTensor | np.ndarray]) -> tf.data.Dataset:
-    """One element per example: ragged rows become dense int32 [None] tensors.
+def _index_batches(size: int, batching: Batching, length: tf.Tensor | None = None,
+                   bucket_boundaries: Sequence[int] | None = None) -> tf.data.Dataset:
+    """Batches of example indices int64 [b]: ordered by `batching`, optionally length-bucketed.
 
-    (`from_tensor_slices` of a ragged tensor yields rank-0-ragged specs, which `padded_batch`
-    refuses; passing the element through a map turns them into plain tensors.)
+    Working on indices keeps the per-example cost of tf.data at one scalar; the examples are
+    gathered a whole batch at a time (`tf.gather` of ragged rows) afterwards.
     """
-    return tf.data.Dataset.from_tensor_slices(dict(fields)).map(dict)
+    indices = batching.order(tf.data.Dataset.range(size), size)
+    if bucket_boundaries is None:
+        return indices.batch(batching.batch_size)
+    return indices.bucket_by_sequence_length(
+        lambda i: tf.gather(length, i), list(bucket_boundaries),
+        [batching.batch_size] * (len(bucket_boundaries) + 1))
 
 
 def stream_batches(tokens: np.ndarray, batching: Batching, seq_len: int) -> tf.data.Dataset:
@@ -167,35 +174,29 @@ def sequence_batches(fields: Mapping[str, Field], batching: Batching,
         raise ValueError(f"pad_to={pad_to!r} must be an integer >= the longest sequence of this "
                          f"split ({longest}); raise it, or drop long training examples with "
                          "max_length")
-    slices = {name: f.to_ragged() if isinstance(f, Sequences) else np.asarray(f, np.int32)
-              for name, f in fields.items()}
-    dataset = batching.order(_slices(slices), next(iter(sizes.values())))
-    shapes = {name: [pad_to] if isinstance(f, Sequences) else [] for name, f in fields.items()}
-    padding = {name: np.int32(PAD_ID) for name in fields}
-    if bucket_boundaries is None:
-        dataset = dataset.padded_batch(batching.batch_size, shapes, padding_values=padding)
-    else:
+    if bucket_boundaries is not None:
         bounds = list(bucket_boundaries)
         if not bounds or any(not isinstance(x, (int, np.integer)) or x < 1 for x in bounds) \
                 or any(x >= y for x, y in zip(bounds, bounds[1:])):
             raise ValueError("bucket_boundaries must be increasing positive integers, got "
                              f"{bucket_boundaries!r}")
-        length_fields = [lengths for lengths, _ in masks.values()]
+    tensors = {name: f.to_ragged() if isinstance(f, Sequences) else tf.constant(f, tf.int32)
+               for name, f in fields.items()}
+    length = tf.reduce_max(tf.stack([tensors[lengths] for lengths, _ in masks.values()]), 0)
 
-        def length(example):
-            return tf.reduce_max(tf.stack([example[k] for k in length_fields]))
-
-        dataset = dataset.bucket_by_sequence_length(
-            length, bounds, [batching.batch_size] * (len(bounds) + 1), padded_shapes=shapes,
-            padding_values=padding)
-
-    def add_masks(batch):
+    def gather(indices):  # int64 [b] → the batch dict
+        batch = {}
+        for name, t in tensors.items():
+            rows = tf.gather(t, indices)
+            batch[name] = (rows.to_tensor(PAD_ID, shape=[None, pad_to])
+                           if isinstance(rows, tf.RaggedTensor) else rows)
         for mask, (lengths, sequence) in masks.items():
             batch[mask] = tf.sequence_mask(batch[lengths], tf.shape(batch[sequence])[1],
                                            dtype=tf.float32)
         return batch
 
-    return dataset.map(add_masks, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = _index_batches(next(iter(sizes.values())), batching, length, bucket_boundaries)
+    return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def bow_batches(indices: Sequences, counts: np.ndarray, labels: np.ndarray, vocab_size: int,
@@ -213,20 +214,18 @@ def bow_batches(indices: Sequences, counts: np.ndarray, labels: np.ndarray, voca
       Batches `{"counts": float32 [B, V], "labels": int32 [B], "lengths": float32 [B]}` where
       `lengths = Σ_v counts[:, v]`.
     """
-    slices = {"indices": indices.to_ragged(),
-              "counts": tf.RaggedTensor.from_row_lengths(np.asarray(counts, np.float32),
-                                                         indices.lengths),
-              "labels": np.asarray(labels, np.int32)}
-    dataset = batching.order(_slices(slices), len(indices))
+    ids = indices.to_ragged()  # int32 [D, (n_d)]
+    values = tf.RaggedTensor.from_row_lengths(np.asarray(counts, np.float32), indices.lengths)
+    labels = tf.constant(labels, tf.int32)
 
-    def densify(batch):
-        ids = batch["indices"]  # int32 [B, (n_b)]
-        rows = tf.cast(ids.value_rowids(), tf.int32)
-        dense = tf.scatter_nd(tf.stack([rows, ids.flat_values], axis=1),
-                              batch["counts"].flat_values,
-                              tf.stack([tf.cast(ids.nrows(), tf.int32), vocab_size]))
-        return {"counts": dense, "labels": batch["labels"],
+    def densify(batch_indices):  # int64 [b] → the batch dict
+        rows = tf.gather(ids, batch_indices)
+        b = tf.cast(rows.nrows(), tf.int32)
+        positions = tf.stack([tf.cast(rows.value_rowids(), tf.int32), rows.flat_values], axis=1)
+        dense = tf.scatter_nd(positions, tf.gather(values, batch_indices).flat_values,
+                              tf.stack([b, vocab_size]))
+        return {"counts": dense, "labels": tf.gather(labels, batch_indices),
                 "lengths": tf.reduce_sum(dense, axis=1)}
 
-    dataset = dataset.ragged_batch(batching.batch_size)
-    return dataset.map(densify, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = _index_batches(len(indices), batching)
+    return batches.map(densify, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,95 @@
+"""File parsers on small files written to tmp_path: correct parses, and every malformed line
+raising `DataFormatError` with file, line number and what was expected."""
+import gzip
+
+import numpy as np
+import pytest
+
+import data
+from data import readers
+from data.errors import DataFormatError
+
+COLUMNS = ("word", "POS", "chunk")
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_feat_documents(tmp_path):
+    path = write(tmp_path / "train.feat", "3 4:2 1:1\n1 2:5 \n2 \n")
+    docs = readers.feat_documents(path, vocab_size=4, num_labels=3)
+    assert docs.labels.tolist() == [2, 0]  # the empty third document is skipped
+    assert docs.lengths.tolist() == [2, 1]
+    assert docs.index_values.tolist() == [3, 0, 1]  # 1-based → 0-based
+    assert docs.counts.tolist() == [2, 1, 5]
+
+
+@pytest.mark.parametrize("line,what,got", [
+    ("1 12:x", "idx:count with integer idx and count", "'12:x'"),
+    ("1 12", "idx:count with integer idx and count", "'12'"),
+    ("a 1:2", "an integer label first", "'a'"),
+    ("21 1:2", "a label in 1..20", "'21'"),
+    ("1 1:2 5001:1", "idx:count with 1 <= idx <= 5000 and count >= 1", "'5001:1'"),
+    ("1 0:2", "idx:count with 1 <= idx <= 5000 and count >= 1", "'0:2'"),
+])
+def test_feat_errors(tmp_path, line, what, got):
+    path = write(tmp_path / "train.feat", f"1 1:1\n{line}\n")
+    with pytest.raises(DataFormatError) as info:
+        readers.feat_documents(path, vocab_size=5000, num_labels=20)
+    assert str(info.value) == f"{path}:2: expected {what}, got {got}"
+
+
+def test_vocab_words(tmp_path):
+    assert readers.vocab_words(write(tmp_path / "v", "the 10\nof 3\n")) == ["the", "of"]
+    with pytest.raises(DataFormatError, match=r"v2:2: expected 'word count' with an integer"):
+        readers.vocab_words(write(tmp_path / "v2", "the 10\nof\n"))
+
+
+def test_conll(tmp_path):
+    path = write(tmp_path / "train.txt", "He PRP B-NP\nran VBD B-VP\n\n\nOk UH O\n")
+    assert readers.conll_sentences(path, COLUMNS) == [
+        [["He", "ran"], ["PRP", "VBD"], ["B-NP", "B-VP"]], [["Ok"], ["UH"], ["O"]]]
+    bad = write(tmp_path / "dev.txt", "He PRP B-NP\n\nran VBD\n")
+    with pytest.raises(DataFormatError) as info:
+        readers.conll_sentences(bad, COLUMNS)
+    assert str(info.value) == (f"{bad}:3: expected 3 space-separated columns: word POS chunk, "
+                               "got 'ran VBD'")
+
+
+def test_token_lines_gzip(tmp_path):
+    with gzip.open(tmp_path / "x.gz", "wt", encoding="utf-8") as f:
+        f.write("A dog .\nZwei Männer\n")
+    assert readers.token_lines(tmp_path / "x.gz") == [["A", "dog", "."], ["Zwei", "Männer"]]
+
+
+def test_news20_loader_on_small_files(tmp_path):
+    folder = tmp_path / "20news"
+    write(folder / "vocab.new", "a 3\nb 2\nc 1\n")
+    write(folder / "train.feat", "2 1:2 3:1\n20 2:2\n1 1:1\n")
+    write(folder / "test.feat", "5 3:4 1:1\n")
+    corpus = data.load("news20", data_dir=str(tmp_path))
+    batches = list(corpus.dataset("train", "bow", 2))
+    counts = np.concatenate([b["counts"].numpy() for b in batches])
+    np.testing.assert_array_equal(counts, [[2, 0, 1], [0, 2, 0], [1, 0, 0]])
+    assert np.concatenate([b["labels"].numpy() for b in batches]).tolist() == [1, 19, 0]
+    assert np.concatenate([b["lengths"].numpy() for b in batches]).tolist() == [3, 2, 1]
+    assert corpus.num_tokens("train") == 6 and corpus.num_examples("test") == 1
+
+
+def test_malformed_corpora_through_load(tmp_path):
+    write(tmp_path / "conll2000" / "train.txt", "a DT B-NP\n\n")
+    write(tmp_path / "conll2000" / "dev.txt", "a DT B-NP\n")
+    write(tmp_path / "conll2000" / "test.txt", "a DT B-NP\nb NN\n")
+    with pytest.raises(DataFormatError, match=r"test.txt:2: expected 3 space-separated"):
+        data.load("conll2000", data_dir=str(tmp_path))
+    for split in ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco",
+                  "test_2018_flickr"):
+        write(tmp_path / "multi30k" / "tok" / f"{split}.lc.norm.tok.en", "a b\nc\n")
+        write(tmp_path / "multi30k" / "tok" / f"{split}.lc.norm.tok.de",
+              "x\n" if split == "val" else "x\ny\n")
+    with pytest.raises(DataFormatError, match=r"val.lc.norm.tok.de:2: expected 2 lines, aligned "
+                                              r"with tok/val.lc.norm.tok.en"):
+        data.load("multi30k", data_dir=str(tmp_path))
