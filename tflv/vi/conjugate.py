@@ -140,7 +140,7 @@ class LDA(tf.Module):
           document's bracket L_d of the ELBO `[D]`.
         """
         eps = tf.constant(1e-16 if self.dtype == tf.float64 else 1e-7, self.dtype)
-        alpha = tf.cast(self.doc_topic_prior, self.dtype)
+        alpha = tf.constant(self.doc_topic_prior, self.dtype)
         elog_beta = _dirichlet_expectation(self.topic_word)  # [K, V]
         exp_elog_beta = tf.exp(elog_beta)
         num_docs = tf.shape(counts)[0]
@@ -176,9 +176,14 @@ class LDA(tf.Module):
                 + tf.math.lgamma(prior * size) - tf.math.lgamma(tf.reduce_sum(posterior, -1)))
 
     def _topic_term(self) -> tf.Tensor:
-        eta = tf.cast(self.topic_word_prior, self.dtype)
+        eta = tf.constant(self.topic_word_prior, self.dtype)
         return tf.reduce_sum(self._dirichlet_term(
             eta, self.topic_word, _dirichlet_expectation(self.topic_word)))
+
+    def document_topics(self, counts) -> tf.Tensor:
+        """γ `[D, K]`: each document's Dirichlet q(θ_d) at the current λ (local step only)."""
+        gamma, _, _ = self._local(self._check_counts(counts))
+        return gamma
 
     def elbo(self, counts, per_document: bool = False) -> tf.Tensor:
         """The ELBO of `counts [D, V]` at the current λ: a scalar, or `[D]` brackets L_d."""
@@ -201,7 +206,7 @@ class LDA(tf.Module):
           non-decreasing sequence up to the local tolerance.
         """
         counts = self._check_counts(counts)
-        eta = tf.cast(self.topic_word_prior, self.dtype)
+        eta = tf.constant(self.topic_word_prior, self.dtype)
         trace = []
         for _ in range(num_iterations):
             _, stats, bounds = self._local(counts)
@@ -225,10 +230,10 @@ class LDA(tf.Module):
                              f"offset={offset}, decay={decay}")
         counts = self._check_counts(counts)
         _, stats, _ = self._local(counts)
-        scale = tf.cast(total_documents, self.dtype) / tf.cast(tf.shape(counts)[0], self.dtype)
-        rho = tf.pow(tf.cast(offset, self.dtype) + tf.cast(self.num_updates, self.dtype),
-                     tf.cast(-decay, self.dtype))
-        eta = tf.cast(self.topic_word_prior, self.dtype)
+        scale = tf.constant(total_documents, self.dtype) / tf.cast(tf.shape(counts)[0], self.dtype)
+        rho = tf.pow(tf.constant(offset, self.dtype) + tf.cast(self.num_updates, self.dtype),
+                     tf.constant(-decay, self.dtype))
+        eta = tf.constant(self.topic_word_prior, self.dtype)
         self.topic_word.assign((1.0 - rho) * self.topic_word + rho * (eta + scale * stats))
         self.num_updates.assign_add(1)
         return rho
