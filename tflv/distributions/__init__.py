@@ -1,3 +1,4 @@
 """Structured distributions, TFP-compatible (batch shapes, log_prob, sample, entropy)."""
 from tflv.distributions.factorial_hmm import FactorialHMM, MeanFieldPosterior
 from tflv.distributions.hmm import HMM, Posterior
+from tflv.distributions.vmf import VonMisesFisherFixedConcentration  # noqa: E402,F401
