@@ -50,9 +50,11 @@ flags.DEFINE_float("length_alpha", 0.0, "Beam search length-penalty exponent (Wu
 flags.DEFINE_integer("bleu_max_examples", 0, "Translate at most this many sentences per split "
                      "for BLEU (0: all).")
 flags.DEFINE_integer("num_softmaxes", 5, "mos_lm: mixture components K of the output softmax.")
+flags.DEFINE_integer("summary_length", 5, "latent_summary: words M of the latent summary.")
+flags.DEFINE_integer("summary_samples", 2, "latent_summary: samples of z per document (>= 2).")
 
 MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings", "num_topics",
                "attention_training", "attention_samples", "beam_size", "length_alpha",
-               "bleu_max_examples", "num_softmaxes")
+               "bleu_max_examples", "num_softmaxes", "summary_length", "summary_samples")
 
 FLAGS = flags.FLAGS

@@ -4,6 +4,7 @@
 contract in `tflv.models.base`.
 """
 from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.latent_summary import LatentSummary
 from tflv.models.lda import LatentDirichletAllocation
 from tflv.models.mos_lm import MoSLM
 from tflv.models.rnnlm import RNNLM
@@ -16,6 +17,7 @@ MODELS = {
     "latent_attention": LatentAttention,
     "copy_attention": CopyAttention,
     "mos_lm": MoSLM,
+    "latent_summary": LatentSummary,
     "nvdm": NVDM,
     "gsm": GSM,
     "prodlda": ProdLDA,
