@@ -1,7 +1,7 @@
 """NVDM, GSM and ProdLDA: the ELBO against a float64 reference, the Laplace prior against the
-Hessian of the Dirichlet in the softmax basis, the reported perplexity conventions, learning on
-documents from a known LDA (topics recovered, perplexity toward the true model's), and the
-trainer end to end on 20news."""
+Hessian of the Dirichlet in the softmax basis, the reported perplexity conventions; all four topic
+models (LDA too) learning from documents of a known LDA (perplexity toward the true model's,
+topics recovered by the mixture models GSM and LDA); the trainer end to end on 20news."""
 import json
 import math
 import os
@@ -14,12 +14,14 @@ import pytest
 import scipy.optimize
 import scipy.special
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from layer_test_case import run_layer_test
 from tflv.models import MODELS
-from tflv.models.lda import sample_documents
+from tflv.models.lda import LatentDirichletAllocation, sample_documents
 from tflv.models.topic_models import (GSM, NVDM, NeuralTopicModel, ProdLDA, TopicDecoder,
                                       document_metrics, document_stats, laplace_dirichlet_prior)
+from tflv.vi import importance_sampled_log_marginal
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSES = {"nvdm": NVDM, "gsm": GSM, "prodlda": ProdLDA}
@@ -147,21 +149,28 @@ def true_topics():
     return topics
 
 
-def true_perplexity(counts, topics, num_samples=20000, seed=5):
-    """exp(mean_d −log p(n_d) / N_d) under the true LDA, log p(n_d) by Monte Carlo over θ."""
-    theta = np.random.default_rng(seed).dirichlet(np.full(K, ALPHA), size=num_samples)
-    log_lik = np.log(theta @ topics) @ counts.T  # [S, D]
-    log_marginal = scipy.special.logsumexp(log_lik, axis=0) - np.log(num_samples)
-    return np.exp(np.mean(-log_marginal / counts.sum(-1)))
+def true_perplexity(counts, topics, num_samples=2000):
+    """exp(mean_d −log p(n_d) / N_d) under the true LDA, log p(n_d) sampling θ from the prior."""
+    counts, topics = tf.constant(counts, tf.float64), tf.constant(topics)
+    prior = tfp.distributions.Dirichlet(tf.fill([counts.shape[0], K],
+                                                tf.constant(ALPHA, tf.float64)))
+    log_joint = lambda theta: prior.log_prob(theta) + tf.reduce_sum(
+        counts * tf.math.log(tf.einsum("sdk,kv->sdv", theta, topics)), axis=-1)  # [S, D]
+    log_marginal = importance_sampled_log_marginal(log_joint, prior, num_samples, seed=[5, 0])
+    return math.exp(tf.reduce_mean(-log_marginal / tf.reduce_sum(counts, -1)))
 
 
 def train(model, counts, steps, batch_size=100, learning_rate=0.01):
+    """Adam on the mean loss, or the model's own `apply_update` (as `trainers.loop` does)."""
     optimizer = keras.optimizers.Adam(learning_rate)
     data = tf.data.Dataset.from_tensor_slices(counts.astype(np.float32)).shuffle(
         len(counts), seed=0).repeat().batch(batch_size)
 
     @tf.function
     def step(batch):
+        if hasattr(model, "apply_update"):
+            model.apply_update({"counts": batch})
+            return
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(model.objective({"counts": batch}, training=True).loss)
         grads = tape.gradient(loss, model.trainable_variables)
@@ -184,21 +193,22 @@ def lda_documents():
     return topics, train_counts, test_counts, true_perplexity(test_counts, topics)
 
 
-@pytest.mark.parametrize("name", ["nvdm", "gsm", "prodlda"])
+@pytest.mark.parametrize("name", ["nvdm", "gsm", "prodlda", "lda"])
 def test_perplexity_falls_toward_the_true_models(name, lda_documents):
     topics, train_counts, test_counts, true_ppl = lda_documents
     keras.utils.set_random_seed(0)
-    model = make_model(name, vocab_size=V, num_topics=K, hidden=(32,))
+    model = (LatentDirichletAllocation(V, K, num_documents=len(train_counts), doc_topic_prior=ALPHA)
+             if name == "lda" else make_model(name, vocab_size=V, num_topics=K, hidden=(32,)))
     before = evaluate_ppl(model, test_counts)
-    train(model, train_counts, steps=400)
+    train(model, train_counts, steps=300)
     after = evaluate_ppl(model, test_counts)
     # The bound cannot beat the generating model (up to sampling noise on 300 documents), and
     # training closes 85% of the gap from the untrained model in log perplexity.
     assert after > 0.97 * true_ppl, (after, true_ppl)
     assert math.log(after / true_ppl) < 0.15 * math.log(before / true_ppl), (before, after,
                                                                               true_ppl)
-    if name == "gsm":  # the mixture decoder is LDA's likelihood: its topics are the true ones
-        learned = scipy.special.softmax(model.topic_word().numpy(), axis=-1)  # [K, V]
+    if name in ("gsm", "lda"):  # LDA's likelihood, a mixture of topics: the true ones return
+        learned = scipy.special.softmax(model.topic_word().numpy(), axis=-1)  # β [K, V]
         distance = 0.5 * np.abs(learned[:, None] - topics[None]).sum(-1)  # total variation
         rows, cols = scipy.optimize.linear_sum_assignment(distance)
         assert distance[rows, cols].max() < 0.1, distance

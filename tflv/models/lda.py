@@ -119,7 +119,8 @@ class LatentDirichletAllocation(LatentVariableModel):
         """
         objective = self.objective(batch)
         context = tf.distribute.get_replica_context()
-        counts = context.all_gather(tf.convert_to_tensor(batch["counts"]), axis=0)  # [S, V]
+        counts = tf.ensure_shape(context.all_gather(tf.convert_to_tensor(batch["counts"]), axis=0),
+                                 [None, self.vocab_size])  # [S, V]
         with tf.control_dependencies([objective.loss]):
             self.lda.online_vb(tf.cast(counts, self.lda.dtype), self.num_documents,
                                offset=self.offset, decay=self.decay)
@@ -127,6 +128,10 @@ class LatentDirichletAllocation(LatentVariableModel):
 
     def metrics_from_sums(self, sums):
         return document_metrics(sums)
+
+    def topic_word(self) -> tf.Tensor:
+        """Topic-word scores log λ `[K, V]`: softmax(log λ_k) = E_q[β_k]."""
+        return tf.math.log(tf.convert_to_tensor(self.lda.topic_word))
 
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
         return evaluate_topics(self.lda.top_words(TOP_WORDS).numpy(), corpus, split, batch_size)
