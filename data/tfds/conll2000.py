@@ -1,6 +1,6 @@
 """TFDS builder `conll2000`: CoNLL-2000 chunking sentences with POS and chunk tags.
 
-Features: `tokens`, `pos`, `chunks` (string sequences of one sentence). Splits `train` 8,936 /
+Features: `tokens`, `pos`, `chunks` (string tensors [n] of one sentence). Splits `train` 8,936 /
 `valid` 1,844 (UKPLab's unofficial `dev.txt`) / `test` 2,012 sentences.
 
 #### References
@@ -8,6 +8,7 @@ Tjong Kim Sang & Buchholz (2000), "Introduction to the CoNLL-2000 Shared Task: C
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from data import conll2000, readers
@@ -31,7 +32,7 @@ class Conll2000(tfds.core.GeneratorBasedBuilder):
         "one train/test are downloaded from CLiPS and dev from UKPLab's repository.")
 
     def _info(self) -> tfds.core.DatasetInfo:
-        strings = tfds.features.Sequence(tfds.features.Text())
+        strings = tfds.features.Tensor(shape=(None,), dtype=np.str_)
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict({"tokens": strings, "pos": strings,
                                                  "chunks": strings}),
