@@ -24,6 +24,7 @@ setup(
         "numpy",
         "scipy",
         "matplotlib",
+        "tensorboard>=2.21,<2.22",
         "sacrebleu>=2.4",
     ],
     extras_require={"test": ["pytest", "scikit-learn"]},

@@ -73,7 +73,7 @@ class Checkpoints:
         for path in candidates:
             try:
                 self.checkpoint.read(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, ValueError, AssertionError) as err:
+            except Exception as err:  # noqa: BLE001 — any failure to read means unreadable
                 logging.warning("checkpoint %s is unreadable (%s: %s); trying an older one",
                                 path, type(err).__name__, str(err).splitlines()[0][:200])
                 continue

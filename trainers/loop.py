@@ -80,7 +80,6 @@ class Trainer:
             self.model = build_model()
             self.optimizer = keras.optimizers.Adam(
                 learning_rate, global_clipnorm=clip_norm if clip_norm > 0 else None)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self._train_step = tf.function(self._distributed_train_step)
         self._eval_step = tf.function(self._distributed_eval_step)
 
@@ -93,6 +92,12 @@ class Trainer:
         with self.strategy.scope():
             self.model.objective(batch, training=False)
             self.optimizer.build(self.model.trainable_variables)
+        # Keras 3 keeps some variables (e.g. dropout seed states, layers held in Python lists)
+        # where tf.train.Checkpoint does not look; checkpoint them too, by their stable order.
+        tracked = {id(t) for t in tf.train.TrackableView(self.model).descendants()}
+        untracked = [v for v in self.model.variables if id(v) not in tracked]
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              untracked_model_variables=untracked)
 
     def _replica_train_step(self, batch):
         if hasattr(self.model, "apply_update"):  # fitted by closed-form updates (online VB)

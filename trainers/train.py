@@ -17,7 +17,7 @@ import time
 
 import keras
 import tensorflow as tf
-from absl import app
+from absl import app, logging
 
 import data
 from data.paths import resolve_data_dir
@@ -45,7 +45,7 @@ def form_options(form: str, train: bool) -> dict:
 
 
 def run_description() -> dict:
-    """What a model directory holds: model, dataset and every setting that shapes the weights."""
+    """What a model directory holds: model, dataset and the settings that shape the weights."""
     return {
         "model": FLAGS.model,
         "dataset": FLAGS.dataset,
@@ -55,7 +55,11 @@ def run_description() -> dict:
 
 
 def make_trainer(run: dict, strategy: tf.distribute.Strategy):
-    """The corpus and a `Trainer` whose model is built as `run` describes."""
+    """The corpus and a `Trainer` whose model is built as `run` describes.
+
+    `run["hparams"]` is narrowed to the hyperparameters the model read, which is what a model
+    directory records.
+    """
     model_cls = get_model_class(run["model"])
     if run["dataset"] not in model_cls.datasets:
         raise app.UsageError(f"--model={run['model']} trains on --dataset="
@@ -66,11 +70,11 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
     trainer = Trainer(lambda: model_cls.from_corpus(corpus, hparams), strategy,
                       global_batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
                       clip_norm=FLAGS.clip_norm)
-    unused = [name for name in tflv_flags.MODEL_FLAGS
-              if FLAGS[name].present and name not in hparams.read]
+    unused = [name for name in hparams if FLAGS[name].present and name not in hparams.read]
     if unused:
         raise app.UsageError(f"--model={run['model']} does not use "
                              + ", ".join(f"--{name}" for name in unused))
+    run["hparams"] = {name: hparams[name] for name in sorted(hparams.read)}
     train_ds = corpus.dataset("train", model_cls.input_form, FLAGS.batch_size, shuffle=True,
                               seed=FLAGS.seed, repeat=True,
                               **form_options(model_cls.input_form, train=True))
@@ -95,15 +99,17 @@ def evaluate_splits(trainer: Trainer, corpus, writer, splits=("valid", "test")) 
 
 def main(argv):
     del argv
+    if not FLAGS["verbosity"].present:  # TensorFlow's INFO chatter would bury the progress lines
+        logging.set_verbosity(logging.WARNING)
     split_cpu(FLAGS.num_cpu_devices)
     strategy = make_strategy(FLAGS.strategy)  # before any op: multi-worker needs it first
     keras.utils.set_random_seed(FLAGS.seed)
     chief = is_chief(strategy)
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{FLAGS.model}_{FLAGS.dataset}")
     run = run_description()
+    corpus, trainer, train_ds = make_trainer(run, strategy)
     if chief:
         claim_model_dir(model_dir, run)
-    corpus, trainer, train_ds = make_trainer(run, strategy)
     checkpoints = Checkpoints(trainer.checkpoint, model_dir, chief, task_id(strategy))
     restored = checkpoints.restore_latest(model_dir)
     if restored:

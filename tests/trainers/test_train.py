@@ -104,8 +104,10 @@ def test_refuses_another_runs_model_dir_and_bad_names(tmp_path):
     other = train("--train_steps=1", f"--model_dir={tmp_path}", "--hidden_dim=32", check=False)
     assert other.returncode != 0 and "holds a different run" in other.stderr
     assert "hidden_dim" in other.stderr
-    unknown = train("--model=nope", check=False)
+    unknown = train("--model=nope", f"--model_dir={tmp_path / 'nope'}", check=False)
     assert unknown.returncode != 0 and "valid models" in unknown.stderr and "rnnlm" in unknown.stderr
+    unused = train("--latent_dim=3", f"--model_dir={tmp_path / 'unused'}", check=False)
+    assert unused.returncode != 0 and "does not use --latent_dim" in unused.stderr
 
 
 def test_export_serves_text_without_tflv(tmp_path):

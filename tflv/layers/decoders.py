@@ -68,8 +68,11 @@ class RNNDecoder(keras.layers.Layer):
         self.skip_connections = skip_connections
         self.tie_embeddings = tie_embeddings
         self.embedding = keras.layers.Embedding(vocab_size, embed_dim, name="embedding")
-        self.cells = [keras.layers.LSTM(hidden_dim, return_sequences=True, return_state=True,
-                                        name=f"lstm_{i}") for i in range(num_layers)]
+        # One attribute per layer: Keras 3 wraps a list attribute in a container that
+        # tf.train.Checkpoint does not traverse, so listed layers would not be checkpointed.
+        for i in range(num_layers):
+            setattr(self, f"lstm_{i}", keras.layers.LSTM(
+                hidden_dim, return_sequences=True, return_state=True, name=f"lstm_{i}"))
         self.drop = keras.layers.Dropout(dropout)
         if not tie_embeddings:
             self.projection = keras.layers.Dense(vocab_size, name="projection")
@@ -80,6 +83,10 @@ class RNNDecoder(keras.layers.Layer):
             self.output_bias = self.add_weight(name="output_bias", shape=(self.vocab_size,),
                                                initializer="zeros")
         self.built = True
+
+    @property
+    def cells(self) -> list:
+        return [getattr(self, f"lstm_{i}") for i in range(self.num_layers)]
 
     def _with_latent(self, h, z):
         # h: [B, T, D], z: [B, Z] -> [B, T, D + Z]
