@@ -50,7 +50,8 @@ def raw_file(split: str, lang: str) -> str:
 def load(data_dir: str, direction: str = "en-de", min_count: int = 1) -> Corpus:
     """Multi30k under `data_dir/multi30k/`."""
     if direction not in DIRECTIONS:
-        raise ValueError(f"unknown multi30k direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
+        raise ValueError(f"unknown multi30k direction {direction!r}; valid: "
+                         f"{', '.join(DIRECTIONS)}")
     src, tgt = direction.split("-")
     folder = corpus_dir(data_dir, FOLDER, [tok_file(s, l) for s in SPLITS for l in LANGUAGES],
                         SOURCE)

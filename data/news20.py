@@ -30,6 +30,7 @@ from data.vocab import Vocabulary
 
 
 class Variant(typing.NamedTuple):
+    """A variant's folder under the data root, its number of labels and its public source."""
     folder: str
     num_labels: int
     source: str

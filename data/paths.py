@@ -44,7 +44,8 @@ def corpus_dir(data_dir: str, name: str, required_files: Iterable[str], source: 
         where = f" from {source}" if source else ""
         raise CorpusNotFoundError(
             f"corpus {name!r} not found: expected the folder {folder} with the files "
-            f"{', '.join(required)}; missing: {', '.join(missing)}. Set --data_dir or ${ENV_VAR} to "
-            f"the data root, or get the files{where} (see the data README.md); on a machine with "
-            f"network access the TFDS builders in `data.tfds` download and prepare them.")
+            f"{', '.join(required)}; missing: {', '.join(missing)}. Set --data_dir or "
+            f"${ENV_VAR} to the data root, or get the files{where} (see the data README.md); on a "
+            "machine with network access the TFDS builders in `data.tfds` download and prepare "
+            "them.")
     return folder

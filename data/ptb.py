@@ -2,9 +2,10 @@
 
 One sentence per line, 10k word types with `<unk>` already in the text. The stream form is the
 standard word-level LM setting: each line's words followed by `<eos>`, all lines concatenated
-(train 887,521 words + 42,068 `<eos>` = 929,589 tokens), perplexity exp(−(1/N) Σ log p(x_t | x_<t))
-over those N tokens. The vocabulary is the 10,000 PTB types (9,999 words of the training file,
-`<unk>` among them, and `<eos>`) plus `<pad>` and `<bos>`: 10,002 ids.
+(train 887,521 words + 42,068 `<eos>` = 929,589 tokens), perplexity
+exp(−(1/N) Σ_t log p(x_t | x_<t)) over those N tokens. The vocabulary is the 10,000 PTB types
+(9,999 words of the training file, `<unk>` among them, and `<eos>`) plus `<pad>` and `<bos>`:
+10,002 ids.
 
 Forms: `stream`, `sentences`, `tokens`.
 

@@ -1,9 +1,9 @@
 """Tiny Shakespeare (char-rnn): `tinyshakespeare/input.txt`, a character-level LM corpus.
 
-1,115,394 characters, 65 distinct. No official split: as nanoGPT's `shakespeare_char`, the first
-90% of the characters (⌊0.9·N⌋ = 1,003,854) are `train` and the rest (111,540) `valid`; there is
-no `test`. The vocabulary is `<pad>`, `<unk>`, `<bos>`, `<eos>` and the 65 characters in code-point
-order (69 ids). Metric: nats (or bits) per character, −(1/N) Σ log p(c_t | c_<t).
+1,115,394 characters, 65 distinct. No official split: as nanoGPT's `shakespeare_char`, the
+first 90% of the characters (⌊0.9·N⌋ = 1,003,854) are `train` and the rest (111,540) `valid`;
+there is no `test`. The vocabulary is `<pad>`, `<unk>`, `<bos>`, `<eos>` and the 65 characters in
+code-point order (69 ids). Metric: nats (or bits) per character, −(1/N) Σ log p(c_t | c_<t).
 Forms: `stream`.
 
 #### References

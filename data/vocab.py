@@ -132,8 +132,8 @@ class Vocabulary:
             for number, line in enumerate(f, 1):
                 line = line[:-1] if line.endswith("\n") else line
                 if not _ESCAPED_LINE.fullmatch(line):
-                    raise DataFormatError(path, number, "a token with escapes \\\\, \\n or \\r only",
-                                          line)
+                    raise DataFormatError(path, number,
+                                          "a token with escapes \\\\, \\n or \\r only", line)
                 tokens.append(_ESCAPED.sub(lambda m: _UNESCAPES[m.group(1)], line))
         return cls(tokens, specials=tuple(tokens[:len(SPECIALS)]) == SPECIALS)
 

@@ -61,7 +61,8 @@ def test_examples_match_corpus_loaders(built, data_dir):
     examples = built[builders.Conll2000, None].as_dataset(split="test").take(20)
     for example in tfds.as_numpy(examples):
         words = tuple(w.decode() for w in example["tokens"])
-        assert tuple(w if w in corpus.vocab else "<unk>" for w in words) in sentences and len(words) == len(example["pos"]) == len(example["chunks"])
+        assert tuple(w if w in corpus.vocab else "<unk>" for w in words) in sentences
+        assert len(words) == len(example["pos"]) == len(example["chunks"])
 
     news = built[builders.News20, "nvdm"]
     assert len(news.info.metadata["vocabulary"]) == 2000
