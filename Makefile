@@ -20,7 +20,7 @@ venv: $(VENV)/.installed
 
 train: venv
 	$(PY) -m trainers.train --model=rnnlm --dataset=ptb --data_dir=$(DATA_DIR) \
-	  --model_dir=$(MODEL_DIR) --train_steps=1500 --batch_size=32
+	  --model_dir=$(MODEL_DIR) --train_steps=1000 --batch_size=32
 
 test: venv
 	TFLV_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q tests
