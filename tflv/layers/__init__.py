@@ -6,3 +6,5 @@ from tflv.layers.encoders import BagOfWordsEncoder, RNNEncoder, WordDropout  # n
 from tflv.layers.heads import (  # noqa: E402,F401
     AutoregressiveNetwork, BaselineHead, CategoricalHead, GaussianHead, PlanarFlowHead, VMFHead,
     gaussian, von_mises_fisher)
+from tflv.layers.latent import GaussianLatent  # noqa: E402,F401
+from tflv.layers.decoders import RNNDecoder  # noqa: E402,F401
