@@ -53,8 +53,45 @@ flags.DEFINE_integer("num_softmaxes", 5, "mos_lm: mixture components K of the ou
 flags.DEFINE_integer("summary_length", 5, "latent_summary: words M of the latent summary.")
 flags.DEFINE_integer("summary_samples", 2, "latent_summary: samples of z per document (>= 2).")
 
+# mixture_lm and sentence_vae (Models 1 and 2).
+flags.DEFINE_integer("latent_dim", 32, "sentence_vae: latent dimension D; mixture_lm: width of the "
+                     "component codes.")
+flags.DEFINE_integer("num_components", 4, "mixture_lm: mixture components K.")
+flags.DEFINE_enum("estimator", "exact", ["exact", "score_function", "gumbel_softmax"],
+                  "mixture_lm: E_q by enumeration over the exact posterior, REINFORCE, or the "
+                  "Gumbel-softmax relaxation.")
+flags.DEFINE_integer("latent_samples", 1, "mixture_lm: samples of z per sentence "
+                     "(score_function, gumbel_softmax).")
+flags.DEFINE_enum("baseline", "none", ["none", "learned", "leave_one_out"],
+                  "mixture_lm score_function control variate (leave_one_out: latent_samples >= 2).")
+flags.DEFINE_float("gumbel_temperature", 1.0, "mixture_lm gumbel_softmax: temperature.")
+flags.DEFINE_bool("straight_through", False, "mixture_lm gumbel_softmax: straight-through.")
+flags.DEFINE_enum("latent", "gaussian", ["gaussian", "vmf"], "sentence_vae: posterior family.")
+flags.DEFINE_float("vmf_concentration", 50.0, "sentence_vae --latent=vmf: the fixed kappa.")
+flags.DEFINE_enum("flow", "none", ["none", "iaf", "planar"], "sentence_vae: posterior flow.")
+flags.DEFINE_integer("num_flows", 2, "sentence_vae --flow: flow layers.")
+flags.DEFINE_enum("decoder", "rnn", ["rnn", "cnn"], "sentence_vae: LSTM or dilated CNN decoder.")
+flags.DEFINE_list("cnn_dilations", ["1", "2", "4"], "sentence_vae --decoder=cnn: dilations.")
+flags.DEFINE_bool("skip_connections", False, "sentence_vae: z feeds every decoder layer.")
+flags.DEFINE_float("word_dropout", 0.0, "sentence_vae: decoder input word dropout rate.")
+flags.DEFINE_enum("kl_schedule", "none", ["none", "linear", "sigmoid", "cyclical"],
+                  "sentence_vae: KL weight annealing.")
+flags.DEFINE_integer("kl_warmup_steps", 10000, "sentence_vae --kl_schedule: steps to reach "
+                     "weight 1 (cyclical: cycle length).")
+flags.DEFINE_float("free_bits", 0.0, "sentence_vae: free bits lambda in nats (0: off).")
+flags.DEFINE_bool("free_bits_per_dimension", False, "sentence_vae --free_bits: per dimension.")
+flags.DEFINE_integer("sa_vae_steps", 0, "sentence_vae: SA-VAE refinement steps (0: off).")
+flags.DEFINE_float("sa_vae_step_size", 1.0, "sentence_vae --sa_vae_steps: step size.")
+flags.DEFINE_integer("iw_samples", 10, "sentence_vae: importance samples for the evaluation "
+                     "NLL (0: ELBO only).")
+
 MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings", "num_topics",
                "attention_training", "attention_samples", "beam_size", "length_alpha",
-               "bleu_max_examples", "num_softmaxes", "summary_length", "summary_samples")
+               "bleu_max_examples", "num_softmaxes", "summary_length", "summary_samples",
+               "latent_dim", "num_components", "estimator", "latent_samples", "baseline",
+               "gumbel_temperature", "straight_through", "latent", "vmf_concentration", "flow",
+               "num_flows", "decoder", "cnn_dilations", "skip_connections", "word_dropout",
+               "kl_schedule", "kl_warmup_steps", "free_bits", "free_bits_per_dimension",
+               "sa_vae_steps", "sa_vae_step_size", "iw_samples")
 
 FLAGS = flags.FLAGS

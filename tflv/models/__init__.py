@@ -6,13 +6,17 @@ contract in `tflv.models.base`.
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.latent_summary import LatentSummary
 from tflv.models.lda import LatentDirichletAllocation
+from tflv.models.mixture_lm import MixtureLM
 from tflv.models.mos_lm import MoSLM
 from tflv.models.rnnlm import RNNLM
+from tflv.models.sentence_vae import SentenceVAE
 from tflv.models.seq2seq import CopyAttention, EncoderDecoder, LatentAttention
 from tflv.models.topic_models import GSM, NVDM, ProdLDA
 
 MODELS = {
     "rnnlm": RNNLM,
+    "mixture_lm": MixtureLM,
+    "sentence_vae": SentenceVAE,
     "seq2seq": EncoderDecoder,
     "latent_attention": LatentAttention,
     "copy_attention": CopyAttention,
