@@ -80,11 +80,14 @@ class BatchShape:
         return tf.ensure_shape(
             flat, tf.TensorShape([self.static.num_elements()]).concatenate(event_static))
 
-    def unflatten(self, t: tf.Tensor, event_rank: int) -> tf.Tensor:
-        """[B, *event] -> [*batch, *event]."""
-        event = tf.shape(t)[1:]
-        out = tf.reshape(t, tf.concat([self.dynamic, event], axis=0))
-        return tf.ensure_shape(out, self.static.concatenate(t.shape[1:]))
+    def unflatten(self, t: tf.Tensor, sample_rank: int = 0) -> tf.Tensor:
+        """[*sample, B, *event] -> [*sample, *batch, *event]."""
+        shape = tf.shape(t)
+        out = tf.reshape(t, tf.concat([shape[:sample_rank], self.dynamic,
+                                       shape[sample_rank + 1:]], axis=0))
+        static = t.shape[:sample_rank].concatenate(self.static).concatenate(
+            t.shape[sample_rank + 1:])
+        return tf.ensure_shape(out, static)
 
 
 def as_mask(mask, like: tf.Tensor, name: str = "mask") -> tf.Tensor | None:

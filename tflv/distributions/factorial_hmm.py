@@ -154,7 +154,7 @@ class FactorialHMM:
             initial = tf.broadcast_to(initial, [tf.shape(tokens)[0], tf.shape(initial)[0]])
             log_z = forward(initial, [log_trans[l] for l in chains], emissions - normalizer,
                             mask, self._semiring).log_z
-            return batch.unflatten(log_z, 0)
+            return batch.unflatten(log_z)
 
     def mean_field(self, x, mask=None, num_iterations: int = 10) -> MeanFieldPosterior:
         """Structured mean field by `num_iterations` coordinate-ascent sweeps (a tf.while_loop).
@@ -226,7 +226,7 @@ class FactorialHMM:
             elbo = (tf.reduce_sum(log_z + tf.reduce_sum(q * c, axis=[1, 3]), axis=0)
                     - tf.reduce_sum(log_s * real[..., 0], axis=0))
             marginals = tf.transpose(q, [2, 1, 0, 3])  # [B, T, L, K]
-            return MeanFieldPosterior(batch.unflatten(elbo, 0), batch.unflatten(marginals, 3))
+            return MeanFieldPosterior(batch.unflatten(elbo), batch.unflatten(marginals))
 
     def elbo(self, x, mask=None, num_iterations: int = 10) -> tf.Tensor:
         """The structured mean-field lower bound on log p(x) [...] (see `mean_field`)."""

@@ -259,7 +259,7 @@ class HMM:
             chain = self._chain(x, mask, self._log_parameters())
             log_z = forward(chain.initial, [chain.transition], chain.emissions, chain.mask,
                             self._semiring).log_z
-            return chain.batch.unflatten(log_z, 0)
+            return chain.batch.unflatten(log_z)
 
     def posterior(self, x=None, mask=None, pairwise: bool = False) -> Posterior:
         """log p(x) with the posterior marginals, from one forward pass and its gradient.
@@ -275,12 +275,12 @@ class HMM:
             log_z, grads = log_partition_gradients(chain.initial, [chain.transition],
                                                    chain.emissions, chain.mask, self._semiring,
                                                    wrt)
-            unary = chain.batch.unflatten(tf.transpose(grads["emissions"], [1, 0, 2]), 2)
+            unary = chain.batch.unflatten(tf.transpose(grads["emissions"], [1, 0, 2]))
             edges = None
             if pairwise:
                 edges = chain.batch.unflatten(
-                    tf.transpose(grads["transitions"][0], [1, 0, 2, 3]), 3)
-            return Posterior(chain.batch.unflatten(log_z, 0), unary, edges)
+                    tf.transpose(grads["transitions"][0], [1, 0, 2, 3]))
+            return Posterior(chain.batch.unflatten(log_z), unary, edges)
 
     def posterior_marginals(self, x=None, mask=None) -> tuple[tf.Tensor, tf.Tensor]:
         """(unary p(z_t | x) [..., T, K], pairwise p(z_{t-1}, z_t | x) [..., T-1, K, K])."""
@@ -302,7 +302,7 @@ class HMM:
                                 trans_axes)
                 + tf.reduce_sum(tf.math.multiply_no_nan(chain.emissions, grads["emissions"]),
                                 [0, 2]))
-            return chain.batch.unflatten(log_z - expected_score, 0)
+            return chain.batch.unflatten(log_z - expected_score)
 
     def expected_counts(self, x, mask=None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Expected sufficient statistics summed over the batch (the E step of EM).
@@ -331,7 +331,7 @@ class HMM:
             scores = forward(chain.initial, [chain.transition], chain.emissions, chain.mask,
                              "max").log_filtered
             path = backtrack(scores, chain.transition, chain.mask)  # [T, B]
-            return chain.batch.unflatten(tf.transpose(path), 1)
+            return chain.batch.unflatten(tf.transpose(path))
 
     def posterior_sample(self, x=None, mask=None, n: int = 1, seed=None) -> tf.Tensor:
         """n exact draws z ~ p(z | x) by forward-filtering backward-sampling: int32 [n, ..., T]."""
@@ -349,7 +349,7 @@ class HMM:
             noise = gumbel(tf.shape(filtered), tfp.random.sanitize_seed(seed), self.dtype)
             path = backtrack(filtered, transition, mask_n, noise)  # [T, n * B]
             path = tf.transpose(tf.reshape(path, [tf.shape(path)[0], n, -1]), [1, 2, 0])
-            return tf.stack([chain.batch.unflatten(p, 1) for p in tf.unstack(path, num=n)])
+            return chain.batch.unflatten(path, sample_rank=1)  # [n, ..., T]
 
     def sample(self, n: int = 1, seed=None, num_steps: int | None = None) -> tf.Tensor:
         """n token sequences x ~ p(x) by ancestral sampling: int32 [n, ..., T]."""
@@ -377,4 +377,4 @@ class HMM:
                 tf.reshape(logits, [-1, tf.shape(log_emit)[-1]]), 1, token_seed,
                 dtype=tf.int32)
             tokens = tf.transpose(tf.reshape(tokens, tf.shape(logits)[:3]), [1, 0, 2])
-            return tf.stack([self._batch.unflatten(t, 1) for t in tf.unstack(tokens, num=n)])
+            return self._batch.unflatten(tokens, sample_rank=1)  # [n, ..., T]
