@@ -224,14 +224,15 @@ def test_decoder_switches_and_invalid_combinations():
         SentenceVAE(V, kl_schedule="exponential")
 
 
-def test_trainer_export_and_sampling_cli(tmp_path):
-    common = ["--model=sentence_vae", "--dataset=synthetic_hmm", "--embed_dim=8",
-              "--hidden_dim=16", "--latent_dim=4", "--batch_size=8", "--eval_batch_size=100",
-              "--train_steps=3", f"--model_dir={tmp_path / 'run'}"]
-    proc = subprocess.run([sys.executable, "-m", "trainers.train", *common, "--iw_samples=2",
-                           "--kl_schedule=linear", "--kl_warmup_steps=4", "--word_dropout=0.3",
-                           f"--export_dir={tmp_path / 'export'}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+def test_trainer_export_and_sampling_cli(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainers.train", "--model=sentence_vae", "--dataset=synthetic_hmm",
+         "--embed_dim=8", "--hidden_dim=16", "--latent_dim=4", "--batch_size=8",
+         "--eval_batch_size=100", "--train_steps=3", f"--model_dir={run_dir}", "--iw_samples=2",
+         "--kl_schedule=linear", "--kl_warmup_steps=4", "--word_dropout=0.3",
+         f"--export_dir={tmp_path / 'export'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
     result = json.loads(line[len("RESULT "):])
@@ -240,16 +241,19 @@ def test_trainer_export_and_sampling_cli(tmp_path):
         assert np.isfinite(result[name]), name
     assert result["kl"] >= 0 and result["sentence_nll"] <= -result["elbo"] + 0.5
     np.testing.assert_allclose(result["ppl"], np.exp(result["nll"]), rtol=1e-6)
-    sample = subprocess.run(
-        [sys.executable, "-m", "trainers.sample", f"--model_dir={tmp_path / 'run'}",
-         "--mode=homotopy", "--sentence_a=s1 s2 s3", "--sentence_b=s4 s5", "--num_points=3",
-         "--sample_length=6", "--temperature=0.01"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert sample.returncode == 0, sample.stderr[-3000:]
-    lines = sample.stdout.strip().splitlines()
-    assert len(lines) == 3 and all(len(l.split()) <= 6 for l in lines)
     exported = tf.saved_model.load(str(tmp_path / "export"))
-    texts = exported.signatures["sample"](num_samples=tf.constant(4), max_length=tf.constant(5),
-                                          temperature=tf.constant(1.0),
-                                          seed=tf.constant([1, 2]))["text"].numpy()
-    assert len(texts) == 4
+    texts = exported.signatures["homotopy"](
+        text=tf.constant(["s1 s2 s3", "s4 s5"]), num_points=tf.constant(4),
+        max_length=tf.constant(5), temperature=tf.constant(1.0), seed=tf.constant([1, 2]))["text"]
+    assert texts.shape == (4,)
+    # The sampling CLI, in this process: rebuild from --model_dir, restore, interpolate.
+    from trainers import sample
+    sample.FLAGS(["sample", f"--model_dir={run_dir}", "--mode=homotopy", "--num_points=3",
+                  "--sentence_a=s1 s2 s3", "--sentence_b=s4 s5", "--sample_length=6",
+                  "--temperature=0.01", "--batch_size=8"])
+    try:
+        sample.main([])
+    finally:
+        sample.FLAGS.unparse_flags()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and all(len(l.split()) <= 6 for l in lines), lines
