@@ -4,8 +4,12 @@
     (or `tflv-train ... --export_dir=DIR` at the end of training; installed as `tflv-export`)
 
 Every exported model has `score(text: string [N]) -> {log_prob [N], tokens [N]}`, the
-log-probability (or its bound, for latent-variable models) of each whitespace-tokenised string;
-a model may add its own signatures through `serving_signatures(text_to_batch, id_to_token)`.
+log-probability (or its bound, for latent-variable models) of each whitespace-tokenised string
+(`score(text, target)` for translation models); a model adds its own signatures (sampling,
+translation, tagging, topic proportions) through `serving_signatures(batcher)`.
+
+Serving over TensorFlow Serving's REST API uses the same signatures, e.g.
+`POST /v1/models/tflv:predict` with `{"signature_name": "score", "instances": [{"text": "a b"}]}`.
 The SavedModel loads with `tf.saved_model.load` alone: tflv need not be importable where it is
 served.
 """
@@ -23,59 +27,113 @@ from trainers.checkpoints import RUN_FILE
 FLAGS = tflv_flags.FLAGS
 
 
-class TextBatcher(tf.Module):
-    """Turns raw strings into a model batch in-graph (forms `stream` and `sentences`).
+class _Vocab(tf.Module):
+    """A vocabulary in the graph: string → id and id → string tables."""
 
-    `<bos>` starts each sentence for `sentences` models; stream models never saw `<bos>`, so the
-    previous sentence's `<eos>` starts it there, as in the continuous training stream.
-    """
-
-    def __init__(self, vocab, form: str):
+    def __init__(self, vocab):
         super().__init__()
         self.table = vocab.lookup_table()
-        tokens = tf.constant(list(vocab.tokens))
         self.id_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.range(len(vocab.tokens), dtype=tf.int64),
-                                                tokens), default_value="<unk>")
+                                                tf.constant(list(vocab.tokens))),
+            default_value="<unk>")
+        self.size = len(vocab.tokens)
+
+    def ids(self, text):
+        """string [N] → int32 ragged [N, None] (whitespace tokens)."""
+        return tf.cast(self.table.lookup(tf.strings.split(text)), tf.int32)
+
+
+def _padded(ragged):
+    """ragged [N, None] → (ids [N, T], mask float32 [N, T], lengths int32 [N])."""
+    lengths = tf.cast(ragged.row_lengths(), tf.int32)
+    ids = ragged.to_tensor()
+    return ids, tf.sequence_mask(lengths, tf.shape(ids)[1], tf.float32), lengths
+
+
+class TextBatcher(tf.Module):
+    """Turns raw strings into a model batch in-graph, for every input form of `data.Corpus`.
+
+    - `stream`, `sentences`: `{inputs, targets, mask, lengths}`. `<bos>` starts each sentence of
+      a `sentences` model; stream models never saw `<bos>`, so `<eos>` starts it there, as in
+      the continuous training stream.
+    - `tokens`, `tagged`: `{tokens, mask, lengths}`.
+    - `bow`: `{counts [N, V], lengths, labels}` (labels are zeros: unknown at serving time).
+    - `parallel`: two strings, source and target: `{source…, target_inputs, target_targets…}`.
+    """
+
+    def __init__(self, corpus, form: str):
+        super().__init__()
+        self.form = form
+        if form == "parallel":
+            self.source_vocab = _Vocab(corpus.source_vocab)
+            vocab = corpus.target_vocab
+        else:
+            vocab = corpus.vocab
+        self.vocab = _Vocab(vocab)
         self.start = vocab.encode(["<eos>" if form == "stream" else "<bos>"])[0]
         self.eos = vocab.encode(["<eos>"])[0]
+        self.num_texts = 2 if form == "parallel" else 1
 
-    def __call__(self, text):
-        ids = tf.cast(self.table.lookup(tf.strings.split(text)), tf.int32)  # ragged [N, None]
-        n = tf.shape(text)[0]
-        start = tf.fill([n, 1], self.start)
-        eos = tf.fill([n, 1], self.eos)
-        inputs = tf.concat([start, ids], axis=1).to_tensor()  # [N, T]
-        targets = tf.concat([ids, eos], axis=1)
-        mask = tf.sequence_mask(targets.row_lengths(), tf.shape(inputs)[1], tf.float32)
-        return {"inputs": inputs, "targets": targets.to_tensor(), "mask": mask,
-                "lengths": tf.cast(targets.row_lengths(), tf.int32)}
+    def _sentence(self, ids):
+        n = ids.nrows()
+        inputs = tf.concat([tf.fill([n, 1], self.start), ids], axis=1)
+        targets, mask, lengths = _padded(tf.concat([ids, tf.fill([n, 1], self.eos)], axis=1))
+        return inputs.to_tensor(), targets, mask, lengths
+
+    def __call__(self, text, target_text=None):
+        ids = self.vocab.ids(text if target_text is None else target_text)
+        if self.form in ("stream", "sentences"):
+            inputs, targets, mask, lengths = self._sentence(ids)
+            return {"inputs": inputs, "targets": targets, "mask": mask, "lengths": lengths}
+        if self.form in ("tokens", "tagged"):
+            tokens, mask, lengths = _padded(ids)
+            return {"tokens": tokens, "mask": mask, "lengths": lengths}
+        if self.form == "bow":
+            counts = tf.math.bincount(ids, minlength=self.vocab.size, maxlength=self.vocab.size,
+                                      dtype=tf.float32, axis=-1)  # [N, V]
+            return {"counts": counts, "lengths": tf.reduce_sum(counts, axis=1),
+                    "labels": tf.zeros([tf.shape(counts)[0]], tf.int32)}
+        if self.form == "parallel":
+            source, source_mask, source_lengths = _padded(self.source_vocab.ids(text))
+            inputs, targets, mask, lengths = self._sentence(ids)
+            return {"source": source, "source_mask": source_mask,
+                    "source_lengths": source_lengths, "target_inputs": inputs,
+                    "target_targets": targets, "target_mask": mask, "target_lengths": lengths}
+        raise ValueError(f"no text batcher for form {self.form!r}")
 
     def to_text(self, ids):
         """int [N, T] ids (up to the first `<eos>`) → string [N]."""
         keep = tf.cumsum(tf.cast(tf.equal(ids, self.eos), tf.int32), axis=1, exclusive=True) == 0
         keep &= tf.not_equal(ids, self.eos)
-        words = tf.ragged.boolean_mask(self.id_table.lookup(tf.cast(ids, tf.int64)), keep)
+        words = tf.ragged.boolean_mask(self.vocab.id_table.lookup(tf.cast(ids, tf.int64)), keep)
         return tf.strings.reduce_join(words, axis=1, separator=" ")
 
 
 class ServingModule(tf.Module):
-    """The exported object: the model, its text batcher, and the serving functions."""
+    """The exported object: the model, its text batcher, and `score`.
 
-    def __init__(self, model, vocab):
+    `score(text [N]) -> {log_prob [N], tokens [N]}` (with `target` [N] as well for parallel
+    models): minus the model's `nll` statistic, i.e. log p(x) for exact models and the ELBO or
+    importance-sampled bound for latent-variable models.
+    """
+
+    def __init__(self, model, corpus):
         super().__init__()
         self.model = model
-        self.batcher = TextBatcher(vocab, type(model).input_form)
+        self.batcher = TextBatcher(corpus, type(model).input_form)
+        texts = [tf.TensorSpec([None], tf.string, name=name)
+                 for name in ("text", "target")[:self.batcher.num_texts]]
+        self.score = tf.function(self._score, input_signature=texts)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def score(self, text):
-        objective = self.model.objective(self.batcher(text), training=False)
-        return {"log_prob": -objective.stats["nll"], "tokens": objective.stats["tokens"]}
+    def _score(self, *texts):
+        stats = self.model.objective(self.batcher(*texts), training=False).stats
+        return {"log_prob": -stats["nll"], "tokens": stats["tokens"]}
 
 
 def export_model(model, corpus, export_dir: str) -> None:
     """Writes `model` as a SavedModel serving raw text to `export_dir` (write, then rename)."""
-    module = ServingModule(model, corpus.vocab)
+    module = ServingModule(model, corpus)
     signatures = {"serving_default": module.score, "score": module.score}
     extra = getattr(model, "serving_signatures", None)
     if extra is not None:

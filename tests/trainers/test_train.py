@@ -146,7 +146,7 @@ def _score_in_process(model_dir, texts):
 
     corpus = data.load("synthetic_hmm")
     model = RNNLM(vocab_size=corpus.info["vocab_size"], embed_dim=8, hidden_dim=16)
-    serving = ServingModule(model, corpus.vocab)
+    serving = ServingModule(model, corpus)
     model.objective(serving.batcher(tf.constant(texts)))
     tf.train.Checkpoint(model=model).read(
         tf.train.latest_checkpoint(str(model_dir))).expect_partial()
