@@ -10,7 +10,10 @@ per example, the loss to minimise and the statistics an evaluation sums over a w
 The trainer averages `loss` over the *global* batch (so replicas of a `tf.distribute` strategy add
 up to the single-device gradient), sums `stats` over replicas and batches for evaluation, and
 turns the sums into the reported metrics (e.g. perplexity = exp(nll / tokens)) with
-`metrics_from_sums`. A `tokens` statistic, where present, drives the tokens/s progress figure.
+`metrics_from_sums`. Every model reports two statistics by name: `nll`, the per-example
+−log p(x) (or its variational / importance-sampled bound), and `tokens`, the number of predicted
+tokens; `tokens` drives the tokens/s progress figure and `−nll` is what an exported SavedModel's
+`score` signature returns.
 """
 from __future__ import annotations
 
