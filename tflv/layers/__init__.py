@@ -8,3 +8,4 @@ from tflv.layers.heads import (  # noqa: E402,F401
     gaussian, von_mises_fisher)
 from tflv.layers.latent import GaussianLatent  # noqa: E402,F401
 from tflv.layers.decoders import RNNDecoder  # noqa: E402,F401
+from tflv.layers.structured import ForwardAlgorithm, MeanField  # noqa: E402,F401

@@ -1,0 +1,94 @@
+"""Tests of the structured-inference layers: conformance (run_layer_test), agreement with the
+distributions they wrap, Keras mask propagation inside a user's model, SavedModel export."""
+import os
+import tempfile
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.layer_test_case import run_layer_test
+from tflv.distributions import HMM, FactorialHMM
+from tflv.layers import ForwardAlgorithm, MeanField
+
+
+def chain_potentials(rng, b, t, k):
+    return [tf.constant(rng.normal(size=s), tf.float32)
+            for s in ((b, k), (b, t - 1, k, k), (b, t, k))]
+
+
+def test_forward_algorithm_conformance_and_values():
+    rng = np.random.default_rng(30)
+    b, t, k = 3, 5, 4
+    potentials = chain_potentials(rng, b, t, k)
+    log_z, unary, pairwise = run_layer_test(
+        ForwardAlgorithm, dict(semiring="log", pairwise=True), potentials,
+        expected_output_shape=((b,), (b, t, k), (b, t - 1, k, k)))
+    hmm = HMM.from_log_potentials(*potentials)
+    np.testing.assert_allclose(log_z, hmm.log_prob(), rtol=1e-5)
+    for got, want in zip((unary, pairwise), hmm.posterior_marginals()):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_forward_algorithm_takes_the_emission_mask_of_a_keras_model():
+    """Inside a functional model, an Embedding(mask_zero=True) mask reaches the layer."""
+    rng = np.random.default_rng(31)
+    b, t, k, v = 2, 6, 3, 7
+    tokens = keras.Input(shape=(t,), dtype="int32")
+    initial = keras.Input(shape=(k,))
+    transition = keras.Input(shape=(k, k))
+    embed = keras.layers.Embedding(v, k, mask_zero=True)
+    emission = embed(tokens)
+    log_z, unary = ForwardAlgorithm()([initial, transition, emission])
+    model = keras.Model([tokens, initial, transition], [log_z, unary])
+    x = np.array([[3, 1, 4, 1, 5, 0], [2, 6, 0, 0, 0, 0]], np.int32)
+    init, trans = (rng.normal(size=s).astype(np.float32) for s in ((b, k), (b, k, k)))
+    got_log_z, got_unary = model([x, init, trans])
+    hmm = HMM.from_log_potentials(init, trans, tf.gather(embed.embeddings.numpy(), x))
+    np.testing.assert_allclose(got_log_z, hmm.log_prob(mask=x > 0), rtol=1e-5)
+    np.testing.assert_allclose(got_unary, hmm.posterior(mask=x > 0).unary, atol=1e-5)
+    assert np.all(got_unary.numpy()[x == 0] == 0.0)
+
+
+def test_mean_field_conformance_and_values():
+    b, t, chains, k, v = 2, 5, 2, 3, 6
+    x = tf.constant(np.random.default_rng(32).integers(0, v, size=(b, t)), tf.int32)
+    kwargs = dict(num_chains=chains, num_states=k, vocab_size=v, num_iterations=3)
+    elbo, marginals = run_layer_test(MeanField, kwargs, x,
+                                     expected_output_shape=((b,), (b, t, chains, k)))
+    layer = MeanField(**kwargs)
+    elbo, _ = layer(x)
+    fhmm = FactorialHMM(*(w.numpy() for w in (layer.initial_logits, layer.transition_logits,
+                                               layer.emission_logits)))
+    np.testing.assert_allclose(elbo, fhmm.elbo(x, num_iterations=3), rtol=1e-5)
+    assert np.all(elbo.numpy() <= fhmm.log_prob(x).numpy() + 1e-4)
+
+
+@pytest.mark.parametrize("make", ["forward", "mean_field"])
+def test_layers_export_to_saved_model(make):
+    rng = np.random.default_rng(33)
+    b, t, k = 2, 4, 3
+    if make == "forward":
+        inputs = [keras.Input(shape=(k,)), keras.Input(shape=(None, k, k)),
+                  keras.Input(shape=(None, k))]
+        model = keras.Model(inputs, ForwardAlgorithm()(inputs))
+        data = [d.numpy() for d in chain_potentials(rng, b, t, k)]
+    else:
+        inputs = keras.Input(shape=(None,), dtype="int32")
+        model = keras.Model(inputs, MeanField(2, k, 5, num_iterations=2)(inputs))
+        data = rng.integers(0, 5, size=(b, t)).astype(np.int32)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "export")
+        model.export(path, format="tf_saved_model", verbose=False)
+        loaded = tf.saved_model.load(path)
+        served = loaded.serve(data)
+    for got, want in zip(tf.nest.flatten(served), tf.nest.flatten(model(data))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_configuration_raises():
+    with pytest.raises(ValueError, match="semiring"):
+        ForwardAlgorithm(semiring="max")
+    with pytest.raises(ValueError, match="num_states"):
+        MeanField(num_chains=2, num_states=0, vocab_size=4)
