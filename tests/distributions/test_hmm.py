@@ -167,6 +167,22 @@ def test_identity_log_z_equals_expected_score_plus_entropy():
                                    rtol=1e-12)
 
 
+def test_marginals_are_the_gradients_of_log_z():
+    """unary = ∂ log Z / ∂ emission potentials, pairwise = ∂ log Z / ∂ per-step transitions."""
+    rng = np.random.default_rng(16)
+    b, t, k = 2, 5, 3
+    potentials = [tf.constant(rng.normal(size=s)) for s in ((b, k), (b, t - 1, k, k), (b, t, k))]
+    mask = tf.constant(np.arange(t)[None, :] < np.array([[5], [3]]))
+    with tf.GradientTape() as tape:
+        tape.watch(potentials)
+        hmm = HMM.from_log_potentials(*potentials)
+        log_z = hmm.log_prob(mask=mask)
+    _, d_transition, d_emission = tape.gradient(log_z, potentials)
+    unary, pairwise = hmm.posterior_marginals(mask=mask)
+    np.testing.assert_allclose(unary, d_emission, atol=1e-12)
+    np.testing.assert_allclose(pairwise, d_transition, atol=1e-12)
+
+
 def test_agrees_with_tfp_hidden_markov_model():
     rng = np.random.default_rng(4)
     k, v, t = 4, 6, 7

@@ -1,8 +1,18 @@
-"""Backward selection over a linear chain: Viterbi backtracking and forward-filtering
-backward-sampling (FFBS) as one recursion.
+"""Backward conditionals of a linear chain: Viterbi backtracking, forward-filtering
+backward-sampling (FFBS) and pairwise posterior marginals.
 
-Given the log filtered scores α_t [S] of a forward pass (`_forward.forward`) and the transition
-log-potentials θ_{t+1}[i, j] (z_t = i -> z_{t+1} = j), the chain is read backwards:
+All three read the chain backwards through the same conditional. By the Markov property,
+
+    p(z_t = i | z_{t+1} = j, x) = p(z_t = i | z_{t+1} = j, x_{≤t}) ∝ α_t[i] exp θ_{t+1}[i, j].
+
+*Pairwise marginals*: p(z_t, z_{t+1} | x) = p(z_{t+1} | x) p(z_t | z_{t+1}, x_{≤t}), from the
+unary marginals (the gradient of log Z, `_forward.log_partition_gradients`) and the filtered
+α_t of the same forward pass: O(T K²) elementwise work and no per-step transition tensor in
+the forward pass, which stays one matmul per step.
+
+*Backtracking*: given the log filtered scores α_t [S] of a forward pass (`_forward.forward`)
+and the transition log-potentials θ_{t+1}[i, j] (z_t = i -> z_{t+1} = j), a path is read
+backwards:
 
     z_T = argmax_k (α_T[k] + g_T[k]),
     z_t = argmax_k (α_t[k] + θ_{t+1}[k, z_{t+1}] + g_t[k]).
@@ -71,3 +81,25 @@ def backtrack(log_filtered: tf.Tensor, transition: tf.Tensor, mask: tf.Tensor | 
     earlier = tf.scan(step, elems, initializer=last, reverse=True)  # [T-1, B]
     path = tf.concat([earlier, last[None]], axis=0)
     return tf.where(mask, path, tf.zeros_like(path))
+
+
+def pairwise_marginals(log_filtered: tf.Tensor, transition: tf.Tensor,
+                       unary: tf.Tensor) -> tf.Tensor:
+    """p(z_{t-1} = i, z_t = j | x) = p(z_t = j | x) softmax_i(log α_{t-1}[i] + θ_t[i, j]).
+
+    Args:
+      log_filtered: [T, B, K] log α_t of a sum-semiring forward pass.
+      transition: [K, K], [B, K, K] or per step [T-1, B, K, K] log-potentials.
+      unary: [T, B, K] posterior marginals p(z_t | x) (zero at padded positions).
+
+    Returns:
+      [T-1, B, K, K] pairwise marginals (zero where z_t is padding).
+    """
+    if transition.shape.rank == 2:
+        transition = transition[None, None]
+    elif transition.shape.rank == 3:
+        transition = transition[None]
+    backward = tf.nn.softmax(log_filtered[:-1, :, :, None] + transition, axis=2)
+    # A column with no reachable predecessor has unary probability 0 (and a nan softmax).
+    return tf.math.multiply_no_nan(backward, unary[1:, :, None, :])
+

@@ -191,14 +191,14 @@ def forward(initial: tf.Tensor, transitions: Sequence[tf.Tensor], emissions: tf.
 def log_partition_gradients(initial: tf.Tensor, transitions: Sequence[tf.Tensor],
                             emissions: tf.Tensor, mask: tf.Tensor | None = None,
                             semiring: str = "scaled", wrt: Sequence[str] = ("emissions",)
-                            ) -> tuple[tf.Tensor, dict]:
-    """log Z [B] and its gradients w.r.t. the potentials named in `wrt`.
+                            ) -> tuple[ForwardResult, dict]:
+    """The forward pass and the gradients of log Z w.r.t. the potentials named in `wrt`.
 
     Rows are independent, so ∂ Σ_b log Z_b / ∂ θ is, for per-row potentials, each row's
     posterior marginal (Eisner 2016); for potentials shared by rows it is the sum over rows.
 
     Args: as `forward`; wrt: any of "initial", "transitions", "emissions".
-    Returns: (log_z [B], {name: gradient shaped like that argument}).
+    Returns: (ForwardResult, {name: gradient shaped like that argument}).
     """
     sources = {"initial": initial, "transitions": list(transitions), "emissions": emissions}
     unknown = set(wrt) - set(sources)
@@ -207,6 +207,7 @@ def log_partition_gradients(initial: tf.Tensor, transitions: Sequence[tf.Tensor]
     wanted = {name: sources[name] for name in wrt}
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(tf.nest.flatten(wanted))
-        log_z = forward(initial, sources["transitions"], emissions, mask, semiring).log_z
-    grads = tape.gradient(log_z, wanted, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    return log_z, grads
+        result = forward(initial, sources["transitions"], emissions, mask, semiring)
+    grads = tape.gradient(result.log_z, wanted,
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return result, grads

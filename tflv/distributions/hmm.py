@@ -66,7 +66,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tflv.distributions import _checks
-from tflv.distributions._backtrack import backtrack
+from tflv.distributions._backtrack import backtrack, pairwise_marginals
 from tflv.distributions._forward import check_semiring, forward, log_partition_gradients
 
 
@@ -205,7 +205,7 @@ class HMM:
         """Flattens a batch into a time-major chain.
 
         transitions: "native" keeps shared transitions [K, K] (one matmul per step), "per_row"
-        gives [B, K, K] and "per_step" [T-1, B, K, K] (for pairwise marginals).
+        gives at least [B, K, K] (a gradient per row).
         """
         initial, transition, emission = params
         trans_rank = 3 if self._per_step else 2
@@ -245,12 +245,8 @@ class HMM:
 
         if self._per_step:
             transition = tf.transpose(batch.flatten(transition, 3), [1, 0, 2, 3])
-        elif transition.shape.rank > 2 or transitions != "native":
+        elif transition.shape.rank > 2 or transitions == "per_row":
             transition = batch.flatten(transition, 2)  # [B, K, K]
-        if transitions == "per_step" and not self._per_step:
-            steps = tf.shape(emissions)[0] - 1
-            transition = tf.broadcast_to(transition[None],
-                                         tf.concat([[steps], tf.shape(transition)], axis=0))
         return _Chain(batch.flatten(initial, 1), transition, emissions, flat_mask, batch)
 
     def log_prob(self, x=None, mask=None) -> tf.Tensor:
@@ -265,22 +261,20 @@ class HMM:
         """log p(x) with the posterior marginals, from one forward pass and its gradient.
 
         Returns Posterior(log_prob [...], unary [..., T, K], pairwise [..., T-1, K, K] or None).
-        The pairwise marginals need per-step transition potentials [T-1, B, K, K] (a batched
-        matrix-vector product per step instead of one matmul).
+        unary is ∂ log Z / ∂ φ; pairwise = unary_t[j] p(z_{t-1} = i | z_t = j, x_{<t}) from the
+        same forward pass (`_backtrack.pairwise_marginals`), equal to ∂ log Z / ∂ θ_t.
         """
         with tf.name_scope(f"{self._name}_posterior"):
-            chain = self._chain(x, mask, self._log_parameters(),
-                                "per_step" if pairwise else "native")
-            wrt = ("emissions", "transitions") if pairwise else ("emissions",)
-            log_z, grads = log_partition_gradients(chain.initial, [chain.transition],
-                                                   chain.emissions, chain.mask, self._semiring,
-                                                   wrt)
-            unary = chain.batch.unflatten(tf.transpose(grads["emissions"], [1, 0, 2]))
+            chain = self._chain(x, mask, self._log_parameters())
+            result, grads = log_partition_gradients(chain.initial, [chain.transition],
+                                                    chain.emissions, chain.mask, self._semiring)
+            unary = grads["emissions"]  # [T, B, K]
             edges = None
             if pairwise:
-                edges = chain.batch.unflatten(
-                    tf.transpose(grads["transitions"][0], [1, 0, 2, 3]))
-            return Posterior(chain.batch.unflatten(log_z), unary, edges)
+                edges = chain.batch.unflatten(tf.transpose(pairwise_marginals(
+                    result.log_filtered, chain.transition, unary), [1, 0, 2, 3]))
+            return Posterior(chain.batch.unflatten(result.log_z),
+                             chain.batch.unflatten(tf.transpose(unary, [1, 0, 2])), edges)
 
     def posterior_marginals(self, x=None, mask=None) -> tuple[tf.Tensor, tf.Tensor]:
         """(unary p(z_t | x) [..., T, K], pairwise p(z_{t-1}, z_t | x) [..., T-1, K, K])."""
@@ -291,7 +285,7 @@ class HMM:
         """H[p(z | x)] [...] = log Z - Σ θ · ∂ log Z / ∂ θ; differentiable (second order)."""
         with tf.name_scope(f"{self._name}_posterior_entropy"):
             chain = self._chain(x, mask, self._log_parameters(), "per_row")
-            log_z, grads = log_partition_gradients(
+            result, grads = log_partition_gradients(
                 chain.initial, [chain.transition], chain.emissions, chain.mask, self._semiring,
                 ("initial", "transitions", "emissions"))
             trans_axes = [0, 2, 3] if chain.transition.shape.rank == 4 else [1, 2]
@@ -302,7 +296,7 @@ class HMM:
                                 trans_axes)
                 + tf.reduce_sum(tf.math.multiply_no_nan(chain.emissions, grads["emissions"]),
                                 [0, 2]))
-            return chain.batch.unflatten(log_z - expected_score)
+            return chain.batch.unflatten(result.log_z - expected_score)
 
     def expected_counts(self, x, mask=None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Expected sufficient statistics summed over the batch (the E step of EM).
