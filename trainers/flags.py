@@ -85,6 +85,21 @@ flags.DEFINE_float("sa_vae_step_size", 1.0, "sentence_vae --sa_vae_steps: step s
 flags.DEFINE_integer("iw_samples", 10, "sentence_vae: importance samples for the evaluation "
                      "NLL (0: ELBO only).")
 
+# hmm, neural_hmm, factorial_hmm (Model 3).
+flags.DEFINE_integer("num_states", 45, "hmm, neural_hmm: hidden states K; factorial_hmm: states "
+                     "per chain.")
+flags.DEFINE_enum("hmm_training", "gradient", ["gradient", "em"], "hmm: gradient ascent on log "
+                  "p(x), or stepwise EM (one update per step, posteriors by autodiff).")
+flags.DEFINE_float("em_decay", 0.7, "hmm --hmm_training=em: step sizes (k+1)^-decay (0: each "
+                   "batch's counts replace the statistics; batch EM on a full batch).")
+flags.DEFINE_float("em_pseudo_count", 0.01, "hmm --hmm_training=em: pseudo-count of the M step.")
+flags.DEFINE_enum("neural_transitions", "mlp", ["mlp", "lstm"], "neural_hmm: transitions from "
+                  "state embeddings, or also from an LSTM over the words so far.")
+flags.DEFINE_integer("num_chains", 2, "factorial_hmm: Markov chains L.")
+flags.DEFINE_enum("factorial_inference", "exact", ["exact", "mean_field"], "factorial_hmm: exact "
+                  "log p(x) over K^L product states, or the structured mean-field ELBO.")
+flags.DEFINE_integer("mean_field_iterations", 5, "factorial_hmm: mean-field sweeps.")
+
 MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings", "num_topics",
                "attention_training", "attention_samples", "beam_size", "length_alpha",
                "bleu_max_examples", "num_softmaxes", "summary_length", "summary_samples",
@@ -92,6 +107,8 @@ MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddin
                "gumbel_temperature", "straight_through", "latent", "vmf_concentration", "flow",
                "num_flows", "decoder", "cnn_dilations", "skip_connections", "word_dropout",
                "kl_schedule", "kl_warmup_steps", "free_bits", "free_bits_per_dimension",
-               "sa_vae_steps", "sa_vae_step_size", "iw_samples")
+               "sa_vae_steps", "sa_vae_step_size", "iw_samples", "num_states", "hmm_training",
+               "em_decay", "em_pseudo_count", "neural_transitions", "num_chains",
+               "factorial_inference", "mean_field_iterations")
 
 FLAGS = flags.FLAGS

@@ -4,6 +4,7 @@
 contract in `tflv.models.base`.
 """
 from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.hmm_taggers import FactorialHMMTagger, HMMTagger, NeuralHMMTagger
 from tflv.models.latent_summary import LatentSummary
 from tflv.models.lda import LatentDirichletAllocation
 from tflv.models.mixture_lm import MixtureLM
@@ -26,6 +27,9 @@ MODELS = {
     "gsm": GSM,
     "prodlda": ProdLDA,
     "lda": LatentDirichletAllocation,
+    "hmm": HMMTagger,
+    "neural_hmm": NeuralHMMTagger,
+    "factorial_hmm": FactorialHMMTagger,
 }
 
 

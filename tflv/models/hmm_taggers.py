@@ -1,0 +1,313 @@
+"""HMM taggers: `hmm` (Model 3), `neural_hmm` and `factorial_hmm`, one model family.
+
+Each model is a chain of discrete states z_1..z_T over a sentence x_1..x_T (form `tokens`),
+
+    p(x) = Σ_z p(z_1) Π_{t≥2} p(z_t | z_{t-1}, ·) Π_t p(x_t | z_t),
+
+fitted by maximum likelihood, and its most probable states are read as induced word classes
+(unsupervised part-of-speech tagging, Kim, Wiseman & Rush 2018, §5 and §7).
+
+* `hmm` (`HMMTagger` with `HMMLogits`): free π, A, E. log p(x) by the forward algorithm
+  (`tflv.distributions.HMM.log_prob`), trained either by gradient ascent on it, or by EM
+  (`EMHMMTagger`): one *stepwise* EM update per trainer step (Liang & Klein 2009) through the
+  trainer's `apply_update` hook. The E step takes the expected counts as the gradient of
+  Σ_b log p(x_b) w.r.t. the log-parameters (`HMM.expected_counts`, Eisner 2016), summed over
+  the global batch (all replicas), scaled to the training set of N sentences, ŝ = (N / B) s,
+  and interpolated into running statistics,
+
+      μ_k = (1 - η_k) μ_{k-1} + η_k ŝ_k,   η_k = (k + 1)^(-α),  k = 0, 1, …  (η_0 = 1),
+
+  then the M step sets θ ∝ μ + λ (the MAP estimate under a Dirichlet(1 + λ) prior, λ the
+  pseudo-count), i.e. logits = log(μ + λ). α ∈ (1/2, 1] makes it a Robbins–Monro scheme;
+  α = 0 replaces μ by each batch's counts, so on one fixed batch it is batch EM (Baum–Welch),
+  which never decreases log p(x) + λ Σ log θ.
+* `neural_hmm` (`NeuralHMMTagger`): the same chain with scores from state embeddings, residual
+  MLPs and optionally an LSTM over the words read so far (`NeuralHMMLogits`, Tran et al. 2016);
+  trained by gradient ascent on the exact log p(x).
+* `factorial_hmm` (`FactorialHMMTagger`): L chains of K states emitting jointly
+  (`tflv.distributions.FactorialHMM`), trained on the exact log p(x) (product-state forward
+  algorithm) or on the structured mean-field ELBO ≤ log p(x) (Ghahramani & Jordan 1997).
+
+Loss per sentence: -log p(x) / T (or -ELBO / T); statistics `nll` = -log p(x) (mean field:
+-ELBO, so its perplexity is an upper bound) and `tokens` = T, so the reported perplexity is
+exp(Σ nll / Σ T) over every word of a split, each predicted once, with no end-of-sentence
+symbol (form `tokens`): not comparable with PTB's usual stream perplexity, which counts <eos>.
+
+`evaluate_corpus` decodes every sentence of a split with gold tags (form `tagged`: POS tags of
+conll2000, true states of synthetic_hmm) and scores the states as clusters: many-to-one and
+one-to-one accuracy and V-measure (`tflv.metrics`; Johnson 2007, Rosenberg & Hirschberg 2007).
+HMMs decode by Viterbi, argmax_z p(z | x); the factorial HMM by the per-chain argmax of its
+mean-field marginals, the cluster being the tuple (z^1..z^L) (K^L clusters).
+
+#### References
+
+Kim, Y., Wiseman, S. & Rush, A. M. (2018). A tutorial on deep latent variable models of
+natural language. arXiv:1812.06834.
+
+Liang, P. & Klein, D. (2009). Online EM for unsupervised models. NAACL.
+
+Eisner, J. (2016). Inside-outside and forward-backward algorithms are just backprop.
+Workshop on Structured Prediction for NLP.
+
+Tran, K., Bisk, Y., Vaswani, A., Marcu, D. & Knight, K. (2016). Unsupervised neural hidden
+Markov models. Workshop on Structured Prediction for NLP.
+
+Ghahramani, Z. & Jordan, M. I. (1997). Factorial hidden Markov models. Machine Learning 29.
+
+Johnson, M. (2007). Why doesn't EM find good HMM POS-taggers? EMNLP.
+
+Rosenberg, A. & Hirschberg, J. (2007). V-measure: a conditional entropy-based external
+cluster evaluation measure. EMNLP.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tflv import metrics
+from tflv.distributions import HMM, FactorialHMM
+from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.hmm_parameterizations import HMMLogits, NeuralHMMLogits
+from tflv.models.rnnlm import lm_metrics
+
+FACTORIAL_INFERENCE = ("exact", "mean_field")
+
+
+class ChainTagger(LatentVariableModel):
+    """What every HMM tagger shares: the objective, its metrics and tag evaluation.
+
+    Subclasses implement `log_likelihood(tokens, mask, training) -> [B]` (log p(x) or a lower
+    bound) and `tags(tokens, mask) -> int32 [B, T]`.
+
+    Batch (form `tokens`): `tokens` int32 [B, T], `mask` float32 [B, T] (a prefix per row).
+    """
+
+    input_form = "tokens"
+    datasets = ("conll2000", "ptb", "synthetic_hmm")
+
+    def log_likelihood(self, tokens, mask, training: bool = False) -> tf.Tensor:
+        raise NotImplementedError
+
+    def tags(self, tokens, mask) -> tf.Tensor:
+        raise NotImplementedError
+
+    def objective(self, batch, training=False) -> Objective:
+        mask = tf.cast(batch["mask"], tf.float32)  # [B, T]
+        nll = -self.log_likelihood(batch["tokens"], mask, training=training)  # [B]
+        tokens = tf.reduce_sum(mask, axis=1)  # [B]
+        return Objective(loss=nll / tf.maximum(tokens, 1.0), stats={"nll": nll, "tokens": tokens})
+
+    def metrics_from_sums(self, sums):
+        return lm_metrics(sums)
+
+    def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
+        """Many-to-one, one-to-one accuracy and V-measure of the decoded states on `split`.
+
+        Empty for a corpus without gold tags (no `tagged` form, e.g. ptb).
+        """
+        if "tagged" not in corpus.forms:
+            return {}
+        decode = tf.function(self.tags, input_signature=[
+            tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32)])
+        predicted, gold = [], []
+        for batch in corpus.dataset(split, "tagged", batch_size):
+            real = batch["mask"].numpy() > 0
+            predicted.append(decode(batch["tokens"], batch["mask"]).numpy()[real])
+            gold.append(batch["tags"].numpy()[real])
+        predicted, gold = np.concatenate(predicted), np.concatenate(gold)
+        return {"many_to_one": metrics.many_to_one_accuracy(predicted, gold),
+                "one_to_one": metrics.one_to_one_accuracy(predicted, gold),
+                "v_measure": metrics.v_measure(predicted, gold)}
+
+    def serving_signatures(self, batcher) -> dict:
+        """`tag(text [N]) -> {tags int32 [N, T], lengths [N]}`: the decoded states, for export."""
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def tag(text):
+            batch = batcher(text)
+            return {"tags": self.tags(batch["tokens"], batch["mask"]), "lengths": batch["lengths"]}
+
+        return {"tag": tag}
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class HMMTagger(ChainTagger):
+    """An HMM whose logits come from a layer: free (`hmm`) or neural (`neural_hmm`).
+
+    Args:
+      logits: an `HMMLogits` (one chain) or `NeuralHMMLogits` layer, or its serialized config.
+    """
+
+    def __init__(self, logits: HMMLogits | NeuralHMMLogits | dict, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(logits, dict):
+            logits = keras.saving.deserialize_keras_object(logits)
+        if not isinstance(logits, (HMMLogits, NeuralHMMLogits)) or getattr(logits, "num_chains", 0):
+            raise ValueError(f"logits must be a one-chain HMMLogits or a NeuralHMMLogits layer, "
+                             f"got {logits!r}")
+        self.logits = logits
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams) -> "HMMTagger":
+        logits = HMMLogits(hparams["num_states"], corpus.info["vocab_size"], name="logits")
+        if hparams["hmm_training"] == "em":
+            return EMHMMTagger(logits, num_examples=corpus.num_examples("train"),
+                               em_decay=hparams["em_decay"],
+                               pseudo_count=hparams["em_pseudo_count"])
+        if hparams["hmm_training"] != "gradient":
+            raise ValueError(f"hmm_training must be 'gradient' or 'em', got "
+                             f"{hparams['hmm_training']!r}")
+        return cls(logits)
+
+    def distribution(self, tokens, training: bool = False) -> tuple[HMM, tf.Tensor | None]:
+        """The HMM of a batch and the x its methods take (None: scores are per position).
+
+        Shared transitions [K, K] give `HMM(logits)` over x [B, T]; per-position transitions
+        [B, T-1, K, K] give `HMM.from_log_potentials` with the normalised log-probabilities
+        (rows of A_t and of E sum to one, so log Z is log p(x)).
+        """
+        initial, transition, emission = self.logits(tokens, training=training)
+        if transition.shape.rank == 2:
+            return HMM(initial, transition, emission), tokens
+        log_emission = tf.gather(tf.nn.log_softmax(emission), tokens, axis=1)  # [K, B, T]
+        rows = tf.shape(tokens)[0]
+        log_initial = tf.broadcast_to(tf.nn.log_softmax(initial), [rows, tf.shape(initial)[0]])
+        return HMM.from_log_potentials(log_initial, tf.nn.log_softmax(transition),
+                                       tf.transpose(log_emission, [1, 2, 0])), None
+
+    def log_likelihood(self, tokens, mask, training: bool = False) -> tf.Tensor:
+        hmm, x = self.distribution(tokens, training)
+        return hmm.log_prob(x, mask)  # [B]
+
+    def tags(self, tokens, mask) -> tf.Tensor:
+        hmm, x = self.distribution(tokens)
+        return hmm.viterbi(x, mask)  # [B, T]
+
+    def get_config(self):
+        return {**super().get_config(), "logits": keras.saving.serialize_keras_object(self.logits)}
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class EMHMMTagger(HMMTagger):
+    """`hmm` trained by stepwise EM (module docstring) in the trainer's `apply_update` hook.
+
+    Args:
+      logits: a one-chain `HMMLogits` (free parameters, which the M step overwrites).
+      num_examples: N, the number of training sentences the batch counts are scaled to.
+      em_decay: α ≥ 0 of the step sizes η_k = (k + 1)^(-α).
+      pseudo_count: λ ≥ 0 added to every expected count in the M step (λ > 0 keeps every
+        probability positive).
+    """
+
+    def __init__(self, logits: HMMLogits | dict, num_examples: int, em_decay: float = 0.7,
+                 pseudo_count: float = 0.01, **kwargs):
+        super().__init__(logits, **kwargs)
+        if not isinstance(self.logits, HMMLogits):
+            raise ValueError("EM needs free logits (HMMLogits): a neural HMM has no closed-form "
+                             "M step")
+        if num_examples < 1 or em_decay < 0 or pseudo_count < 0:
+            raise ValueError(f"need num_examples >= 1, em_decay >= 0, pseudo_count >= 0; got "
+                             f"{num_examples}, {em_decay}, {pseudo_count}")
+        self.num_examples, self.em_decay, self.pseudo_count = num_examples, em_decay, pseudo_count
+        self.em_steps = self.add_weight(shape=(), dtype="int64", initializer="zeros",
+                                        trainable=False, name="em_steps",
+                                        aggregation="only_first_replica")
+        self.statistics = [self.add_weight(shape=v.shape, initializer="zeros", trainable=False,
+                                           name=f"expected_{v.name}".replace("_logits", "_counts"),
+                                           aggregation="only_first_replica")
+                           for v in self.logits.logits]
+
+    def apply_update(self, batch) -> Objective:
+        """One stepwise EM update from the global batch; returns the objective before it.
+
+        Called by the trainer in replica context in place of a gradient step.
+        """
+        objective = self.objective(batch)
+        hmm, x = self.distribution(batch["tokens"])
+        counts = hmm.expected_counts(x, batch["mask"])  # ([K], [K, K], [K, V]) summed over rows
+        rows = tf.cast(tf.shape(x)[0], counts[0].dtype)
+        context = tf.distribute.get_replica_context()
+        *counts, rows = context.all_reduce(tf.distribute.ReduceOp.SUM, [*counts, rows])
+        step_size = tf.pow(tf.cast(self.em_steps, rows.dtype) + 1.0, -self.em_decay)
+        scale = self.num_examples / rows
+        with tf.control_dependencies([objective.loss]):
+            updated = []
+            for statistic, count in zip(self.statistics, counts):
+                statistic.assign((1.0 - step_size) * statistic + step_size * scale * count)
+                updated.append(tf.math.log(tf.convert_to_tensor(statistic) + self.pseudo_count))
+            self.logits.assign(*updated)
+            self.em_steps.assign_add(1)
+        return objective
+
+    def get_config(self):
+        return {**super().get_config(), "num_examples": self.num_examples,
+                "em_decay": self.em_decay, "pseudo_count": self.pseudo_count}
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class NeuralHMMTagger(HMMTagger):
+    """`neural_hmm`: an `HMMTagger` over `NeuralHMMLogits` (Tran et al. 2016), by gradient."""
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams) -> "NeuralHMMTagger":
+        return cls(NeuralHMMLogits(hparams["num_states"], corpus.info["vocab_size"],
+                                   embed_dim=hparams["embed_dim"], hidden_dim=hparams["hidden_dim"],
+                                   transitions=hparams["neural_transitions"], name="logits"))
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class FactorialHMMTagger(ChainTagger):
+    """`factorial_hmm`: L chains of K states with summed emission logits.
+
+    Args:
+      vocab_size: V.
+      num_chains: L.
+      num_states: K per chain (the product state space has K^L states).
+      inference: "exact" (log p(x) over the product states) or "mean_field" (the ELBO).
+      mean_field_iterations: coordinate-ascent sweeps of mean field (its ELBO and the tags).
+      seed: initialiser seed.
+    """
+
+    def __init__(self, vocab_size: int, num_chains: int = 2, num_states: int = 4,
+                 inference: str = "exact", mean_field_iterations: int = 5,
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if inference not in FACTORIAL_INFERENCE:
+            raise ValueError(f"inference must be one of {FACTORIAL_INFERENCE}, got {inference!r}")
+        if num_chains < 1 or mean_field_iterations < 1:
+            raise ValueError(f"num_chains and mean_field_iterations must be >= 1, got "
+                             f"{num_chains} and {mean_field_iterations}")
+        self.config = dict(vocab_size=vocab_size, num_chains=num_chains, num_states=num_states,
+                           inference=inference, mean_field_iterations=mean_field_iterations,
+                           seed=seed)
+        self.logits = HMMLogits(num_states, vocab_size, num_chains=num_chains, seed=seed,
+                                name="logits")
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams) -> "FactorialHMMTagger":
+        return cls(corpus.info["vocab_size"], num_chains=hparams["num_chains"],
+                   num_states=hparams["num_states"], inference=hparams["factorial_inference"],
+                   mean_field_iterations=hparams["mean_field_iterations"])
+
+    def distribution(self, tokens) -> FactorialHMM:
+        return FactorialHMM(*self.logits(tokens))
+
+    def log_likelihood(self, tokens, mask, training: bool = False) -> tf.Tensor:
+        fhmm = self.distribution(tokens)
+        if self.config["inference"] == "exact":
+            return fhmm.log_prob(tokens, mask)  # [B]
+        return fhmm.elbo(tokens, mask, self.config["mean_field_iterations"])  # [B]
+
+    def tags(self, tokens, mask) -> tf.Tensor:
+        """Cluster Σ_l argmax_k q(z^l_t = k) K^(L-1-l) of each word: int32 [B, T], 0 at padding."""
+        marginals = self.distribution(tokens).mean_field(
+            tokens, mask, self.config["mean_field_iterations"]).marginals  # [B, T, L, K]
+        states = tf.argmax(marginals, axis=-1, output_type=tf.int32)  # [B, T, L]
+        num_chains, num_states = self.config["num_chains"], self.config["num_states"]
+        place = num_states ** tf.range(num_chains - 1, -1, -1)  # [L]
+        clusters = tf.reduce_sum(states * place, axis=-1)
+        return tf.where(tf.cast(mask, tf.bool), clusters, tf.zeros_like(clusters))
+
+    def get_config(self):
+        return {**super().get_config(), **self.config}
