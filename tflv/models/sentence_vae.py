@@ -2,7 +2,8 @@
 
 Each sentence x = w_1 … w_n (one independent example) has a continuous code z ∈ R^D:
 
-    z ~ p(z) = N(0, I),    x | z ~ Π_t p(w_t | w_<t, z)   (an LSTM, or a dilated CNN, fed [e(w_{t−1}); z]),
+    z ~ p(z) = N(0, I),    x | z ~ Π_t p(w_t | w_<t, z)
+                                  (an LSTM, or a dilated CNN, fed [e(w_{t−1}); z]),
 
 and an LSTM encoder gives the amortized posterior q(z | x) = N(μ(x), diag σ²(x)). Training
 maximizes the ELBO, E_q[log p(x | z)] − KL(q(z | x) || p(z)) ≤ log p(x), with one
@@ -14,7 +15,8 @@ of the tutorial's section 6 is one constructor argument (and one trainer flag):
   (Bowman et al. 2016; cyclical: Fu et al. 2019), `tflv.vi.schedules`, t from `TrainingStep`.
 - word dropout (`word_dropout`): decoder inputs replaced by `<unk>` with probability p
   (Bowman et al. 2016), `tflv.layers.encoders.WordDropout`.
-- free bits (`free_bits`, `free_bits_per_dimension`): β · max(λ, E_batch KL) (Kingma et al. 2016).
+- free bits (`free_bits`, `free_bits_per_dimension`): β · max(λ, E_batch KL)
+  (Kingma et al. 2016).
 - a von Mises–Fisher posterior (`latent="vmf"`): vMF(μ(x), κ) with a fixed κ and the uniform
   prior on S^{D−1}, whose KL is a constant > 0 (Xu & Durrett 2018).
 - normalizing flows on q (`flow="iaf"|"planar"`): richer posteriors (Kingma et al. 2016; Rezende
@@ -95,7 +97,8 @@ def kl_weight(schedule: str, step: tf.Tensor, warmup_steps: int) -> tf.Tensor:
     if schedule == "linear":
         return schedules.linear_kl_weight(step, warmup_steps)
     if schedule == "sigmoid":
-        return schedules.sigmoid_kl_weight(step, midpoint=warmup_steps / 2, rate=10.0 / warmup_steps)
+        return schedules.sigmoid_kl_weight(step, midpoint=warmup_steps / 2,
+                                           rate=10.0 / warmup_steps)
     if schedule == "cyclical":
         return schedules.cyclical_kl_weight(step, cycle_steps=warmup_steps, ramp_fraction=0.5)
     raise ValueError(f"kl_schedule must be one of {', '.join(KL_SCHEDULES)}, got {schedule!r}")
@@ -108,7 +111,7 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
 
 @keras.saving.register_keras_serializable(package="tflv")
 class SentenceVAE(LatentVariableModel):
-    """LSTM encoder → q(z | x) → LSTM (or dilated CNN) decoder p(x | z); see the module docstring.
+    """LSTM encoder → q(z | x) → LSTM (or dilated CNN) decoder p(x | z) (see the module doc).
 
     Args:
       vocab_size: V.
@@ -369,7 +372,7 @@ class SentenceVAE(LatentVariableModel):
         averaged over rows; omitted for flows (q(z | x') at another row's z needs the inverse)."""
         with_mi = self.config["flow"] == "none"
 
-        @tf.function
+        @tf.function(reduce_retracing=True)  # batches of varying length T
         def summarize(batch):
             q = self.posterior(batch)
             mi = (metrics.mutual_information(q, q.sample(1, seed=self.step.seed(_IW_SALT)))
@@ -401,8 +404,8 @@ class SentenceVAE(LatentVariableModel):
 
         Args:
           batch: a `sentences` batch of exactly 2 rows, x_a and x_b.
-          num_points: P ≥ 2 codes z_i = (1 − t_i) E_q[z | x_a] + t_i E_q[z | x_b], t_i = i/(P−1)
-            (projected onto the sphere for a vMF latent).
+          num_points: P ≥ 2 codes z_i = (1 − t_i) E_q[z | x_a] + t_i E_q[z | x_b],
+            t_i = i / (P − 1) (projected onto the sphere for a vMF latent).
 
         Returns:
           int32 `[P, max_length]`, one decoded sentence per point (temperature → 0: greedy).
