@@ -134,19 +134,17 @@ def forward(initial: tf.Tensor, transitions: Sequence[tf.Tensor], emissions: tf.
     sizes = [f.shape[-1] for f in transitions]
     if len(transitions) > 1 and any(k is None for k in sizes):
         raise ValueError(f"Kronecker transition factors need static sizes, got {sizes}")
-    if mask is None:
-        mask = tf.ones(tf.shape(emissions)[:2], dtype=tf.bool)
-    # Padding must not produce inf/nan that a tf.where gradient would turn into nan.
-    emissions = tf.where(mask[..., None], emissions, tf.zeros_like(emissions))
     per_step = [f.shape.rank == 4 for f in transitions]
-    transitions = [tf.where(mask[1:, :, None, None], f, tf.zeros_like(f)) if is_step else f
-                   for f, is_step in zip(transitions, per_step)]
+    if mask is not None:
+        # Padding must not produce inf/nan that a tf.where gradient would turn into nan.
+        emissions = tf.where(mask[..., None], emissions, tf.zeros_like(emissions))
+        transitions = [tf.where(mask[1:, :, None, None], f, tf.zeros_like(f)) if is_step else f
+                       for f, is_step in zip(transitions, per_step)]
 
-    offsets = tf.zeros(tf.shape(emissions)[:2], emissions.dtype)  # [T, B] added to log Z
     if semiring == "scaled":
         shift = tf.stop_gradient(tf.reduce_max(emissions, axis=-1))  # [T, B]
         emissions = tf.exp(emissions - shift[..., None])
-        offsets += shift
+        offsets = shift  # [T, B], added to log Z at each real step
         scaled = []
         for f in transitions:
             f_shift = tf.stop_gradient(tf.reduce_max(f, axis=[-2, -1]))  # [], [B] or [T-1, B]
@@ -156,32 +154,35 @@ def forward(initial: tf.Tensor, transitions: Sequence[tf.Tensor], emissions: tf.
             offsets += tf.pad(step_offset, [[1, 0], [0, 0]])
         transitions = scaled
         init_shift = tf.stop_gradient(tf.reduce_max(initial, axis=-1))  # [B]
-        alpha = tf.exp(initial - init_shift[:, None]) * emissions[0]
+        alpha, log_z = _normalize(tf.exp(initial - init_shift[:, None]) * emissions[0], semiring)
+        log_z += init_shift + offsets[0]
     else:
-        init_shift = tf.zeros_like(initial[:, 0])
-        alpha = initial + emissions[0]
+        offsets = tf.zeros(tf.shape(emissions)[:2], emissions.dtype)
+        alpha, log_z = _normalize(initial + emissions[0], semiring)
     # Position 0: α_1 = θ_0 ⊗ φ_1; a row of length 0 has log Z = 0 (the empty path).
-    alpha, log_z = _normalize(alpha, semiring)
-    first = (alpha, tf.where(mask[0], log_z + init_shift + offsets[0], tf.zeros_like(log_z)))
+    first = (alpha, log_z if mask is None else tf.where(mask[0], log_z, tf.zeros_like(log_z)))
 
     outers = [math.prod(sizes[:l]) for l in range(len(sizes))]
     inners = [math.prod(sizes[l + 1:]) for l in range(len(sizes))]
 
     def step(carry, elems):
         alpha, log_z = carry
-        emission, offset, real, step_factors = elems  # [B, S], [B], [B], per-step factors
+        emission, offset, step_factors = elems[:3]  # [B, S], [B], per-step factors
         step_factors = iter(step_factors)
         new = alpha
         for f, is_step, outer, inner in zip(transitions, per_step, outers, inners):
             new = _contract(new, next(step_factors) if is_step else f, outer, inner, semiring)
         new = new * emission if semiring == "scaled" else new + emission
         new, log_norm = _normalize(new, semiring)
-        return (tf.where(real[:, None], new, alpha),
-                tf.where(real, log_z + log_norm + offset, log_z))
+        new_log_z = log_z + log_norm + offset
+        if mask is None:
+            return new, new_log_z
+        real = elems[3]  # [B]
+        return tf.where(real[:, None], new, alpha), tf.where(real, new_log_z, log_z)
 
     step_factors = tuple(f for f, is_step in zip(transitions, per_step) if is_step)
-    alphas, log_zs = tf.scan(step, (emissions[1:], offsets[1:], mask[1:], step_factors),
-                             initializer=first)
+    elems = (emissions[1:], offsets[1:], step_factors) + (() if mask is None else (mask[1:],))
+    alphas, log_zs = tf.scan(step, elems, initializer=first)
     alphas = tf.concat([first[0][None], alphas], axis=0)  # [T, B, S]
     log_z = tf.concat([first[1][None], log_zs], axis=0)[-1]  # also right for T = 1
     log_filtered = tf.math.log(alphas) if semiring == "scaled" else alphas
