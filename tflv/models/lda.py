@@ -100,8 +100,7 @@ class LatentDirichletAllocation(LatentVariableModel):
     def objective(self, batch, training=False) -> Objective:
         """Loss −L_d / N_d per document `[B]` at the current λ (no gradient is taken)."""
         del training
-        counts = tf.convert_to_tensor(batch["counts"])
-        check_counts(counts, self.vocab_size)
+        counts = check_counts(batch["counts"], self.vocab_size)
         counts64 = tf.cast(counts, self.lda.dtype)
         # γ [B, K] and L_d [B]; conjugate.LDA exposes γ only through its local step.
         gamma, _, bounds = self.lda._local(counts64)
@@ -119,8 +118,8 @@ class LatentDirichletAllocation(LatentVariableModel):
         """
         objective = self.objective(batch)
         context = tf.distribute.get_replica_context()
-        counts = tf.ensure_shape(context.all_gather(tf.convert_to_tensor(batch["counts"]), axis=0),
-                                 [None, self.vocab_size])  # [S, V]
+        counts = check_counts(context.all_gather(check_counts(batch["counts"], self.vocab_size),
+                                                 axis=0), self.vocab_size)  # [S, V]
         with tf.control_dependencies([objective.loss]):
             self.lda.online_vb(tf.cast(counts, self.lda.dtype), self.num_documents,
                                offset=self.offset, decay=self.decay)

@@ -55,6 +55,7 @@ from tflv import metrics, vi
 from tflv.layers.encoders import BagOfWordsEncoder
 from tflv.layers.heads import GaussianHead, gaussian
 from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.training_step import TrainingStep
 
 tfd = tfp.distributions
 
@@ -87,7 +88,10 @@ class TopicDecoder(keras.layers.Layer):
       mixture: False: the log-linear decoder log softmax(θᵀR + b) (NVDM, ProdLDA); True: the
         mixture log Σ_k θ_k softmax(T_k) (GSM; θ must lie on the simplex).
 
-    The topic-word scores R (or T) are `topic_word`, `[K, V]`.
+    The topic-word scores R (or T) are `topic_word`, `[K, V]`. The mixture's T starts from N(0, 1)
+    logits so that its topics differ from the first step: from Glorot's small logits every topic
+    is nearly uniform, z barely matters and the posterior collapses towards the prior (GSM, 20news,
+    50 topics, 5,000 steps: test perplexity 1165 with KL 1.6 nats, against 1087 with KL 4.0).
     """
 
     def __init__(self, vocab_size: int, mixture: bool = False, **kwargs):
@@ -99,7 +103,8 @@ class TopicDecoder(keras.layers.Layer):
     def build(self, input_shape):
         self.topic_word = self.add_weight(name="topic_word", shape=(input_shape[-1],
                                                                      self.vocab_size),
-                                          initializer="glorot_uniform")  # [K, V]
+                                          initializer=keras.initializers.RandomNormal(
+                                              stddev=1.0) if self.mixture else "glorot_uniform")
         self.bias = None if self.mixture else self.add_weight(
             name="bias", shape=(self.vocab_size,), initializer="zeros")  # [V]
         self.built = True
@@ -153,18 +158,21 @@ def document_stats(elbo: tf.Tensor, kl: tf.Tensor, lengths: tf.Tensor) -> dict[s
             "tokens": lengths, "kl": kl, "documents": tf.ones_like(elbo)}
 
 
-def check_counts(counts: tf.Tensor, vocab_size: int) -> None:
-    if counts.shape.rank != 2 or counts.shape[-1] != vocab_size:
+def check_counts(counts, vocab_size: int) -> tf.Tensor:
+    """`counts` as a tensor of static shape `[B, V]` (unknown static shapes are checked at run)."""
+    counts = tf.convert_to_tensor(counts)
+    if counts.shape.rank is not None and (counts.shape.rank != 2 or
+                                          counts.shape[-1] not in (None, vocab_size)):
         raise ValueError(f"batch['counts'] must be [B, {vocab_size}] word counts, got shape "
                          f"{counts.shape}")
+    return tf.ensure_shape(counts, [None, vocab_size])
 
 
-def _replica_seed(generator: keras.random.SeedGenerator) -> tf.Tensor:
-    """A fresh stateless seed `[2]`, different on each replica of a `tf.distribute` strategy."""
+def _replica_seed(step: TrainingStep) -> tf.Tensor:
+    """The stateless seed `[2]` of training step t, different on each `tf.distribute` replica."""
     context = tf.distribute.get_replica_context()
     replica = 0 if context is None else context.replica_id_in_sync_group
-    seed = tf.cast(generator.next(), tf.int32)
-    return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int32))
+    return tf.random.experimental.stateless_fold_in(step.seed(0), tf.cast(replica, tf.int32))
 
 
 @keras.saving.register_keras_serializable(package="tflv")
@@ -178,7 +186,10 @@ class NeuralTopicModel(LatentVariableModel):
       hidden_units: widths of the encoder MLP.
       activation: its activation (tanh, as Miao et al.'s code).
       dirichlet_prior: ProdLDA's α (the same for every topic; 1 in Srivastava & Sutton).
-      seed: seed of the reparameterization noise (None: from Keras' global seed).
+
+    The reparameterization noise ε of training step t is drawn from the stateless seed
+    (t, replica) of a `TrainingStep` (so a resumed run draws the same noise); evaluation reuses
+    the current step's seed, so it is deterministic.
 
     Batch (form `bow`): `counts` float32 `[B, V]`.
     """
@@ -189,7 +200,7 @@ class NeuralTopicModel(LatentVariableModel):
 
     def __init__(self, vocab_size: int, topic_model: str, num_topics: int = 50,
                  hidden_units: Sequence[int] = (500,), activation: str = "tanh",
-                 dirichlet_prior: float = 1.0, seed: int | None = None, **kwargs):
+                 dirichlet_prior: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if topic_model not in TOPIC_MODELS:
             raise ValueError(f"unknown topic_model {topic_model!r}; valid: "
@@ -200,7 +211,7 @@ class NeuralTopicModel(LatentVariableModel):
             raise ValueError(f"dirichlet_prior must be > 0, got {dirichlet_prior}")
         self.config = dict(vocab_size=vocab_size, topic_model=topic_model, num_topics=num_topics,
                            hidden_units=list(hidden_units), activation=activation,
-                           dirichlet_prior=dirichlet_prior, seed=seed)
+                           dirichlet_prior=dirichlet_prior)
         self.vocab_size, self.topic_model, self.num_topics = vocab_size, topic_model, num_topics
         self.dirichlet_prior = dirichlet_prior
         self.encoder = BagOfWordsEncoder(hidden_units, activation=activation, name="encoder")
@@ -208,7 +219,7 @@ class NeuralTopicModel(LatentVariableModel):
         self.theta_projection = (keras.layers.Dense(num_topics, name="theta_projection")
                                  if topic_model == "gsm" else None)
         self.decoder = TopicDecoder(vocab_size, mixture=topic_model == "gsm", name="decoder")
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.step = TrainingStep(name="training_step")
 
     @classmethod
     def from_corpus(cls, corpus, hparams: HParams) -> "NeuralTopicModel":
@@ -232,7 +243,7 @@ class NeuralTopicModel(LatentVariableModel):
 
     def posterior(self, counts: tf.Tensor, training: bool = False) -> tfd.MultivariateNormalDiag:
         """q(z | n): counts `[B, V]` → batch `[B]`, event `[K]`."""
-        check_counts(counts, self.vocab_size)
+        counts = check_counts(counts, self.vocab_size)
         return gaussian(self.head(self.encoder(counts, training=training)))
 
     def elbo_terms(self, counts: tf.Tensor, noise: tf.Tensor, training: bool = False
@@ -245,10 +256,12 @@ class NeuralTopicModel(LatentVariableModel):
         return vi.elbo(log_likelihood, posterior, self.prior(), z=z)
 
     def objective(self, batch, training=False) -> Objective:
-        counts = tf.convert_to_tensor(batch["counts"])
+        counts = check_counts(batch["counts"], self.vocab_size)
         shape = tf.stack([tf.shape(counts)[0], self.num_topics])
-        noise = tf.random.stateless_normal(shape, seed=_replica_seed(self.seed_generator))
+        noise = tf.random.stateless_normal(shape, seed=_replica_seed(self.step))  # [B, K]
         terms = self.elbo_terms(counts, noise, training=training)
+        if training:
+            self.step.increment()
         return Objective(loss=-terms.elbo, stats=document_stats(
             terms.elbo, terms.kl, tf.reduce_sum(counts, axis=-1)))
 
