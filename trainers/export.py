@@ -71,8 +71,9 @@ class TextBatcher(tf.Module):
         else:
             vocab = corpus.vocab
         self.vocab = _Vocab(vocab)
-        self.start = vocab.encode(["<eos>" if form == "stream" else "<bos>"])[0]
-        self.eos = vocab.encode(["<eos>"])[0]
+        if form in ("stream", "sentences", "parallel"):  # sentence boundaries are predicted
+            self.start = vocab.encode(["<eos>" if form == "stream" else "<bos>"])[0]
+            self.eos = vocab.encode(["<eos>"])[0]
         self.num_texts = 2 if form == "parallel" else 1
 
     def _sentence(self, ids):

@@ -99,8 +99,15 @@ class BagOfWordsEncoder(keras.layers.Layer):
         if not hidden_units:
             raise ValueError("hidden_units must name at least one layer")
         self.hidden_units, self.activation = list(hidden_units), activation
-        self.mlp = [keras.layers.Dense(h, activation=activation, name=f"dense_{i}")
-                    for i, h in enumerate(self.hidden_units)]
+        # One attribute per layer: Keras 3 wraps a list attribute in a container that
+        # tf.train.Checkpoint does not traverse, so listed layers would not be checkpointed.
+        for i, h in enumerate(self.hidden_units):
+            setattr(self, f"dense_{i}", keras.layers.Dense(h, activation=activation,
+                                                           name=f"dense_{i}"))
+
+    @property
+    def mlp(self) -> list:
+        return [getattr(self, f"dense_{i}") for i in range(len(self.hidden_units))]
 
     def build(self, input_shape):
         shape = tuple(input_shape)
