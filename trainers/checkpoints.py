@@ -22,6 +22,17 @@ from absl import logging
 RUN_FILE = "tflv_run.json"
 
 
+def untracked_variables(model) -> list:
+    """Variables of `model` that `tf.train.Checkpoint(model=model)` would not find.
+
+    Keras 3 keeps some variables (e.g. the seed states of dropout and sampling layers) where
+    TensorFlow's object graph does not look; checkpoints and SavedModels attach these
+    explicitly, by their stable order.
+    """
+    tracked = {id(t) for t in tf.train.TrackableView(model).descendants()}
+    return [v for v in model.variables if id(v) not in tracked]
+
+
 def atomic_write_text(path: str, text: str) -> None:
     """Writes `text` to `path` through a temporary file and a rename."""
     tmp = f"{path}.tmp-{os.getpid()}"

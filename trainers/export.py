@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import app
 
 from trainers import flags as tflv_flags
-from trainers.checkpoints import RUN_FILE
+from trainers.checkpoints import RUN_FILE, untracked_variables
 
 FLAGS = tflv_flags.FLAGS
 
@@ -122,6 +122,7 @@ class ServingModule(tf.Module):
     def __init__(self, model, corpus):
         super().__init__()
         self.model = model
+        self.untracked_model_variables = untracked_variables(model)
         self.batcher = TextBatcher(corpus, type(model).input_form)
         texts = [tf.TensorSpec([None], tf.string, name=name)
                  for name in ("text", "target")[:self.batcher.num_texts]]

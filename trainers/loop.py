@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from trainers.checkpoints import Checkpoints
+from trainers.checkpoints import Checkpoints, untracked_variables
 
 
 def _format_duration(seconds: float) -> str:
@@ -92,12 +92,9 @@ class Trainer:
         with self.strategy.scope():
             self.model.objective(batch, training=False)
             self.optimizer.build(self.model.trainable_variables)
-        # Keras 3 keeps some variables (e.g. dropout seed states, layers held in Python lists)
-        # where tf.train.Checkpoint does not look; checkpoint them too, by their stable order.
-        tracked = {id(t) for t in tf.train.TrackableView(self.model).descendants()}
-        untracked = [v for v in self.model.variables if id(v) not in tracked]
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              untracked_model_variables=untracked)
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer,
+            untracked_model_variables=untracked_variables(self.model))
 
     def _replica_train_step(self, batch):
         if hasattr(self.model, "apply_update"):  # fitted by closed-form updates (online VB)

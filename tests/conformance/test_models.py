@@ -76,7 +76,7 @@ def test_model_conformance(name, tmp_path):
     assert np.all(np.isfinite(served["log_prob"].numpy()))
     assert np.all(served["log_prob"].numpy() <= 1e-4)  # log-probabilities or lower bounds
     np.testing.assert_allclose(served["tokens"].numpy(), in_memory["tokens"].numpy())
-    if not getattr(model, "stochastic_score", False):
+    if not model.stochastic_score:
         np.testing.assert_allclose(served["log_prob"].numpy(), in_memory["log_prob"].numpy(),
                                    rtol=1e-4, atol=1e-4)
 

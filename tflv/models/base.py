@@ -72,6 +72,8 @@ class LatentVariableModel(keras.Model):
     input_form: str = ""
     # Datasets a model can train on (names of `data.DATASETS`); the trainer checks the flag.
     datasets: tuple[str, ...] = ()
+    # True when the `nll` statistic is a Monte Carlo estimate (two evaluations differ).
+    stochastic_score: bool = False
 
     @classmethod
     def from_corpus(cls, corpus, hparams: HParams) -> "LatentVariableModel":

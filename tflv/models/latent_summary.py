@@ -55,6 +55,7 @@ class LatentSummary(LatentVariableModel):
 
     input_form = "sentences"
     datasets = ("ptb",)
+    stochastic_score = True  # the ELBO is estimated with sampled summaries
 
     def __init__(self, vocab_size: int, summary_length: int = 5, embed_dim: int = 128,
                  hidden_dim: int = 128, num_samples: int = 2, **kwargs):
