@@ -327,5 +327,5 @@ def test_trainer_em_mirrored_on_conll2000(tmp_path, data_dir):
     np.testing.assert_allclose(result["ppl"], np.exp(result["nll"]), rtol=1e-6)
     for name in ("many_to_one", "one_to_one", "v_measure", "valid_many_to_one"):
         assert 0 < result[name] <= 1, result
-    # 8 clusters: many-to-one is at least the most frequent tag's share (NN, about 1/7).
-    assert result["many_to_one"] >= result["one_to_one"] > 0.1
+    # Every one-to-one map is a many-to-one map.
+    assert result["many_to_one"] >= result["one_to_one"]
