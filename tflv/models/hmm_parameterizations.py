@@ -81,11 +81,18 @@ class HMMLogits(keras.layers.Layer):
         shapes = {"initial": (*chains, num_states), "transition": (*chains, num_states, num_states),
                   "emission": (*chains, num_states, vocab_size)}
         # only_first_replica: EM assigns identical values on every replica (trainer hook).
-        self.logits = [self.add_weight(shape=shape, name=f"{name}_logits",
-                                       initializer=keras.initializers.RandomNormal(
-                                           stddev=stddev, seed=None if seed is None else seed + i),
-                                       aggregation="only_first_replica")
-                       for i, (name, shape) in enumerate(shapes.items())]
+        # Attributes, not a list: tf.train.Checkpoint does not see into Keras 3 lists.
+        self.initial, self.transition, self.emission = (
+            self.add_weight(shape=shape, name=f"{name}_logits",
+                            initializer=keras.initializers.RandomNormal(
+                                stddev=stddev, seed=None if seed is None else seed + i),
+                            aggregation="only_first_replica")
+            for i, (name, shape) in enumerate(shapes.items()))
+
+    @property
+    def logits(self) -> tuple:
+        """The (initial, transition, emission) logit variables."""
+        return self.initial, self.transition, self.emission
 
     def call(self, tokens):
         del tokens

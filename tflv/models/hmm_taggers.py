@@ -213,10 +213,17 @@ class EMHMMTagger(HMMTagger):
         self.em_steps = self.add_weight(shape=(), dtype="int64", initializer="zeros",
                                         trainable=False, name="em_steps",
                                         aggregation="only_first_replica")
-        self.statistics = [self.add_weight(shape=v.shape, initializer="zeros", trainable=False,
-                                           name=f"expected_{v.name}".replace("_logits", "_counts"),
-                                           aggregation="only_first_replica")
-                           for v in self.logits.logits]
+        # μ: attributes, not a list, so that tf.train.Checkpoint sees them.
+        self.initial_counts, self.transition_counts, self.emission_counts = (
+            self.add_weight(shape=v.shape, initializer="zeros", trainable=False,
+                            name=v.name.replace("_logits", "_counts"),
+                            aggregation="only_first_replica")
+            for v in self.logits.logits)
+
+    @property
+    def statistics(self) -> tuple:
+        """The running expected counts μ (initial [K], transition [K, K], emission [K, V])."""
+        return self.initial_counts, self.transition_counts, self.emission_counts
 
     def apply_update(self, batch) -> Objective:
         """One stepwise EM update from the global batch; returns the objective before it.
