@@ -1,6 +1,6 @@
 """`pytest_tests`: one native `py_test` per test file, each run through pytest."""
 
-def pytest_tests(srcs, deps = [], data = [], size = "medium"):
+def pytest_tests(srcs, deps = [], data = [], size = "large"):
     """Declares `py_test` targets named after each file in `srcs` (without `.py`).
 
     Args:
