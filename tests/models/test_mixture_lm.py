@@ -139,3 +139,17 @@ def test_exact_training_approaches_the_true_nll_of_a_known_mixture():
     after = model.objective(test).stats["nll"].numpy().mean()
     assert before > true_nll.mean() + 3.0  # untrained: about (n + 1) log V
     assert after < true_nll.mean() + 0.3, (after, true_nll.mean())
+
+
+@pytest.mark.parametrize("options", [{"estimator": "exact"},
+                                     {"estimator": "score_function", "baseline": "learned"},
+                                     {"estimator": "gumbel_softmax"}])
+def test_an_evaluation_call_creates_every_trainable_variable(options):
+    # The trainer builds its optimizer after one `objective(training=False)` call.
+    model = make_model(**options)
+    before = {v.path for v in model.trainable_variables}
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model.objective(BATCH, training=True).loss)
+    assert {v.path for v in model.trainable_variables} == before
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert all(g is not None for g in grads)

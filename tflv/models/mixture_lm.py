@@ -110,8 +110,9 @@ class MixtureLM(LatentVariableModel):
         if estimator != "exact":
             self.encoder = RNNEncoder(vocab_size, embed_dim, hidden_dim, name="encoder")
             self.head = CategoricalHead(num_components, name="head")
-            if baseline == "learned":
+            if baseline == "learned":  # built now: evaluation (which builds the rest) skips it
                 self.baseline_head = BaselineHead((hidden_dim,), name="baseline")
+                self.baseline_head.build((None, hidden_dim))
         self.step = TrainingStep(name="training_step")
 
     @classmethod
