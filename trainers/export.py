@@ -40,8 +40,12 @@ class _Vocab(tf.Module):
         self.size = len(vocab.tokens)
 
     def ids(self, text):
-        """string [N] → int32 ragged [N, None] (whitespace tokens)."""
-        return tf.cast(self.table.lookup(tf.strings.split(text)), tf.int32)
+        """string [N] → int32 ragged [N, None] (whitespace tokens).
+
+        Unknown words map to `<unk>`, or are dropped by vocabularies without one (bag of words).
+        """
+        ids = tf.cast(self.table.lookup(tf.strings.split(text)), tf.int32)
+        return tf.ragged.boolean_mask(ids, ids >= 0)
 
 
 def _padded(ragged):

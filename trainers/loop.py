@@ -80,8 +80,9 @@ class Trainer:
             self.model = build_model()
             self.optimizer = keras.optimizers.Adam(
                 learning_rate, global_clipnorm=clip_norm if clip_norm > 0 else None)
-        self._train_step = tf.function(self._distributed_train_step)
-        self._eval_step = tf.function(self._distributed_eval_step)
+        # Sentence batches vary in length: relax shapes instead of tracing every length.
+        self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)
+        self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
 
     @property
     def step(self) -> int:

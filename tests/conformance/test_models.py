@@ -23,7 +23,7 @@ TINY = dict(embed_dim=8, hidden_dim=8, latent_dim=4, num_topics=4, num_states=4,
 FORM_OPTIONS = {"stream": {"seq_len": 8}, "sentences": {"max_length": 10},
                 "tokens": {"max_length": 10}, "parallel": {"max_length": 10}}
 TEXTS = {"synthetic_hmm": ["s1 s2 s3", "s4"], "ptb": ["the market fell", "stocks rose"],
-         "multi30k": ["a dog runs", "two men"], "news20": ["game team", "god"],
+         "multi30k": ["a dog runs", "two men"], "news20": ["game team", "god xyzzy-unknown"],
          "conll2000": ["the market fell", "stocks rose"]}
 TARGETS = ["ein hund läuft", "zwei männer"]
 
