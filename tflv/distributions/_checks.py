@@ -98,7 +98,8 @@ def as_mask(mask, like: tf.Tensor, name: str = "mask") -> tf.Tensor | None:
     if mask.dtype != tf.bool:
         mask = tf.not_equal(mask, tf.zeros([], mask.dtype))
     known_rank(mask, name, 1)
-    if mask.shape[-1] is not None and like.shape[-1] is not None and mask.shape[-1] != like.shape[-1]:
+    steps, expected = mask.shape[-1], like.shape[-1]
+    if steps is not None and expected is not None and steps != expected:
         raise ValueError(f"{name} has {mask.shape[-1]} positions (shape {mask.shape}) but the "
                          f"sequences have T={like.shape[-1]}")
     return mask

@@ -31,6 +31,12 @@ of the unpadded sequences (zero marginals, state 0 and zero entropy contribution
 This is a TFP-style class (batch_shape, log_prob, sample) rather than a `tfd.Distribution`
 subclass, because its methods take a mask and a potentials-HMM takes no x.
 
+Speed: every method is plain TF that XLA compiles. In graph mode each step of the recursion
+pays the while-loop's per-op overhead; inside `tf.function(jit_compile=True)` that overhead
+goes and the scaled forward pass runs as fast as a bare matmul loop (BENCHMARKS.md, "HMM
+forward algorithm"). XLA drops `tf.debugging` assertions: under `jit_compile` an
+out-of-range token id is clamped, not reported, so validate inputs outside the compiled step.
+
 #### Examples
 
 ```python
@@ -89,7 +95,7 @@ class _Chain(NamedTuple):
     batch: _checks.BatchShape
 
 
-def gumbel(shape, seed, dtype: tf.DType) -> tf.Tensor:
+def _gumbel(shape, seed, dtype: tf.DType) -> tf.Tensor:
     """Standard Gumbel noise from a stateless seed."""
     uniform = tf.random.stateless_uniform(shape, seed, minval=np.finfo(dtype.as_numpy_dtype).tiny,
                                           maxval=1.0, dtype=dtype)
@@ -340,7 +346,7 @@ class HMM:
                 transition = tf.tile(transition, [n if a == batch_axis else 1
                                                   for a in range(transition.shape.rank)])
             mask_n = None if chain.mask is None else tf.tile(chain.mask, [1, n])
-            noise = gumbel(tf.shape(filtered), tfp.random.sanitize_seed(seed), self.dtype)
+            noise = _gumbel(tf.shape(filtered), tfp.random.sanitize_seed(seed), self.dtype)
             path = backtrack(filtered, transition, mask_n, noise)  # [T, n * B]
             path = tf.transpose(tf.reshape(path, [tf.shape(path)[0], n, -1]), [1, 2, 0])
             return chain.batch.unflatten(path, sample_rank=1)  # [n, ..., T]
@@ -357,7 +363,7 @@ class HMM:
             log_init, log_trans, log_emit = (self._batch.flatten(p, rank) for p, rank in
                                              zip(self._log_parameters(), (1, 2, 2)))
             state_seed, token_seed = tfp.random.split_seed(tfp.random.sanitize_seed(seed), 2)
-            noise = gumbel(tf.stack([num_steps, tf.shape(log_init)[0], n, tf.shape(log_init)[1]]),
+            noise = _gumbel(tf.stack([num_steps, tf.shape(log_init)[0], n, tf.shape(log_init)[1]]),
                            state_seed, self.dtype)  # [T, B, n, K]
             first = tf.argmax(log_init[:, None, :] + noise[0], axis=-1, output_type=tf.int32)
 
