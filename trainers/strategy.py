@@ -6,6 +6,7 @@ over the logical CPU devices (see `--num_cpu_devices`), which is how tests exerc
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
@@ -23,6 +24,28 @@ def split_cpu(num_devices: int) -> None:
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
 
 
+# Collective key ranges handed to successive MirroredStrategy instances (see `_mirrored`).
+_KEY_RANGE = 100_000
+_key_bases = itertools.count(1)  # 0 is what a bare MirroredStrategy uses
+
+
+def _mirrored(devices: list[str]) -> tf.distribute.MirroredStrategy:
+    """A MirroredStrategy whose collectives use group keys no earlier strategy used.
+
+    Every MirroredStrategy numbers its collectives from group key 1 + `_collective_key_base`
+    (0 unless set), while the runtime keeps each (group, instance) key's parameters for the
+    life of the process: a second strategy in one process (a notebook, a test session) would
+    reuse the first one's keys, and a gather issued where a reduction had been fails with
+    "Collective instance ... expected type". Each strategy built here gets its own key range.
+    """
+    cls = tf.distribute.MirroredStrategy
+    cls._collective_key_base = next(_key_bases) * _KEY_RANGE
+    try:
+        return cls(devices)
+    finally:
+        cls._collective_key_base = 0
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The strategy called `name`."""
     if name == "default":
@@ -30,7 +53,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = gpus or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
+        return _mirrored([d.name for d in devices])
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "

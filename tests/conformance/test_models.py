@@ -4,8 +4,6 @@ equals the in-memory model's numbers (after Sonnet's conformance suite).
 
 Models are built tiny from their flag defaults, on their fastest dataset.
 """
-import functools
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,6 +13,7 @@ from tflv.models import MODELS, HParams
 from trainers import flags as tflv_flags
 from trainers.export import ServingModule, TextBatcher, export_model
 from trainers.loop import Trainer
+from trainers.strategy import make_strategy
 
 TINY = dict(embed_dim=8, hidden_dim=8, latent_dim=4, num_topics=4, num_states=4,
             num_components=2, num_softmaxes=2, summary_length=2, num_chains=2, num_flows=1,
@@ -81,16 +80,9 @@ def test_model_conformance(name, tmp_path):
                                    rtol=1e-4, atol=1e-4)
 
 
-@functools.cache
-def mirrored():
-    """One strategy for the session: CPU collectives of two strategies in one process clash."""
-    return tf.distribute.MirroredStrategy(
-        [d.name for d in tf.config.list_logical_devices("CPU")[:2]])
-
-
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_trains_on_mirrored_replicas(name):
-    strategy = mirrored()
+    strategy = make_strategy("mirrored")  # the two logical CPU devices of conftest.py
     _, trainer, batches = setup(name, strategy)
     data_iter = iter(strategy.experimental_distribute_dataset(batches))
     loss, _ = trainer._train_step(next(data_iter))
