@@ -63,7 +63,8 @@ class TextBatcher(tf.Module):
       the continuous training stream.
     - `tokens`, `tagged`: `{tokens, mask, lengths}`.
     - `bow`: `{counts [N, V], lengths, labels}` (labels are zeros: unknown at serving time).
-    - `parallel`: two strings, source and target: `{source…, target_inputs, target_targets…}`.
+    - `parallel`: two strings, source and target: `{source…, target_inputs, target_targets…}`;
+      the source alone (translation): `{source, source_mask, source_lengths}`.
     """
 
     def __init__(self, corpus, form: str):
@@ -87,7 +88,16 @@ class TextBatcher(tf.Module):
         return inputs.to_tensor(), targets, mask, lengths
 
     def __call__(self, text, target_text=None):
-        ids = self.vocab.ids(text if target_text is None else target_text)
+        if self.form == "parallel":
+            source, source_mask, source_lengths = _padded(self.source_vocab.ids(text))
+            batch = {"source": source, "source_mask": source_mask,
+                     "source_lengths": source_lengths}
+            if target_text is None:
+                return batch
+            inputs, targets, mask, lengths = self._sentence(self.vocab.ids(target_text))
+            return {**batch, "target_inputs": inputs, "target_targets": targets,
+                    "target_mask": mask, "target_lengths": lengths}
+        ids = self.vocab.ids(text)
         if self.form in ("stream", "sentences"):
             inputs, targets, mask, lengths = self._sentence(ids)
             return {"inputs": inputs, "targets": targets, "mask": mask, "lengths": lengths}
@@ -99,19 +109,26 @@ class TextBatcher(tf.Module):
                                       dtype=tf.float32, axis=-1)  # [N, V]
             return {"counts": counts, "lengths": tf.reduce_sum(counts, axis=1),
                     "labels": tf.zeros([tf.shape(counts)[0]], tf.int32)}
-        if self.form == "parallel":
-            source, source_mask, source_lengths = _padded(self.source_vocab.ids(text))
-            inputs, targets, mask, lengths = self._sentence(ids)
-            return {"source": source, "source_mask": source_mask,
-                    "source_lengths": source_lengths, "target_inputs": inputs,
-                    "target_targets": targets, "target_mask": mask, "target_lengths": lengths}
         raise ValueError(f"no text batcher for form {self.form!r}")
 
-    def to_text(self, ids):
-        """int [N, T] ids (up to the first `<eos>`) → string [N]."""
-        keep = tf.cumsum(tf.cast(tf.equal(ids, self.eos), tf.int32), axis=1, exclusive=True) == 0
-        keep &= tf.not_equal(ids, self.eos)
-        words = tf.ragged.boolean_mask(self.vocab.id_table.lookup(tf.cast(ids, tf.int64)), keep)
+    def to_text(self, ids, source=None):
+        """int [N, L] ids, up to the first `<eos>` or padding (id 0) → string [N].
+
+        Args:
+          source: int [N, S], the source batch of a copy model (`parallel`): id V + s of its
+            extended vocabulary (V words) is the word at source position s (`tflv.layers.copy`).
+        """
+        ids = tf.cast(ids, tf.int64)
+        end = tf.equal(ids, self.eos) | tf.equal(ids, 0)
+        keep = tf.cumsum(tf.cast(end, tf.int32), axis=1) == 0
+        words = self.vocab.id_table.lookup(ids)
+        if source is not None:
+            source = tf.pad(tf.cast(source, tf.int64), [[0, 0], [0, 1]])  # S ≥ 1 to gather from
+            last = tf.shape(source, tf.int64)[1] - 1
+            position = tf.clip_by_value(ids - self.vocab.size, 0, last)
+            copied = self.source_vocab.id_table.lookup(tf.gather(source, position, batch_dims=1))
+            words = tf.where(ids >= self.vocab.size, copied, words)
+        words = tf.ragged.boolean_mask(words, keep)
         return tf.strings.reduce_join(words, axis=1, separator=" ")
 
 

@@ -1,15 +1,23 @@
 """Conformance: every registered model trains through the one loop, on one device and on two
-mirrored replicas, checkpoints every variable, and exports a SavedModel whose `score` on raw text
-equals the in-memory model's numbers (after Sonnet's conformance suite).
+mirrored replicas, checkpoints every variable, and exports a SavedModel whose signatures (`score`
+and the model's own: sampling, tags, marginals, topics, posteriors, translations, summaries) on
+raw text return the in-memory model's numbers (after Sonnet's conformance suite), checked
+against references where one is cheap. A fresh process that cannot import tflv serves them too.
 
 Models are built tiny from their flag defaults, on their fastest dataset.
 """
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+import scipy.special
 import tensorflow as tf
 
 import data
-from tflv.models import MODELS, HParams
+from tflv.models import MODELS, HMMTagger, HParams, LatentDirichletAllocation
+from tflv.models.topic_models import NeuralTopicModel
 from trainers import flags as tflv_flags
 from trainers.export import ServingModule, TextBatcher, export_model
 from trainers.loop import Trainer
@@ -25,6 +33,9 @@ TEXTS = {"synthetic_hmm": ["s1 s2 s3", "s4"], "ptb": ["the market fell", "stocks
          "multi30k": ["a dog runs", "two men"], "news20": ["game team", "god xyzzy-unknown"],
          "conll2000": ["the market fell", "stocks rose"]}
 TARGETS = ["ein hund läuft", "zwei männer"]
+# Inputs of the generation signatures, by argument name (text arguments come from TEXTS).
+GENERATION = {"num_samples": 3, "num_points": 3, "max_length": 5, "temperature": 1.0,
+              "seed": [1, 2]}
 
 
 def hparams_for(model_cls):
@@ -68,7 +79,8 @@ def test_model_conformance(name, tmp_path):
     texts = [tf.constant(TEXTS[corpus.name])]
     if type(model).input_form == "parallel":
         texts.append(tf.constant(TARGETS))
-    in_memory = ServingModule(model, corpus).score(*texts)
+    module = ServingModule(model, corpus)
+    in_memory = module.score(*texts)
     export_model(model, corpus, str(tmp_path / "export"))
     loaded = tf.saved_model.load(str(tmp_path / "export"))
     served = loaded.signatures["score"](**dict(zip(["text", "target"], texts)))
@@ -78,6 +90,189 @@ def test_model_conformance(name, tmp_path):
     if not model.stochastic_score:
         np.testing.assert_allclose(served["log_prob"].numpy(), in_memory["log_prob"].numpy(),
                                    rtol=1e-4, atol=1e-4)
+
+    # Every signature the model declares: loaded = in memory (all are deterministic: greedy
+    # inference or stateless seeds), then what each one's output must satisfy.
+    declared = model.serving_signatures(module.batcher)
+    assert set(loaded.signatures) == {"serving_default", "score", *declared}
+    for signature, function in declared.items():
+        inputs = signature_inputs(function, corpus.name)
+        expected = function(**inputs)
+        outputs = loaded.signatures[signature](**inputs)
+        assert set(outputs) == set(expected), signature
+        for key, value in outputs.items():
+            assert value.dtype == expected[key].dtype and value.shape == expected[key].shape
+            if value.dtype == tf.string:
+                assert value.numpy().tolist() == expected[key].numpy().tolist(), signature
+            else:
+                np.testing.assert_allclose(value.numpy(), expected[key].numpy(), rtol=1e-5,
+                                           atol=1e-5, err_msg=f"{signature}: {key}")
+        CHECKS[signature](model, corpus, module.batcher, inputs,
+                          {k: v.numpy() for k, v in outputs.items()})
+
+
+def signature_inputs(function, dataset: str) -> dict[str, tf.Tensor]:
+    """Arguments for a serving signature, by name: the dataset's texts or GENERATION's values."""
+    values = {"text": TEXTS[dataset], "target": TARGETS, **GENERATION}
+    return {spec.name: tf.constant(values[spec.name], spec.dtype)
+            for spec in function.input_signature}
+
+
+def words(texts) -> list[list[str]]:
+    return [t.decode().split() if isinstance(t, bytes) else t.split() for t in texts]
+
+
+def check_generated(model, corpus, batcher, inputs, outputs):
+    """`sample`, `homotopy`: one text per sample or point, vocabulary words before `<eos>`."""
+    rows = inputs["num_samples"] if "num_samples" in inputs else inputs["num_points"]
+    assert outputs["text"].shape == (int(rows),)
+    vocabulary = set(corpus.vocab.tokens) - {"<eos>", "<pad>"}
+    for sample in words(outputs["text"]):
+        assert len(sample) <= int(inputs["max_length"]) and set(sample) <= vocabulary, sample
+
+
+def check_tags(model, corpus, batcher, inputs, outputs):
+    """`tag`: the model's decoding in eager mode, 0 at padding."""
+    batch = batcher(inputs["text"])
+    np.testing.assert_array_equal(outputs["tags"], model.tags(batch["tokens"], batch["mask"]))
+    np.testing.assert_array_equal(outputs["lengths"], [len(t.split()) for t in
+                                                       TEXTS[corpus.name]])
+
+
+def check_marginals(model, corpus, batcher, inputs, outputs):
+    """`marginals`: distributions over K at real positions (per chain), zero at padding,
+    equal to `HMM.posterior_marginals` (HMM) or the mean-field posterior (factorial HMM); a
+    one-word sentence's is Bayes' rule, p(z_1 = k | x_1) ∝ π_k E_k[x_1]."""
+    batch = batcher(inputs["text"])
+    tokens, mask = batch["tokens"], batch["mask"].numpy() > 0
+    marginals = outputs["marginals"]
+    np.testing.assert_allclose(marginals.sum(-1)[mask], 1.0, atol=1e-5)
+    assert np.all(marginals >= 0) and np.all(marginals[~mask] == 0)
+    if isinstance(model, HMMTagger):
+        hmm, x = model.distribution(tokens)
+        reference = hmm.posterior_marginals(x, batch["mask"])[0]
+        initial, _, emission = model.logits(tokens)
+        lengths = batch["lengths"].numpy()
+        assert 1 in lengths  # "s4": the one-word text
+        for row in np.flatnonzero(lengths == 1):
+            joint = (scipy.special.softmax(initial.numpy())
+                     * scipy.special.softmax(emission.numpy(), -1)[:, tokens[row, 0]])
+            np.testing.assert_allclose(marginals[row, 0], joint / joint.sum(), atol=1e-5)
+    else:
+        reference = model.distribution(tokens).mean_field(
+            tokens, batch["mask"], model.config["mean_field_iterations"]).marginals
+    np.testing.assert_allclose(marginals, reference, atol=1e-5)
+
+
+def check_topics(model, corpus, batcher, inputs, outputs):
+    """`topics`: θ at the posterior mean; proportions on the simplex (GSM, ProdLDA, LDA); for
+    LDA, γ = θ (Kα + N) is a fixed point of the E step, γ = α + Σ_v n_v φ_v (Blei et al. 2003)."""
+    theta = outputs["theta"]
+    counts = batcher(inputs["text"])["counts"]
+    assert theta.shape == (len(TEXTS[corpus.name]), model.num_topics if isinstance(
+        model, NeuralTopicModel) else model.lda.num_topics)
+    if isinstance(model, NeuralTopicModel):
+        np.testing.assert_allclose(theta, model.document_topics(model.posterior(counts).loc),
+                                   atol=1e-5)
+        if model.topic_model == "nvdm":
+            return  # θ = z, a real vector
+    assert np.all(theta >= 0)
+    np.testing.assert_allclose(theta.sum(-1), 1.0, atol=1e-5)
+    if isinstance(model, LatentDirichletAllocation):
+        lda, n = model.lda, counts.numpy().astype(np.float64)
+        alpha = lda.doc_topic_prior
+        gamma = theta * (lda.num_topics * alpha + n.sum(-1, keepdims=True))  # [D, K]
+        lam = lda.topic_word.numpy()  # [K, V]
+        log_beta = scipy.special.digamma(lam) - scipy.special.digamma(lam.sum(-1, keepdims=True))
+        log_theta = scipy.special.digamma(gamma) - scipy.special.digamma(
+            gamma.sum(-1, keepdims=True))
+        phi = scipy.special.softmax(log_theta[:, :, None] + log_beta[None], axis=1)  # [D, K, V]
+        np.testing.assert_allclose(alpha + (phi * n[:, None, :]).sum(-1), gamma, atol=1e-2)
+
+
+def check_posterior(model, corpus, batcher, inputs, outputs):
+    """`posterior` (mixture_lm): Bayes' rule, p(z = k | x) = π_k p(x | z = k) / p(x), with the
+    model's own log p(x | z = k) table and the exported `score` as log p(x)."""
+    batch = batcher(inputs["text"])
+    log_joint = (model.log_likelihood_table(batch).numpy()
+                 + scipy.special.log_softmax(model.prior_logits.numpy()))
+    log_marginal = ServingModule(model, corpus).score(inputs["text"])["log_prob"].numpy()
+    np.testing.assert_allclose(outputs["probs"], np.exp(log_joint - log_marginal[:, None]),
+                               atol=1e-5)
+    np.testing.assert_allclose(outputs["probs"].sum(-1), 1.0, atol=1e-5)
+
+
+def check_translations(model, corpus, batcher, inputs, outputs):
+    """`translate`: the texts `ids_to_text` (the BLEU evaluation's Python path) gives."""
+    batch = batcher(inputs["text"])
+    ids = model.translate(batch["source"], batch["source_mask"]).numpy()
+    expected = model.ids_to_text(ids, batch["source"].numpy(), corpus)
+    assert [t.decode() for t in outputs["text"]] == expected
+
+
+def check_summaries(model, corpus, batcher, inputs, outputs):
+    """`summarize`: the greedy pointer's words, each a word of its document (or `<eos>`)."""
+    batch = batcher(inputs["text"])
+    ids = model.sample_summary(batch, greedy=True).numpy()
+    tokens = corpus.vocab.tokens
+    for summary, row, text in zip(words(outputs["text"]), ids, TEXTS[corpus.name]):
+        expected = []
+        for i in row:
+            if tokens[i] == "<eos>":
+                break
+            expected.append(tokens[i])
+        assert summary == expected and set(summary) <= set(text.split()), (summary, text)
+
+
+CHECKS = {"sample": check_generated, "homotopy": check_generated, "tag": check_tags,
+          "marginals": check_marginals, "topics": check_topics, "posterior": check_posterior,
+          "translate": check_translations, "summarize": check_summaries}
+
+
+# A fresh process where tflv, trainers and data cannot be imported loads each export and calls
+# one signature; its outputs must be the in-memory model's.
+WITHOUT_TFLV = """
+import json, sys
+for name in ("tflv", "trainers", "data"):
+    sys.modules[name] = None  # importing them now fails
+import tensorflow as tf
+outputs = {}
+for export_dir, signature, inputs in json.loads(sys.argv[1]):
+    served = tf.saved_model.load(export_dir).signatures[signature](
+        **{k: tf.constant(v) for k, v in inputs.items()})
+    outputs[export_dir] = {k: [x.decode() if isinstance(x, bytes) else x
+                               for x in v.numpy().tolist()] for k, v in served.items()}
+print(json.dumps(outputs))
+"""
+
+
+def test_signatures_serve_without_tflv(tmp_path):
+    calls, expected = [], {}
+    for name, signature in (("prodlda", "topics"), ("lda", "topics"),
+                            ("copy_attention", "translate")):
+        corpus, trainer, _ = setup(name, tf.distribute.get_strategy())
+        model = trainer.model
+        if name == "copy_attention":  # switch to copying: the source words come back
+            gate = model.gate.bias
+            gate.assign(tf.fill(gate.shape, 20.0))
+        export_dir = str(tmp_path / name)
+        export_model(model, corpus, export_dir)
+        function = model.serving_signatures(ServingModule(model, corpus).batcher)[signature]
+        expected[export_dir] = function(text=tf.constant(TEXTS[corpus.name]))
+        calls.append((export_dir, signature, {"text": TEXTS[corpus.name]}))
+    proc = subprocess.run([sys.executable, "-c", WITHOUT_TFLV, json.dumps(calls)],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    for export_dir, outputs in expected.items():
+        if "theta" in outputs:
+            np.testing.assert_allclose(served[export_dir]["theta"], outputs["theta"].numpy(),
+                                       rtol=1e-5, atol=1e-6)
+        else:
+            texts = served[export_dir]["text"]
+            assert texts == [t.decode() for t in outputs["text"].numpy()]
+            for text, source in zip(texts, TEXTS["multi30k"]):  # copies of source words only
+                assert text and set(text.split()) <= set(source.split()), (text, source)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -67,6 +67,7 @@ import tensorflow as tf
 
 from tflv import metrics
 from tflv.distributions import HMM, FactorialHMM
+from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.hmm_parameterizations import HMMLogits, NeuralHMMLogits
 from tflv.models.rnnlm import lm_metrics
@@ -78,7 +79,8 @@ class ChainTagger(LatentVariableModel):
     """What every HMM tagger shares: the objective, its metrics and tag evaluation.
 
     Subclasses implement `log_likelihood(tokens, mask, training) -> [B]` (log p(x) or a lower
-    bound) and `tags(tokens, mask) -> int32 [B, T]`.
+    bound), `tags(tokens, mask) -> int32 [B, T]` and `marginals(tokens, mask)`, the posterior
+    marginals of the states (`[B, T, K]`, or `[B, T, L, K]` for L chains).
 
     Batch (form `tokens`): `tokens` int32 [B, T], `mask` float32 [B, T] (a prefix per row).
     """
@@ -90,6 +92,9 @@ class ChainTagger(LatentVariableModel):
         raise NotImplementedError
 
     def tags(self, tokens, mask) -> tf.Tensor:
+        raise NotImplementedError
+
+    def marginals(self, tokens, mask) -> tf.Tensor:
         raise NotImplementedError
 
     def objective(self, batch, training=False) -> Objective:
@@ -121,14 +126,15 @@ class ChainTagger(LatentVariableModel):
                 "v_measure": metrics.v_measure(predicted, gold)}
 
     def serving_signatures(self, batcher) -> dict:
-        """`tag(text [N]) -> {tags int32 [N, T], lengths [N]}`: the decoded states, for export."""
+        """`tag(text [N]) -> {tags int32 [N, T], lengths [N]}`, the decoded states, and
+        `marginals(text [N]) -> {marginals [N, T, K] (or [N, T, L, K]), lengths [N]}`."""
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-        def tag(text):
-            batch = batcher(text)
-            return {"tags": self.tags(batch["tokens"], batch["mask"]), "lengths": batch["lengths"]}
+        def signature(name, decode):
+            return serving.text_signature(batcher, lambda batch: {
+                name: decode(batch["tokens"], batch["mask"]), "lengths": batch["lengths"]})
 
-        return {"tag": tag}
+        return {"tag": signature("tags", self.tags),
+                "marginals": signature("marginals", self.marginals)}
 
 
 @keras.saving.register_keras_serializable(package="tflv")
@@ -183,6 +189,11 @@ class HMMTagger(ChainTagger):
     def tags(self, tokens, mask) -> tf.Tensor:
         hmm, x = self.distribution(tokens)
         return hmm.viterbi(x, mask)  # [B, T]
+
+    def marginals(self, tokens, mask) -> tf.Tensor:
+        """p(z_t = k | x): [B, T, K] (forward algorithm and its gradient)."""
+        hmm, x = self.distribution(tokens)
+        return hmm.posterior(x, mask).unary
 
     def get_config(self):
         return {**super().get_config(), "logits": keras.saving.serialize_keras_object(self.logits)}
@@ -306,11 +317,18 @@ class FactorialHMMTagger(ChainTagger):
             return fhmm.log_prob(tokens, mask)  # [B]
         return fhmm.elbo(tokens, mask, self.config["mean_field_iterations"])  # [B]
 
+    def marginals(self, tokens, mask) -> tf.Tensor:
+        """The structured mean-field marginals q(z^l_t = k) ≈ p(z^l_t = k | x): [B, T, L, K].
+
+        Mean field, as for `tags`, whichever `inference` trained the model.
+        """
+        return self.distribution(tokens).mean_field(
+            tokens, mask, self.config["mean_field_iterations"]).marginals
+
     def tags(self, tokens, mask) -> tf.Tensor:
         """Cluster Σ_l argmax_k q(z^l_t = k) K^(L-1-l) of each word: int32 [B, T], 0 at padding."""
-        marginals = self.distribution(tokens).mean_field(
-            tokens, mask, self.config["mean_field_iterations"]).marginals  # [B, T, L, K]
-        states = tf.argmax(marginals, axis=-1, output_type=tf.int32)  # [B, T, L]
+        states = tf.argmax(self.marginals(tokens, mask), axis=-1,
+                           output_type=tf.int32)  # [B, T, L]
         num_chains, num_states = self.config["num_chains"], self.config["num_states"]
         place = num_states ** tf.range(num_chains - 1, -1, -1)  # [L]
         clusters = tf.reduce_sum(states * place, axis=-1)

@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from tflv.layers.attention import Attention, soft_context
 from tflv.layers.encoders import RNNEncoder
+from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
 from tflv.vi import estimators
@@ -127,10 +128,15 @@ class LatentSummary(LatentVariableModel):
         per_word = tf.reduce_logsumexp(tf.where(match, log_alignment, NO_MATCH), axis=-1)
         return tf.reduce_sum(per_word, axis=1)
 
-    def sample_summary(self, batch, encoded=None):
-        """z ~ q(z | x), one word at a time by pointing: int [N, M] (no gradient)."""
+    def sample_summary(self, batch, encoded=None, greedy: bool = False):
+        """z ~ q(z | x), one word at a time by pointing: int [N, M] (no gradient).
+
+        greedy: z_m = argmax_w q(z_m = w | z_<m, x) instead of a draw (the word's probability
+        summed over its positions in x).
+        """
         memory, state = encoded or self.encode(batch)
         targets = tf.cast(batch["targets"], tf.int32)
+        same_word = tf.equal(targets[:, :, None], targets[:, None, :])  # [N, T, T]
         token = tf.fill([tf.shape(targets)[0]], BOS_ID)
         words = []
         for _ in range(self.config["summary_length"]):
@@ -138,8 +144,13 @@ class LatentSummary(LatentVariableModel):
                                                   initial_state=state)
             state = [h_last, c_last]
             log_alignment = self.pointer((h, memory, batch["mask"]))[:, 0]  # [N, T]
-            position = keras.random.categorical(log_alignment, 1, dtype="int32",
-                                                seed=self.seed_generator)[:, 0]
+            if greedy:  # log q(z_m = x_t) at every position t
+                log_word = tf.reduce_logsumexp(
+                    tf.where(same_word, log_alignment[:, None, :], NO_MATCH), axis=-1)
+                position = tf.argmax(log_word, axis=-1, output_type=tf.int32)
+            else:
+                position = keras.random.categorical(log_alignment, 1, dtype="int32",
+                                                    seed=self.seed_generator)[:, 0]
             token = tf.gather(targets, position, batch_dims=1)
             words.append(token)
         return tf.stop_gradient(tf.stack(words, axis=1))
@@ -175,6 +186,12 @@ class LatentSummary(LatentVariableModel):
 
     def metrics_from_sums(self, sums):
         return lm_metrics(sums)
+
+    def serving_signatures(self, batcher) -> dict:
+        """`summarize(text [N]) -> {text [N]}`: the greedy summary of each document (M words,
+        up to an `<eos>` among them)."""
+        return {"summarize": serving.text_signature(batcher, lambda batch: {
+            "text": batcher.to_text(self.sample_summary(batch, greedy=True))})}
 
     def get_config(self):
         return {**super().get_config(), **self.config}

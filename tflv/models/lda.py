@@ -33,7 +33,7 @@ import tensorflow_probability as tfp
 
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.topic_models import (TOP_WORDS, check_counts, document_metrics, document_stats,
-                                      evaluate_topics)
+                                      evaluate_topics, topics_signature)
 from tflv.vi.conjugate import LDA
 
 tfd = tfp.distributions
@@ -134,3 +134,12 @@ class LatentDirichletAllocation(LatentVariableModel):
 
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
         return evaluate_topics(self.lda.top_words(TOP_WORDS).numpy(), corpus, split, batch_size)
+
+    def topic_proportions(self, counts: tf.Tensor) -> tf.Tensor:
+        """E_q[θ_d] = γ_d / Σ_k γ_dk, the mean of q(θ_d) = Dir(γ_d) at the current λ: [B, K]."""
+        gamma = self.lda.document_topics(tf.cast(check_counts(counts, self.vocab_size),
+                                                 self.lda.dtype))
+        return tf.cast(gamma / tf.reduce_sum(gamma, axis=-1, keepdims=True), tf.float32)
+
+    def serving_signatures(self, batcher) -> dict:
+        return {"topics": topics_signature(batcher, self.topic_proportions)}

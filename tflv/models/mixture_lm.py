@@ -44,6 +44,7 @@ import tensorflow_probability as tfp
 from tflv.layers.decoders import RNNDecoder
 from tflv.layers.encoders import RNNEncoder
 from tflv.layers.heads import BaselineHead, CategoricalHead
+from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics, token_nll
 from tflv.models.training_step import TrainingStep
@@ -212,6 +213,18 @@ class MixtureLM(LatentVariableModel):
         z = self.prior().sample(tf.shape(start_ids)[0], seed=seed)  # [N]
         return self.decoder.sample(start_ids, max_length, z=tf.gather(self.codes, z),
                                    temperature=temperature, seed=seed + tf.constant([0, 1]))
+
+    def posterior_probs(self, batch) -> tf.Tensor:
+        """The exact posterior p(z = k | x) ∝ π_k p(x | z = k), by enumeration: `[B, K]`."""
+        log_joint = self.log_likelihood_table(batch) + tf.nn.log_softmax(self.prior_logits)
+        return tf.nn.softmax(log_joint)
+
+    def serving_signatures(self, batcher) -> dict:
+        """`sample(num_samples, max_length, temperature, seed) -> {text [N]}` and
+        `posterior(text [N]) -> {probs [N, K]}` (`posterior_probs`)."""
+        return {"sample": serving.sample_signature(batcher, self.sample_prior),
+                "posterior": serving.text_signature(
+                    batcher, lambda batch: {"probs": self.posterior_probs(batch)})}
 
     def metrics_from_sums(self, sums):
         """Exact per-token `nll`/`ppl`, and per sentence `sentence_nll`, the `elbo` of q, its

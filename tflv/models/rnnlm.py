@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from tflv.layers.decoders import RNNDecoder
+from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 
 
@@ -72,17 +73,9 @@ class RNNLM(LatentVariableModel):
 
     def serving_signatures(self, batcher) -> dict:
         """`sample(num_samples, max_length, temperature, seed) -> {text [N]}` for SavedModel."""
-
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
-                                      tf.TensorSpec([], tf.int32, name="max_length"),
-                                      tf.TensorSpec([], tf.float32, name="temperature"),
-                                      tf.TensorSpec([2], tf.int32, name="seed")])
-        def sample(num_samples, max_length, temperature, seed):
-            ids = self.decoder.sample(tf.fill([num_samples], batcher.start), max_length,
-                                      temperature=temperature, seed=seed)
-            return {"text": batcher.to_text(ids)}
-
-        return {"sample": sample}
+        return {"sample": serving.sample_signature(
+            batcher, lambda start, length, temperature, seed: self.decoder.sample(
+                start, length, temperature=temperature, seed=seed))}
 
     def get_config(self):
         return {**super().get_config(), **self.config}

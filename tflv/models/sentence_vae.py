@@ -66,6 +66,7 @@ from tflv.layers.decoders import RNNDecoder
 from tflv.layers.encoders import RNNEncoder, WordDropout
 from tflv.layers.heads import (AutoregressiveNetwork, GaussianHead, PlanarFlowHead, VMFHead,
                                gaussian, von_mises_fisher)
+from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics, token_nll
 from tflv.models.training_step import TrainingStep
@@ -424,24 +425,16 @@ class SentenceVAE(LatentVariableModel):
     def serving_signatures(self, batcher) -> dict:
         """`sample(num_samples, max_length, temperature, seed) -> {text [N]}` and
         `homotopy(text [2], num_points, max_length, temperature, seed) -> {text [P]}`."""
-        generation = [tf.TensorSpec([], tf.int32, name="max_length"),
-                      tf.TensorSpec([], tf.float32, name="temperature"),
-                      tf.TensorSpec([2], tf.int32, name="seed")]
-
-        @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
-                                      *generation])
-        def sample(num_samples, max_length, temperature, seed):
-            ids = self.sample_prior(tf.fill([num_samples], batcher.start), max_length,
-                                    temperature, seed)
-            return {"text": batcher.to_text(ids)}
 
         @tf.function(input_signature=[tf.TensorSpec([2], tf.string, name="text"),
-                                      tf.TensorSpec([], tf.int32, name="num_points"), *generation])
+                                      tf.TensorSpec([], tf.int32, name="num_points"),
+                                      *serving.GENERATION])
         def homotopy(text, num_points, max_length, temperature, seed):
             ids = self.homotopy(batcher(text), num_points, max_length, temperature, seed)
             return {"text": batcher.to_text(ids)}
 
-        return {"sample": sample, "homotopy": homotopy}
+        return {"sample": serving.sample_signature(batcher, self.sample_prior),
+                "homotopy": homotopy}
 
     def get_config(self):
         return {**super().get_config(), **self.config}

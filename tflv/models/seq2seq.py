@@ -44,6 +44,7 @@ from tflv.bleu import corpus_bleu
 from tflv.layers import copy as copy_lib
 from tflv.layers.attention import Attention, soft_context
 from tflv.layers.encoders import RNNEncoder
+from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
 from tflv.vi import estimators
@@ -294,6 +295,20 @@ class EncoderDecoder(LatentVariableModel):
                              else source_tokens[src[i - self.vocab_size]])
             lines.append(" ".join(words))
         return lines
+
+    def serving_signatures(self, batcher) -> dict:
+        """`translate(text [N]) -> {text [N]}`: `translate` of each source sentence, as text.
+
+        A copy model's extended ids name source positions; the batcher maps them to the words
+        there, as `ids_to_text` does.
+        """
+
+        def translation(batch):
+            ids = self.translate(batch["source"], batch["source_mask"])
+            source = batch["source"] if self.mode == "copy" else None
+            return {"text": batcher.to_text(ids, source=source)}
+
+        return {"translate": serving.text_signature(batcher, translation)}
 
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
         splits = [split] + (list(BLEU_EXTRA_SPLITS) if split == "test" else [])

@@ -54,6 +54,7 @@ import tensorflow_probability as tfp
 from tflv import metrics, vi
 from tflv.layers.encoders import BagOfWordsEncoder
 from tflv.layers.heads import GaussianHead, gaussian
+from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.training_step import TrainingStep
 
@@ -168,6 +169,16 @@ def check_counts(counts, vocab_size: int) -> tf.Tensor:
     return tf.ensure_shape(counts, [None, vocab_size])
 
 
+def topics_signature(batcher, topic_proportions) -> serving.Signature:
+    """`topics(text [N]) -> {theta [N, K]}`, every topic model's SavedModel signature.
+
+    Args:
+      topic_proportions: the model's counts `[B, V]` → θ `[B, K]`.
+    """
+    return serving.text_signature(
+        batcher, lambda batch: {"theta": topic_proportions(batch["counts"])})
+
+
 def _replica_seed(step: TrainingStep) -> tf.Tensor:
     """The stateless seed `[2]` of training step t, different on each `tf.distribute` replica."""
     context = tf.distribute.get_replica_context()
@@ -275,6 +286,17 @@ class NeuralTopicModel(LatentVariableModel):
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
         top = tf.math.top_k(self.topic_word(), k=TOP_WORDS).indices.numpy()  # [K, 10]
         return evaluate_topics(top, corpus, split, batch_size)
+
+    def topic_proportions(self, counts: tf.Tensor) -> tf.Tensor:
+        """θ = g(E_q[z | n]), the document representation at the posterior mean: `[B, K]`.
+
+        On the simplex for GSM and ProdLDA (the plug-in estimate, not E_q[g(z)]); NVDM's θ = z
+        is a real vector, not topic proportions.
+        """
+        return self.document_topics(self.posterior(counts).loc)
+
+    def serving_signatures(self, batcher) -> dict:
+        return {"topics": topics_signature(batcher, self.topic_proportions)}
 
     def get_config(self):
         return {**super().get_config(), **self.config}

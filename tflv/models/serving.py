@@ -1,0 +1,54 @@
+"""SavedModel signatures that serve raw text, built for every model by the same two functions.
+
+A model's `serving_signatures(batcher) -> {name: tf.function}` adds signatures to the SavedModel
+that `trainers/export.py` writes. `batcher` (`trainers.export.TextBatcher`) turns strings into the
+model's batch inside the graph, `batcher(text [N]) -> {name: [N, ...]}` for the model's
+`input_form`, and ids back into strings, `batcher.to_text(ids [N, L]) -> string [N]`; so every
+signature takes and returns text, with a fixed `input_signature`:
+
+- `text_signature(batcher, outputs)`: `text string [N] -> outputs(batcher(text))`, an inference
+  on each string (tags, posterior marginals, topic proportions, translations, summaries).
+- `sample_signature(batcher, sample)`: `(num_samples, max_length, temperature, seed) ->
+  {text string [num_samples]}`, generation; the seed is stateless, so one seed gives one set of
+  samples, in memory and after loading alike.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+Signature = tf.types.experimental.PolymorphicFunction  # a tf.function with an input_signature
+
+TEXT = tf.TensorSpec([None], tf.string, name="text")
+# The arguments every generation signature takes after its own: length, temperature, seed.
+GENERATION = (tf.TensorSpec([], tf.int32, name="max_length"),
+              tf.TensorSpec([], tf.float32, name="temperature"),
+              tf.TensorSpec([2], tf.int32, name="seed"))
+
+
+def text_signature(batcher, outputs: Callable[[dict], dict]) -> Signature:
+    """`text string [N] -> outputs(batcher(text))`, a dict of tensors with leading dimension N."""
+
+    @tf.function(input_signature=[TEXT])
+    def serve(text):
+        return outputs(batcher(text))
+
+    return serve
+
+
+def sample_signature(batcher, sample: Callable[..., tf.Tensor]) -> Signature:
+    """`(num_samples, max_length, temperature, seed) -> {text string [num_samples]}`.
+
+    Args:
+      sample: `sample(start_ids int32 [N], max_length, temperature, seed int32 [2]) -> int
+        [N, max_length]`, the model's generator started from `batcher.start` (`<bos>`, or
+        `<eos>` for a stream model); each text ends before the first `<eos>`.
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"), *GENERATION])
+    def serve(num_samples, max_length, temperature, seed):
+        ids = sample(tf.fill([num_samples], batcher.start), max_length, temperature, seed)
+        return {"text": batcher.to_text(ids)}
+
+    return serve
