@@ -5,11 +5,23 @@
 
 Every exported model has `score(text: string [N]) -> {log_prob [N], tokens [N]}`, the
 log-probability (or its bound, for latent-variable models) of each whitespace-tokenised string
-(`score(text, target)` for translation models); a model adds its own signatures (sampling,
-translation, tagging, topic proportions) through `serving_signatures(batcher)`.
+(`score(text, target)` for translation models); a model adds its own signatures through
+`serving_signatures(batcher)`, built with `tflv.models.serving`:
+
+    sample      rnnlm, mos_lm, mixture_lm, sentence_vae   (num_samples, max_length, temperature,
+                                                           seed) -> {text [num_samples]}
+    homotopy    sentence_vae                              (text [2], num_points, …) -> {text [P]}
+    posterior   mixture_lm                                text [N] -> {probs [N, K]}
+    tag         hmm, neural_hmm, factorial_hmm            text [N] -> {tags [N, T], lengths [N]}
+    marginals   hmm, neural_hmm, factorial_hmm            text [N] -> {marginals [N, T, (L,) K],
+                                                                       lengths [N]}
+    topics      nvdm, gsm, prodlda, lda                   text [N] -> {theta [N, K]}
+    translate   seq2seq, latent_attention, copy_attention text [N] -> {text [N]}
+    summarize   latent_summary                            text [N] -> {text [N]}
 
 Serving over TensorFlow Serving's REST API uses the same signatures, e.g.
-`POST /v1/models/tflv:predict` with `{"signature_name": "score", "instances": [{"text": "a b"}]}`.
+`POST /v1/models/tflv:predict` with `{"signature_name": "score", "instances": [{"text": "a b"}]}`
+(README.md, "Export and serving").
 The SavedModel loads with `tf.saved_model.load` alone: tflv need not be importable where it is
 served.
 """
