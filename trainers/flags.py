@@ -82,6 +82,8 @@ flags.DEFINE_float("free_bits", 0.0, "sentence_vae: free bits lambda in nats (0:
 flags.DEFINE_bool("free_bits_per_dimension", False, "sentence_vae --free_bits: per dimension.")
 flags.DEFINE_integer("sa_vae_steps", 0, "sentence_vae: SA-VAE refinement steps (0: off).")
 flags.DEFINE_float("sa_vae_step_size", 1.0, "sentence_vae --sa_vae_steps: step size.")
+flags.DEFINE_float("sa_vae_max_grad_norm", 5.0, "sentence_vae --sa_vae_steps: clip each "
+                   "example's refinement gradient to this norm (0: no clipping).")
 flags.DEFINE_integer("iw_samples", 10, "sentence_vae: importance samples for the evaluation "
                      "NLL (0: ELBO only).")
 
@@ -107,7 +109,8 @@ MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddin
                "gumbel_temperature", "straight_through", "latent", "vmf_concentration", "flow",
                "num_flows", "decoder", "cnn_dilations", "skip_connections", "word_dropout",
                "kl_schedule", "kl_warmup_steps", "free_bits", "free_bits_per_dimension",
-               "sa_vae_steps", "sa_vae_step_size", "iw_samples", "num_states", "hmm_training",
+               "sa_vae_steps", "sa_vae_step_size", "sa_vae_max_grad_norm",
+               "iw_samples", "num_states", "hmm_training",
                "em_decay", "em_pseudo_count", "neural_transitions", "num_chains",
                "factorial_inference", "mean_field_iterations")
 

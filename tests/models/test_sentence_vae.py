@@ -195,8 +195,10 @@ def test_word_dropout_replaces_decoder_inputs_in_training_only():
     np.testing.assert_allclose(evaluated, kept, rtol=1e-5)
 
 
-def test_sa_vae_posterior_is_one_gradient_step_on_the_elbo():
-    model = make_model(latent_dim=2, sa_vae_steps=1, sa_vae_step_size=0.5)
+@pytest.mark.parametrize("max_grad_norm", [0.0, 1e-3])
+def test_sa_vae_posterior_is_one_gradient_step_on_the_elbo(max_grad_norm):
+    model = make_model(latent_dim=2, sa_vae_steps=1, sa_vae_step_size=0.5,
+                       sa_vae_max_grad_norm=max_grad_norm)
     refined = model.posterior(BATCH)
     loc, scale = model.head(model.encoder(BATCH["targets"], mask=BATCH["mask"] > 0))
     params = [loc, tf.math.log(scale)]
@@ -208,8 +210,13 @@ def test_sa_vae_posterior_is_one_gradient_step_on_the_elbo():
         value = tf.reduce_sum(log_lik[0] - tfd.kl_divergence(q, model.prior()))
     grads = tape.gradient(value, params)
     assert np.abs(grads[0].numpy()).max() > 1e-3  # a real step
-    np.testing.assert_allclose(refined.loc, loc + 0.5 * grads[0], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(refined.stddev(), tf.exp(params[1] + 0.5 * grads[1]), rtol=1e-4)
+    # Each example's gradient (over loc and log scale jointly) clipped to the norm, if any.
+    norms = np.sqrt(np.sum(grads[0].numpy() ** 2 + grads[1].numpy() ** 2, axis=1, keepdims=True))
+    clip = np.minimum(1.0, max_grad_norm / norms) if max_grad_norm else 1.0
+    assert max_grad_norm == 0 or np.all(clip < 1)  # the small norm does clip every example
+    np.testing.assert_allclose(refined.loc, loc + 0.5 * clip * grads[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(refined.stddev(), tf.exp(params[1] + 0.5 * clip * grads[1]),
+                               rtol=1e-4)
 
 
 def test_decoder_switches_and_invalid_combinations():

@@ -39,8 +39,31 @@ def test_refinement_and_its_gradient_match_the_closed_form():
                                    rtol=1e-12)
 
 
+def test_clipping_bounds_each_examples_step_and_leaves_small_ones():
+    # One linear step: the objective Σ_d a_bd λ_bd + c_b μ_b has gradient (a_b, c_b) in row b.
+    a = tf.constant([[3.0, 4.0], [0.3, 0.4]], tf.float64)  # row norms with c: 13 and 1.3
+    c = tf.constant([12.0, 1.2], tf.float64)
+    objective = lambda params, k: (tf.reduce_sum(a * params[0], axis=1) + c * params[1])
+    lam, mu = tf.zeros([2, 2], tf.float64), tf.zeros([2], tf.float64)
+    new_lam, new_mu = refine(objective, [lam, mu], 1, 0.5, max_grad_norm=5.0)
+    # Row 0 is scaled to norm 5 (by 5/13), jointly over both tensors; row 1 is left alone.
+    np.testing.assert_allclose(new_lam, 0.5 * np.array([[3, 4], [0.3, 0.4]]) * [[5 / 13], [1]],
+                               rtol=1e-12)
+    np.testing.assert_allclose(new_mu, 0.5 * np.array([12 * 5 / 13, 1.2]), rtol=1e-12)
+    step_norms = np.sqrt(np.sum(new_lam.numpy() ** 2, 1) + new_mu.numpy() ** 2)
+    np.testing.assert_allclose(step_norms, [0.5 * 5.0, 0.5 * 1.3], rtol=1e-12)
+    # Below the threshold the refinement and its closed-form derivatives are unchanged.
+    m0 = tf.constant([0.0, -1.0], tf.float64)
+    x = tf.constant([1.0, 0.5], tf.float64)
+    quadratic = lambda params, k: -0.5 * ((x - params[0]) ** 2 / NOISE ** 2 + params[0] ** 2)
+    np.testing.assert_array_equal(refine(quadratic, [m0], NUM_STEPS, STEP, max_grad_norm=1e3)[0],
+                                  refine(quadratic, [m0], NUM_STEPS, STEP)[0])
+
+
 def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="num_steps"):
         refine(lambda p, k: p[0], [tf.zeros([2])], -1, 0.1)
     with pytest.raises(ValueError, match="step_size"):
         refine(lambda p, k: p[0], [tf.zeros([2])], 1, 0.0)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        refine(lambda p, k: p[0], [tf.zeros([2])], 1, 0.1, max_grad_norm=0.0)

@@ -131,6 +131,8 @@ class SentenceVAE(LatentVariableModel):
       kl_schedule, kl_warmup_steps: β(t) (see `kl_weight`).
       free_bits: λ nats (0: off); `free_bits_per_dimension` clamps each dimension's KL.
       sa_vae_steps, sa_vae_step_size: K refinement steps of size α (0: amortized VI).
+      sa_vae_max_grad_norm: each example's refinement gradient is clipped to this norm
+        (Kim et al. 2018 use 5); 0 leaves it unclipped.
       iw_samples: proposals for the importance-sampled log p(x) at evaluation (0: ELBO only).
       iw_chunk: proposals decoded together (folded into the batch) at evaluation.
 
@@ -148,8 +150,8 @@ class SentenceVAE(LatentVariableModel):
                  skip_connections: bool = False, word_dropout: float = 0.0,
                  kl_schedule: str = "none", kl_warmup_steps: int = 10000, free_bits: float = 0.0,
                  free_bits_per_dimension: bool = False, sa_vae_steps: int = 0,
-                 sa_vae_step_size: float = 1.0, iw_samples: int = 0, iw_chunk: int = 8,
-                 **kwargs):
+                 sa_vae_step_size: float = 1.0, sa_vae_max_grad_norm: float = 5.0,
+                 iw_samples: int = 0, iw_chunk: int = 8, **kwargs):
         super().__init__(**kwargs)
         _check_choice("latent", latent, LATENTS)
         _check_choice("flow", flow, FLOWS)
@@ -161,10 +163,11 @@ class SentenceVAE(LatentVariableModel):
         if sa_vae_steps and (latent != "gaussian" or flow != "none"):
             raise ValueError("sa_vae_steps refines a Gaussian posterior's (loc, log scale): it "
                              "needs latent='gaussian' and flow='none'")
-        if sa_vae_steps < 0 or iw_samples < 0 or iw_chunk < 1 or kl_warmup_steps <= 0 or \
-                num_flows < 1:
-            raise ValueError(f"need sa_vae_steps >= 0, iw_samples >= 0, iw_chunk >= 1, "
-                             f"kl_warmup_steps > 0 and num_flows >= 1, got {sa_vae_steps}, "
+        if sa_vae_steps < 0 or sa_vae_max_grad_norm < 0 or iw_samples < 0 or iw_chunk < 1 or \
+                kl_warmup_steps <= 0 or num_flows < 1:
+            raise ValueError(f"need sa_vae_steps >= 0, sa_vae_max_grad_norm >= 0, "
+                             f"iw_samples >= 0, iw_chunk >= 1, kl_warmup_steps > 0 and "
+                             f"num_flows >= 1, got {sa_vae_steps}, {sa_vae_max_grad_norm}, "
                              f"{iw_samples}, {iw_chunk}, {kl_warmup_steps}, {num_flows}")
         if free_bits < 0:
             raise ValueError(f"free_bits must be >= 0 nats, got {free_bits}")
@@ -175,8 +178,8 @@ class SentenceVAE(LatentVariableModel):
             cnn_dilations=list(cnn_dilations), skip_connections=skip_connections,
             word_dropout=word_dropout, kl_schedule=kl_schedule, kl_warmup_steps=kl_warmup_steps,
             free_bits=free_bits, free_bits_per_dimension=free_bits_per_dimension,
-            sa_vae_steps=sa_vae_steps, sa_vae_step_size=sa_vae_step_size, iw_samples=iw_samples,
-            iw_chunk=iw_chunk)
+            sa_vae_steps=sa_vae_steps, sa_vae_step_size=sa_vae_step_size,
+            sa_vae_max_grad_norm=sa_vae_max_grad_norm, iw_samples=iw_samples, iw_chunk=iw_chunk)
         self.encoder = RNNEncoder(vocab_size, embed_dim, hidden_dim, name="encoder")
         if latent == "vmf":
             self.head = VMFHead(latent_dim, vmf_concentration, name="head")
@@ -218,6 +221,7 @@ class SentenceVAE(LatentVariableModel):
         sa_vae_steps = hparams["sa_vae_steps"]
         if sa_vae_steps:
             options["sa_vae_step_size"] = hparams["sa_vae_step_size"]
+            options["sa_vae_max_grad_norm"] = hparams["sa_vae_max_grad_norm"]
         return cls(vocab_size=corpus.info["vocab_size"], embed_dim=hparams["embed_dim"],
                    hidden_dim=hparams["hidden_dim"], dropout=hparams["dropout"],
                    latent_dim=hparams["latent_dim"], latent=latent, flow=flow, decoder=decoder,
@@ -294,7 +298,8 @@ class SentenceVAE(LatentVariableModel):
             return elbo(log_lik, q, prior).elbo  # [B]
 
         loc, log_scale = refine(example_elbo, [loc, tf.math.log(scale)],
-                                self.config["sa_vae_steps"], self.config["sa_vae_step_size"])
+                                self.config["sa_vae_steps"], self.config["sa_vae_step_size"],
+                                self.config["sa_vae_max_grad_norm"] or None)
         return loc, tf.exp(log_scale)
 
     @staticmethod
