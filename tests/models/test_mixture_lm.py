@@ -121,7 +121,9 @@ def sample_known_mixture(rng, num):
 
 def test_exact_training_approaches_the_true_nll_of_a_known_mixture():
     rng = np.random.default_rng(0)
-    train, _ = sample_known_mixture(rng, 64)
+    # Enough sentences that the model does not overfit them (with 64 the test NLL rose again
+    # after ~60 steps, 0.2–0.35 nats above the truth depending on the initial weights).
+    train, _ = sample_known_mixture(rng, 512)
     test, true_nll = sample_known_mixture(rng, 300)
     model = MixtureLM(V, num_components=2, embed_dim=8, hidden_dim=16, code_dim=4)
     optimizer = keras.optimizers.Adam(0.05)
@@ -134,11 +136,11 @@ def test_exact_training_approaches_the_true_nll_of_a_known_mixture():
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
     before = model.objective(test).stats["nll"].numpy().mean()
-    for _ in range(60):
+    for _ in range(100):
         step()
     after = model.objective(test).stats["nll"].numpy().mean()
     assert before > true_nll.mean() + 3.0  # untrained: about (n + 1) log V
-    assert after < true_nll.mean() + 0.3, (after, true_nll.mean())
+    assert after < true_nll.mean() + 0.2, (after, true_nll.mean())  # seeds 0-3: 0.07-0.12
 
 
 @pytest.mark.parametrize("options", [{"estimator": "exact"},
