@@ -60,6 +60,19 @@ def test_clipping_bounds_each_examples_step_and_leaves_small_ones():
                                   refine(quadratic, [m0], NUM_STEPS, STEP)[0])
 
 
+def test_clipped_refinement_is_differentiable_where_a_gradient_vanishes():
+    # Row 1's objective is flat at λ_0, so its gradient norm is 0 there.
+    lam = tf.constant([[1.0, -2.0], [0.0, 0.0]], tf.float64)
+    weights = tf.constant([[1.0], [0.0]], tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(lam)
+        out = refine(lambda params, k: -tf.reduce_sum(weights * params[0] ** 2, axis=1), [lam],
+                     2, 0.1, max_grad_norm=1.0)[0]
+    grad = tape.gradient(out, lam).numpy()
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_array_equal(grad[1], [1.0, 1.0])  # row 1 never moves: dλ_K/dλ_0 = I
+
+
 def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="num_steps"):
         refine(lambda p, k: p[0], [tf.zeros([2])], -1, 0.1)

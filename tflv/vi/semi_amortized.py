@@ -28,9 +28,10 @@ import tensorflow as tf
 
 def _clip_per_example(grads: list[tf.Tensor], max_norm: float) -> list[tf.Tensor]:
     """Scales each example's gradient (row b of every tensor, jointly) to norm <= max_norm."""
-    squares = [tf.reduce_sum(tf.reshape(g * g, [tf.shape(g)[0], -1]), axis=1) for g in grads]
-    norm = tf.sqrt(tf.add_n(squares))  # [B]
-    scale = max_norm / tf.maximum(norm, max_norm)  # [B], 1 where the norm is within bounds
+    squares = tf.add_n([tf.reduce_sum(tf.reshape(g * g, [tf.shape(g)[0], -1]), axis=1)
+                        for g in grads])  # [B] ||g_b||²
+    # c / max(||g_b||, c) without a square root at 0 (whose derivative would be a nan).
+    scale = max_norm * tf.math.rsqrt(tf.maximum(squares, max_norm ** 2))  # [B]
     return [g * tf.reshape(scale, [-1] + [1] * (g.shape.rank - 1)) for g in grads]
 
 
