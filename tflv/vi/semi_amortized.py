@@ -30,7 +30,7 @@ def _clip_per_example(grads: list[tf.Tensor], max_norm: float) -> list[tf.Tensor
     """Scales each example's gradient (row b of every tensor, jointly) to norm <= max_norm."""
     squares = tf.add_n([tf.reduce_sum(tf.reshape(g * g, [tf.shape(g)[0], -1]), axis=1)
                         for g in grads])  # [B] ||g_b||²
-    # c / max(||g_b||, c) without a square root at 0 (whose derivative would be a nan).
+    # c / max(||g_b||, c), with no norm (possibly 0) in a denominator or under a square root.
     scale = max_norm * tf.math.rsqrt(tf.maximum(squares, max_norm ** 2))  # [B]
     return [g * tf.reshape(scale, [-1] + [1] * (g.shape.rank - 1)) for g in grads]
 
