@@ -34,7 +34,8 @@ from tflv.models.seq2seq import EncoderDecoder  # noqa: E402
 WIRINGS = ("direct", "no_encoder", "stopped", "full")
 
 
-def token_loss(model, batch, logits):
+def token_loss(batch, logits):
+    """Mean over rows of the per-token NLL: logits [B, T, V] → scalar."""
     mask = tf.cast(batch["target_mask"], tf.float32)
     log_probs = tf.gather(tf.nn.log_softmax(logits), tf.cast(batch["target_targets"], tf.int32),
                           batch_dims=2)
@@ -54,12 +55,12 @@ def loss_fn(model, wiring, batch):
         state = {k: tf.stop_gradient(v) for k, v in state.items()}
     h, _, _ = model.decode_states(batch["target_inputs"], state, mask, training=True)
     if wiring == "direct":
-        return token_loss(model, batch, model.projection(h))
+        return token_loss(batch, model.projection(h))
     if wiring == "no_encoder":
         context = tf.zeros(tf.concat([tf.shape(h)[:-1], tf.shape(state["memory"])[-1:]], 0))
     else:
         context = soft_context(model.log_alignment(h, state), state["memory"])
-    return token_loss(model, batch, model.output_logits(h, context))
+    return token_loss(batch, model.output_logits(h, context))
 
 
 def run(wiring: str, corpus, args) -> None:
