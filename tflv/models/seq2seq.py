@@ -47,6 +47,7 @@ from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
+from tflv.models.unigram import unigram_log_probs
 from tflv.vi import estimators
 
 ATTENTION_MODES = ("soft", "latent_exact", "latent_elbo", "copy")
@@ -68,6 +69,9 @@ class EncoderDecoder(LatentVariableModel):
       beam_size: 1 decodes greedily, more by beam search; alpha: its length-penalty exponent.
       max_decode_length: most tokens a translation may have.
       bleu_max_examples: decode at most this many sentences per split for BLEU (0: all).
+      output_bias: float [V], the output projection's initial bias (`from_corpus` passes the
+        training targets' log unigram frequencies, `tflv.models.unigram`; None: zeros). A
+        starting value, not configuration: a restored model takes the bias from its weights.
 
     Batch (form `parallel`): `source` int [B, S], `source_mask` [B, S], `target_inputs`,
     `target_targets` int [B, T], `target_mask` [B, T].
@@ -80,7 +84,7 @@ class EncoderDecoder(LatentVariableModel):
                  embed_dim: int = 256, hidden_dim: int = 256, dropout: float = 0.0,
                  num_samples: int = 2, source_to_target: list[int] | None = None,
                  beam_size: int = 1, alpha: float = 0.0, max_decode_length: int = 60,
-                 bleu_max_examples: int = 0, **kwargs):
+                 bleu_max_examples: int = 0, output_bias=None, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTION_MODES:
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got "
@@ -112,7 +116,13 @@ class EncoderDecoder(LatentVariableModel):
                                       name="decoder_lstm")
         self.attention = Attention(hidden_dim, name="attention")
         self.combine = keras.layers.Dense(hidden_dim, activation="tanh", name="combine")
-        self.projection = keras.layers.Dense(target_vocab_size, name="projection")
+        if output_bias is not None and len(output_bias) != target_vocab_size:
+            raise ValueError(f"output_bias has {len(output_bias)} entries, expected "
+                             f"target_vocab_size={target_vocab_size}")
+        self.projection = keras.layers.Dense(
+            target_vocab_size, name="projection",
+            bias_initializer="zeros" if output_bias is None
+            else keras.initializers.Constant(np.asarray(output_bias, np.float32)))
         self.drop = keras.layers.Dropout(dropout)
         if attention == "copy":
             self.gate = keras.layers.Dense(1, name="copy_gate")
@@ -137,7 +147,10 @@ class EncoderDecoder(LatentVariableModel):
                    dropout=hparams["dropout"],
                    num_samples=hparams["attention_samples"] if attention == "latent_elbo" else 2,
                    source_to_target=source_to_target, beam_size=hparams["beam_size"],
-                   alpha=hparams["length_alpha"], bleu_max_examples=hparams["bleu_max_examples"])
+                   alpha=hparams["length_alpha"], bleu_max_examples=hparams["bleu_max_examples"],
+                   output_bias=unigram_log_probs(
+                       corpus.dataset("train", cls.input_form, 1024), corpus.info[
+                           "target_vocab_size"], "target_targets", "target_mask"))
 
     # -- the pieces -------------------------------------------------------------------------
 
