@@ -34,9 +34,13 @@ S = K_1 × … × K_L, θ_t[(i_1..i_L), (j_1..j_L)] = Σ_l θ^l_t[i_l, j_l] (the
 Ghahramani & Jordan 1997); the contraction is then applied one factor at a time, O(S Σ_l K_l)
 per step instead of O(S²).
 
-Masks: step t leaves (α, log Z) unchanged where mask[t] is false, so a padded row gives
-exactly the result of its unpadded prefix (a row of length 0 gives log Z = 0 and zero
-gradients).
+Masks: log Z sums the normalisers of real steps only (a masked sum after the recursion, so
+the loop itself carries no select). Padded positions get zero emission potentials (and zero
+per-step transitions), so the recursion runs on through them on finite values that reach
+nothing real: a padded row gives exactly the log Z and gradients of its unpadded prefix (a row
+of length 0 gives log Z = 0 and zero gradients). α_t at a padded t is the prediction
+p(z_t | x_{<L}) of a row of length L, not a filtered distribution; `_backtrack` reads the last
+real α of each row, never a padded one.
 
 All tensors are time-major: emissions φ [T, B, S], masks [T, B].
 
@@ -160,31 +164,30 @@ def forward(initial: tf.Tensor, transitions: Sequence[tf.Tensor], emissions: tf.
         offsets = tf.zeros(tf.shape(emissions)[:2], emissions.dtype)
         alpha, log_z = _normalize(initial + emissions[0], semiring)
     # Position 0: α_1 = θ_0 ⊗ φ_1; a row of length 0 has log Z = 0 (the empty path).
-    first = (alpha, log_z if mask is None else tf.where(mask[0], log_z, tf.zeros_like(log_z)))
+    if mask is not None:
+        log_z = tf.where(mask[0], log_z, tf.zeros_like(log_z))
 
     outers = [math.prod(sizes[:l]) for l in range(len(sizes))]
     inners = [math.prod(sizes[l + 1:]) for l in range(len(sizes))]
 
     def step(carry, elems):
-        alpha, log_z = carry
-        emission, offset, step_factors = elems[:3]  # [B, S], [B], per-step factors
+        alpha, _ = carry
+        emission, step_factors = elems  # [B, S], per-step factors
         step_factors = iter(step_factors)
         new = alpha
         for f, is_step, outer, inner in zip(transitions, per_step, outers, inners):
             new = _contract(new, next(step_factors) if is_step else f, outer, inner, semiring)
         new = new * emission if semiring == "scaled" else new + emission
-        new, log_norm = _normalize(new, semiring)
-        new_log_z = log_z + log_norm + offset
-        if mask is None:
-            return new, new_log_z
-        real = elems[3]  # [B]
-        return tf.where(real[:, None], new, alpha), tf.where(real, new_log_z, log_z)
+        return _normalize(new, semiring)  # ([B, S], log of the scale [B])
 
     step_factors = tuple(f for f, is_step in zip(transitions, per_step) if is_step)
-    elems = (emissions[1:], offsets[1:], step_factors) + (() if mask is None else (mask[1:],))
-    alphas, log_zs = tf.scan(step, elems, initializer=first)
-    alphas = tf.concat([first[0][None], alphas], axis=0)  # [T, B, S]
-    log_z = tf.concat([first[1][None], log_zs], axis=0)[-1]  # also right for T = 1
+    alphas, log_norms = tf.scan(step, (emissions[1:], step_factors),
+                                initializer=(alpha, tf.zeros_like(log_z)))  # [T-1, B, S], [T-1, B]
+    log_norms += offsets[1:]
+    if mask is not None:
+        log_norms = tf.where(mask[1:], log_norms, tf.zeros_like(log_norms))
+    log_z += tf.reduce_sum(log_norms, axis=0)
+    alphas = tf.concat([alpha[None], alphas], axis=0)  # [T, B, S]
     log_filtered = tf.math.log(alphas) if semiring == "scaled" else alphas
     return ForwardResult(log_z, log_filtered)
 
