@@ -7,6 +7,8 @@ chosen model never reads is an error.
 """
 from absl import flags
 
+from trainers.loop import LEARNING_RATE_SCHEDULES
+
 flags.DEFINE_string("model", "rnnlm", "Model name (tflv.models.MODELS).")
 flags.DEFINE_string("dataset", "ptb", "Dataset name (data.DATASETS).")
 flags.DEFINE_string("data_dir", None, "Corpora root (default: env TFLV_DATA_DIR, else "
@@ -21,6 +23,8 @@ flags.DEFINE_string("model_dir", None, "Checkpoints and TensorBoard summaries (d
 flags.DEFINE_string("export_dir", None, "If set, write a SavedModel here after training.")
 flags.DEFINE_integer("seed", 0, "Seed for initialisation, shuffling and sampling.")
 flags.DEFINE_float("learning_rate", 2e-3, "Adam learning rate.")
+flags.DEFINE_enum("learning_rate_schedule", "constant", list(LEARNING_RATE_SCHEDULES),
+                  "Decay of --learning_rate to 0 at --train_steps (constant: none).")
 flags.DEFINE_float("clip_norm", 5.0, "Global gradient-norm clipping (0 disables).")
 flags.DEFINE_integer("log_every", 50, "Steps between progress lines and training summaries.")
 flags.DEFINE_integer("checkpoint_every", 250, "Steps between checkpoints.")

@@ -61,6 +61,29 @@ class Progress:
         self.t_last, self.loss_sum, self.tokens, self.count = now, 0.0, 0.0, 0
 
 
+LEARNING_RATE_SCHEDULES = ("constant", "cosine", "linear")
+
+
+def learning_rate_schedule(rate: float, schedule: str, total_steps: int):
+    """Adam's step size η_s at optimizer step s of `total_steps`.
+
+    constant: η_s = η; cosine: η_s = η (1 + cos(π s / S)) / 2 (Loshchilov & Hutter 2017, no
+    restarts); linear: η_s = η (1 − s / S). The decayed ones reach 0 at s = S = total_steps; a
+    resumed run picks the schedule up at its checkpointed step.
+    """
+    if schedule not in LEARNING_RATE_SCHEDULES:
+        raise ValueError(f"learning-rate schedule must be one of "
+                         f"{', '.join(LEARNING_RATE_SCHEDULES)}, got {schedule!r}")
+    if schedule == "constant":
+        return rate
+    if total_steps < 1:
+        raise ValueError(f"a {schedule} learning-rate schedule needs total_steps >= 1, got "
+                         f"{total_steps}")
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(rate, total_steps)
+    return keras.optimizers.schedules.PolynomialDecay(rate, total_steps, end_learning_rate=0.0)
+
+
 class Trainer:
     """Builds a model and optimizer under a strategy and trains, checkpoints and evaluates it.
 
@@ -69,11 +92,12 @@ class Trainer:
       strategy: a `tf.distribute.Strategy`.
       checkpoints_factory: `(tf.train.Checkpoint) -> Checkpoints`.
       global_batch_size: examples per step over all replicas.
-      learning_rate, clip_norm: Adam's step size and global gradient-norm clipping (0: none).
+      learning_rate, clip_norm: Adam's step size (a float or a Keras schedule,
+        `learning_rate_schedule`) and global gradient-norm clipping (0: none).
     """
 
     def __init__(self, build_model, strategy: tf.distribute.Strategy, global_batch_size: int,
-                 learning_rate: float, clip_norm: float):
+                 learning_rate, clip_norm: float):
         self.strategy = strategy
         self.global_batch_size = global_batch_size
         with strategy.scope():

@@ -24,7 +24,7 @@ from data.paths import resolve_data_dir
 from tflv.models import HParams, get_model_class
 from trainers import flags as tflv_flags
 from trainers.checkpoints import Checkpoints, claim_model_dir
-from trainers.loop import Progress, Trainer, write_metrics
+from trainers.loop import Progress, Trainer, learning_rate_schedule, write_metrics
 from trainers.strategy import is_chief, make_strategy, split_cpu, task_id
 
 FLAGS = tflv_flags.FLAGS
@@ -68,7 +68,9 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
                        **run["dataset_options"])
     hparams = HParams(run["hparams"])
     trainer = Trainer(lambda: model_cls.from_corpus(corpus, hparams), strategy,
-                      global_batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+                      global_batch_size=FLAGS.batch_size,
+                      learning_rate=learning_rate_schedule(
+                          FLAGS.learning_rate, FLAGS.learning_rate_schedule, FLAGS.train_steps),
                       clip_norm=FLAGS.clip_norm)
     unused = [name for name in hparams if FLAGS[name].present and name not in hparams.read]
     if unused:
