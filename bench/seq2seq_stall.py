@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 import data  # noqa: E402
 from tflv.layers.attention import soft_context  # noqa: E402
 from tflv.models.seq2seq import EncoderDecoder  # noqa: E402
-from tflv.models.unigram import unigram_log_probs  # noqa: E402
+from tflv.models.unigram import log_frequencies, token_counts  # noqa: E402
 
 WIRINGS = ("direct", "no_encoder", "stopped", "full")
 OUTPUT_BIASES = ("zero", "unigram")
@@ -128,8 +128,9 @@ def main() -> None:
             if value not in known:
                 parser.error(f"unknown --{name} {value!r}; known: {', '.join(known)}")
     corpus = data.load("multi30k")
-    unigram = unigram_log_probs(corpus.dataset("train", "parallel", 1024),
-                                corpus.info["target_vocab_size"], "target_targets", "target_mask")
+    unigram = log_frequencies(token_counts(corpus.dataset("train", "parallel", 1024),
+                                           corpus.info["target_vocab_size"], "target_targets",
+                                           "target_mask"))
     for bias in args.output_bias.split(","):
         for wiring in args.wirings.split(","):
             run(wiring, unigram if bias == "unigram" else None, corpus, args)

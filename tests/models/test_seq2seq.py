@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tflv.bleu import corpus_bleu
 from tflv.models.seq2seq import EncoderDecoder
-from tflv.models.unigram import unigram_log_probs
+from tflv.models.unigram import log_frequencies, token_counts
 
 SRC_V, TGT_V = 9, 8
 # source words 7 and 8 have no target id: copying them needs the extended vocabulary
@@ -141,7 +141,7 @@ def test_bad_configuration_is_named():
 
 def test_output_bias_starts_at_the_smoothed_log_unigram_frequencies():
     # masked-in targets of BATCH: 5, 4, 3, 6, 3 → counts c_3 = 2, c_4 = c_5 = c_6 = 1 of 5 tokens
-    log_probs = unigram_log_probs([BATCH], TGT_V, "target_targets", "target_mask")
+    log_probs = log_frequencies(token_counts([BATCH], TGT_V, "target_targets", "target_mask"))
     counts = np.array([0, 0, 0, 2, 1, 1, 1, 0]) + 0.5
     np.testing.assert_allclose(log_probs, np.log(counts / 9.0), rtol=1e-12)
     model = make("soft", output_bias=log_probs)
@@ -149,7 +149,7 @@ def test_output_bias_starts_at_the_smoothed_log_unigram_frequencies():
     with pytest.raises(ValueError, match="output_bias has 3 entries"):
         EncoderDecoder(SRC_V, TGT_V, output_bias=[0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match=r"id 9, outside the vocabulary \[0, 8\)"):
-        unigram_log_probs([{"targets": np.array([[1, 9]]), "mask": np.ones([1, 2])}], TGT_V)
+        token_counts([{"targets": np.array([[1, 9]]), "mask": np.ones([1, 2])}], TGT_V)
 
 
 def test_bleu_closed_form():

@@ -47,7 +47,7 @@ from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
-from tflv.models.unigram import unigram_log_probs
+from tflv.models.unigram import log_frequencies, token_counts
 from tflv.vi import estimators
 
 ATTENTION_MODES = ("soft", "latent_exact", "latent_elbo", "copy")
@@ -148,9 +148,9 @@ class EncoderDecoder(LatentVariableModel):
                    num_samples=hparams["attention_samples"] if attention == "latent_elbo" else 2,
                    source_to_target=source_to_target, beam_size=hparams["beam_size"],
                    alpha=hparams["length_alpha"], bleu_max_examples=hparams["bleu_max_examples"],
-                   output_bias=unigram_log_probs(
+                   output_bias=log_frequencies(token_counts(
                        corpus.dataset("train", cls.input_form, 1024), corpus.info[
-                           "target_vocab_size"], "target_targets", "target_mask"))
+                           "target_vocab_size"], "target_targets", "target_mask")))
 
     # -- the pieces -------------------------------------------------------------------------
 

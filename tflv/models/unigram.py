@@ -5,8 +5,9 @@ Adam moves each b_v by about one learning rate per step, so the bias needs hundr
 reach log p̂(v) (−2 … −13 over a 10k vocabulary). The faster route runs through the hidden layers:
 their tanh units saturate into a constant code whose projection spells the unigram out, and
 saturated units pass almost no gradient. Measured on Multi30k (`bench/seq2seq_stall.py`): with
-b = 0, 94% of the combination layer's outputs lie beyond |0.99| after 100 steps and the loss sits
-at the unigram entropy for 2,000 steps. Starting from
+b = 0, every output of the encoder–decoder's tanh combination layer lies beyond |0.99| from step
+100 on and the loss sits at the unigram entropy (for 2,000 steps in a trainer run); started as
+below, 14–43% do and the loss falls from 5.4 to 4.3 nats per token by step 500. Starting from
 
     b_v = log (c_v + ½) / Σ_u (c_u + ½),   c_v = #{target tokens equal to v in the training split},
 
@@ -19,9 +20,9 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 
-def unigram_log_probs(batches: Iterable[Mapping], vocab_size: int, targets: str = "targets",
-                      mask: str = "mask", smoothing: float = 0.5) -> np.ndarray:
-    """Add-`smoothing` log frequencies of the masked `batches[targets]` ids: float64 [V].
+def token_counts(batches: Iterable[Mapping], vocab_size: int, targets: str = "targets",
+                 mask: str = "mask") -> np.ndarray:
+    """c_v: how often each id occurs among the masked-in `batches[targets]`: float64 [V].
 
     Args:
       batches: dicts with int ids `targets` [B, T] and a 0/1 `mask` [B, T].
@@ -34,5 +35,10 @@ def unigram_log_probs(batches: Iterable[Mapping], vocab_size: int, targets: str 
             bad = ids[(ids < 0) | (ids >= vocab_size)][0]
             raise ValueError(f"`{targets}` holds id {bad}, outside the vocabulary [0, {vocab_size})")
         counts += np.bincount(ids, minlength=vocab_size)
-    smoothed = counts + smoothing
+    return counts
+
+
+def log_frequencies(counts: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
+    """log (c_v + smoothing) / Σ_u (c_u + smoothing): counts [V] → float64 [V]."""
+    smoothed = np.asarray(counts, np.float64) + smoothing
     return np.log(smoothed / smoothed.sum())
