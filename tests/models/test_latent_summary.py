@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tflv.models.base import HParams
 from tflv.models.latent_summary import LatentSummary
 
 V, M = 6, 2
@@ -65,3 +66,23 @@ def test_semi_supervised_rows_use_the_given_summary(scored):
 def test_bad_configuration_is_named():
     with pytest.raises(ValueError, match="num_samples"):
         LatentSummary(V, num_samples=1)
+
+
+class OneBatchCorpus:
+    """The corpus interface `from_corpus` reads: `info` and `dataset` (here always BATCH)."""
+    info = {"vocab_size": V}
+
+    def dataset(self, split, form, batch_size, **options):
+        return [BATCH]
+
+
+def test_both_word_projections_start_at_the_log_unigram_frequencies():
+    hparams = HParams(dict(summary_length=M, embed_dim=4, hidden_dim=5, summary_samples=2))
+    model = LatentSummary.from_corpus(OneBatchCorpus(), hparams)
+    model.objective(BATCH)
+    # targets 4, 5, 4, 3: counts c_3 = 1, c_4 = 2, c_5 = 1 of 4 tokens, add-1/2 over V = 6
+    expected = np.log((np.array([0, 0, 0, 1, 2, 1]) + 0.5) / 7.0)
+    for layer in (model.prior_projection, model.projection):
+        np.testing.assert_allclose(layer.bias.numpy(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="output_bias has 2 entries, expected vocab_size=6"):
+        LatentSummary(V, output_bias=[0.0, 0.0])

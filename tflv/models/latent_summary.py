@@ -30,6 +30,7 @@ int [B, M] with `has_summary` float [B] (1 where z* is given).
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tflv.layers.attention import Attention, soft_context
@@ -37,6 +38,7 @@ from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
+from tflv.models.unigram import log_frequencies, token_counts
 from tflv.vi import estimators
 
 BOS_ID = 2
@@ -52,6 +54,10 @@ class LatentSummary(LatentVariableModel):
       summary_length: M.
       embed_dim, hidden_dim: E, H.
       num_samples: S ≥ 2 samples of z per document (leave-one-out baseline).
+      output_bias: float [V], the initial bias of both word projections (the summary prior's
+        and the document decoder's); `from_corpus` passes the training words' log unigram
+        frequencies (`tflv.models.unigram`), None starts from zeros. Not configuration: a
+        restored model takes the biases from its weights.
     """
 
     input_form = "sentences"
@@ -59,7 +65,7 @@ class LatentSummary(LatentVariableModel):
     stochastic_score = True  # the ELBO is estimated with sampled summaries
 
     def __init__(self, vocab_size: int, summary_length: int = 5, embed_dim: int = 128,
-                 hidden_dim: int = 128, num_samples: int = 2, **kwargs):
+                 hidden_dim: int = 128, num_samples: int = 2, output_bias=None, **kwargs):
         super().__init__(**kwargs)
         if num_samples < 2:
             raise ValueError(f"num_samples must be >= 2 (leave-one-out baseline), got "
@@ -73,21 +79,29 @@ class LatentSummary(LatentVariableModel):
                                               return_state=True, name=name)
         self.prior_lstm, self.pointer_lstm, self.decoder_lstm = (
             lstm("prior_lstm"), lstm("pointer_lstm"), lstm("decoder_lstm"))
-        self.prior_projection = keras.layers.Dense(vocab_size, name="prior_projection")
+        if output_bias is not None and len(output_bias) != vocab_size:
+            raise ValueError(f"output_bias has {len(output_bias)} entries, expected "
+                             f"vocab_size={vocab_size}")
+        bias = ("zeros" if output_bias is None
+                else keras.initializers.Constant(np.asarray(output_bias, np.float32)))
+        self.prior_projection = keras.layers.Dense(vocab_size, bias_initializer=bias,
+                                                   name="prior_projection")
         self.encoder = RNNEncoder(vocab_size, embed_dim, hidden_dim, bidirectional=True,
                                   return_states=True, name="encoder")
         self.bridge = keras.layers.Dense(hidden_dim, activation="tanh", name="bridge")
         self.pointer = Attention(hidden_dim, name="pointer")
         self.decoder_attention = Attention(hidden_dim, name="decoder_attention")
         self.combine = keras.layers.Dense(hidden_dim, activation="tanh", name="combine")
-        self.projection = keras.layers.Dense(vocab_size, name="projection")
+        self.projection = keras.layers.Dense(vocab_size, bias_initializer=bias, name="projection")
         self.seed_generator = keras.random.SeedGenerator(0)
 
     @classmethod
     def from_corpus(cls, corpus, hparams: HParams) -> "LatentSummary":
         return cls(vocab_size=corpus.info["vocab_size"],
                    summary_length=hparams["summary_length"], embed_dim=hparams["embed_dim"],
-                   hidden_dim=hparams["hidden_dim"], num_samples=hparams["summary_samples"])
+                   hidden_dim=hparams["hidden_dim"], num_samples=hparams["summary_samples"],
+                   output_bias=log_frequencies(token_counts(
+                       corpus.dataset("train", cls.input_form, 1024), corpus.info["vocab_size"])))
 
     # -- the three distributions, scored for given z ----------------------------------------
 
