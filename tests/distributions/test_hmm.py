@@ -379,6 +379,44 @@ def test_single_position_chains():
         assert hmm.viterbi(x)[row, 0] == ref["viterbi"][0]
 
 
+def assertion_messages(op):
+    """The messages of the `Assert` ops `op` waits for (through data and control inputs)."""
+    seen, stack, messages = set(), [op], []
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if op.type == "Assert":
+            messages += [str(t.op.get_attr("value")) for t in op.inputs[1:]
+                         if t.op.type == "Const"]
+        stack += [t.op for t in op.inputs] + list(op.control_inputs)
+    return " ".join(messages)
+
+
+@pytest.mark.parametrize("method", ["log_prob", "viterbi"])
+def test_run_time_checks_precede_the_recursion(method):
+    # A graph runs an assertion at some point of the step; unless the recursion waits for it, a
+    # mismatched K can fail first in the recursion's multiply, with that op's message.
+    emission = tf.constant(random_hmm(np.random.default_rng(0), 3, 4)[2])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float64),
+                                  tf.TensorSpec([None, None], tf.float64),
+                                  tf.TensorSpec([None, None], tf.int32),
+                                  tf.TensorSpec([None, None], tf.bool)])
+    def run(initial, transition, x, mask):
+        return getattr(HMM(initial, transition, emission), method)(x, mask)
+
+    graph = run.get_concrete_function().graph
+    loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
+    assert loops
+    for loop in loops:
+        messages = assertion_messages(loop)
+        for check in ("number of states K", "token ids) must be >= 0",
+                      "token ids) must be < the vocabulary", "prefix per row"):
+            assert check in messages, (loop.name, check)
+
+
 def test_bad_inputs_raise_clear_errors():
     rng = np.random.default_rng(15)
     k, v = 3, 4

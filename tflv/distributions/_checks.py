@@ -39,18 +39,34 @@ def known_rank(t: tf.Tensor, name: str, min_rank: int) -> int:
     return rank
 
 
+def after(checks: Sequence, *tensors):
+    """`tensors` (None passes through), computed only once the assertions `checks` have passed.
+
+    Inside a graph an assertion runs at some point of the step, not necessarily before the ops
+    its inputs feed: without this, a bad shape could fail first in a matmul, with that op's
+    message instead of ours. Eagerly, assertions have already raised (they return None).
+    """
+    checks = [c for c in checks if c is not None]
+    if not checks:
+        return tensors
+    with tf.control_dependencies(checks):
+        return tuple(None if t is None else tf.identity(t) for t in tensors)
+
+
 def same_size(sizes: Sequence[tuple[str, tf.Tensor, int]], what: str,
-              validate_args: bool) -> None:
-    """Checks that axis `axis` of each (name, tensor, axis) has one size."""
+              validate_args: bool) -> list:
+    """Checks that axis `axis` of each (name, tensor, axis) has one size; returns the run-time
+    assertions (for `after`)."""
     known = [(name, t.shape[axis]) for name, t, axis in sizes if t.shape[axis] is not None]
     if len({size for _, size in known}) > 1:
         listed = ", ".join(f"{name} has {size}" for name, size in known)
         raise ValueError(f"mismatched {what}: {listed}")
-    if validate_args:
-        name0, t0, axis0 = sizes[0]
-        for name, t, axis in sizes[1:]:
-            tf.debugging.assert_equal(tf.shape(t)[axis], tf.shape(t0)[axis0],
+    if not validate_args:
+        return []
+    name0, t0, axis0 = sizes[0]
+    return [tf.debugging.assert_equal(tf.shape(t)[axis], tf.shape(t0)[axis0],
                                       message=f"mismatched {what}: {name} and {name0} differ")
+            for name, t, axis in sizes[1:]]
 
 
 class BatchShape:
@@ -105,26 +121,26 @@ def as_mask(mask, like: tf.Tensor, name: str = "mask") -> tf.Tensor | None:
     return mask
 
 
-def assert_prefix_mask(mask: tf.Tensor | None, validate_args: bool, name: str = "mask") -> None:
+def assert_prefix_mask(mask: tf.Tensor | None, validate_args: bool, name: str = "mask") -> list:
     """Asserts that each row of a bool [..., T] mask is true on a prefix and false after."""
     if mask is None or not validate_args:
-        return
+        return []
     as_int = tf.cast(mask, tf.int32)
-    tf.debugging.assert_greater_equal(
+    return [tf.debugging.assert_greater_equal(
         as_int[..., :-1], as_int[..., 1:],
         message=f"{name} must be a prefix per row (true for the first `length` positions, "
-                f"false after)")
+                f"false after)")]
 
 
 def assert_tokens(x: tf.Tensor, mask: tf.Tensor | None, vocab_size: tf.Tensor,
-                  validate_args: bool, name: str = "x") -> None:
+                  validate_args: bool, name: str = "x") -> list:
     """Asserts 0 <= x < vocab_size at the real (unmasked) positions of int x [..., T]."""
     if not x.dtype.is_integer:
         raise TypeError(f"{name} must hold integer token ids, got dtype {x.dtype.name}")
     if not validate_args:
-        return
+        return []
     real = x if mask is None else tf.where(mask, x, tf.zeros_like(x))
-    tf.debugging.assert_non_negative(real, message=f"{name} (token ids) must be >= 0")
-    tf.debugging.assert_less(real, tf.cast(vocab_size, x.dtype),
-                             message=f"{name} (token ids) must be < the vocabulary size V "
-                                     f"(the last axis of the emission logits)")
+    return [tf.debugging.assert_non_negative(real, message=f"{name} (token ids) must be >= 0"),
+            tf.debugging.assert_less(real, tf.cast(vocab_size, x.dtype),
+                                     message=f"{name} (token ids) must be < the vocabulary size "
+                                             f"V (the last axis of the emission logits)")]

@@ -126,8 +126,9 @@ class FactorialHMM:
         x = tf.convert_to_tensor(x)
         _checks.known_rank(x, "x", 1)
         mask = _checks.as_mask(mask, x)
-        _checks.assert_tokens(x, mask, tf.shape(self._params[2])[-1], self._validate_args)
-        _checks.assert_prefix_mask(mask, self._validate_args)
+        x, mask = _checks.after(
+            _checks.assert_tokens(x, mask, tf.shape(self._params[2])[-1], self._validate_args)
+            + _checks.assert_prefix_mask(mask, self._validate_args), x, mask)
         batch = _checks.BatchShape([("x", x, 1)] + ([("mask", mask, 1)] if mask is not None
                                                     else []))
         tokens = batch.flatten(x, 1)

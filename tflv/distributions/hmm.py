@@ -202,10 +202,11 @@ class HMM:
 
     def _log_parameters(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """log π [..., K], log A [..., K, K], log E [..., K, V] (or the potentials as given)."""
-        _checks.same_size(self._sizes, "number of states K", self._validate_args)
+        checks = _checks.same_size(self._sizes, "number of states K", self._validate_args)
+        params = _checks.after(checks, *self._params)
         if self._per_position:
-            return self._params
-        return tuple(tf.nn.log_softmax(p, axis=-1) for p in self._params)
+            return params
+        return tuple(tf.nn.log_softmax(p, axis=-1) for p in params)
 
     def _chain(self, x, mask, params, transitions: str = "native") -> _Chain:
         """Flattens a batch into a time-major chain.
@@ -228,10 +229,11 @@ class HMM:
             x = tf.convert_to_tensor(x)
             _checks.known_rank(x, "x", 1)
             mask = _checks.as_mask(mask, x)
-            _checks.assert_tokens(x, mask, tf.shape(emission)[-1], self._validate_args)
+            x, = _checks.after(_checks.assert_tokens(x, mask, tf.shape(emission)[-1],
+                                                     self._validate_args), x)
             parts = [(self._names[0], initial, 1), (self._names[1], transition, 2),
                      (self._names[2], emission, 2), ("x", x, 1)]
-        _checks.assert_prefix_mask(mask, self._validate_args)
+        mask, = _checks.after(_checks.assert_prefix_mask(mask, self._validate_args), mask)
         batch = _checks.BatchShape(parts + ([("mask", mask, 1)] if mask is not None else []))
         flat_mask = None if mask is None else tf.transpose(batch.flatten(mask, 1))  # [T, B]
 
