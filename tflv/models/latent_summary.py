@@ -30,7 +30,6 @@ int [B, M] with `has_summary` float [B] (1 where z* is given).
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tflv.layers.attention import Attention, soft_context
@@ -38,7 +37,7 @@ from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
-from tflv.models.unigram import log_frequencies, token_counts
+from tflv.models.unigram import bias_initializer, log_frequencies, token_counts
 from tflv.vi import estimators
 
 BOS_ID = 2
@@ -79,11 +78,7 @@ class LatentSummary(LatentVariableModel):
                                               return_state=True, name=name)
         self.prior_lstm, self.pointer_lstm, self.decoder_lstm = (
             lstm("prior_lstm"), lstm("pointer_lstm"), lstm("decoder_lstm"))
-        if output_bias is not None and len(output_bias) != vocab_size:
-            raise ValueError(f"output_bias has {len(output_bias)} entries, expected "
-                             f"vocab_size={vocab_size}")
-        bias = ("zeros" if output_bias is None
-                else keras.initializers.Constant(np.asarray(output_bias, np.float32)))
+        bias = bias_initializer(output_bias, vocab_size)
         self.prior_projection = keras.layers.Dense(vocab_size, bias_initializer=bias,
                                                    name="prior_projection")
         self.encoder = RNNEncoder(vocab_size, embed_dim, hidden_dim, bidirectional=True,

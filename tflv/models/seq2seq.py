@@ -47,7 +47,7 @@ from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
-from tflv.models.unigram import log_frequencies, token_counts
+from tflv.models.unigram import bias_initializer, log_frequencies, token_counts
 from tflv.vi import estimators
 
 ATTENTION_MODES = ("soft", "latent_exact", "latent_elbo", "copy")
@@ -116,13 +116,9 @@ class EncoderDecoder(LatentVariableModel):
                                       name="decoder_lstm")
         self.attention = Attention(hidden_dim, name="attention")
         self.combine = keras.layers.Dense(hidden_dim, activation="tanh", name="combine")
-        if output_bias is not None and len(output_bias) != target_vocab_size:
-            raise ValueError(f"output_bias has {len(output_bias)} entries, expected "
-                             f"target_vocab_size={target_vocab_size}")
         self.projection = keras.layers.Dense(
-            target_vocab_size, name="projection",
-            bias_initializer="zeros" if output_bias is None
-            else keras.initializers.Constant(np.asarray(output_bias, np.float32)))
+            target_vocab_size, name="projection", bias_initializer=bias_initializer(
+                output_bias, target_vocab_size, "target_vocab_size"))
         self.drop = keras.layers.Dropout(dropout)
         if attention == "copy":
             self.gate = keras.layers.Dense(1, name="copy_gate")

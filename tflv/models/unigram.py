@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import keras
 import numpy as np
 
 
@@ -42,3 +43,13 @@ def log_frequencies(counts: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
     """log (c_v + smoothing) / Σ_u (c_u + smoothing): counts [V] → float64 [V]."""
     smoothed = np.asarray(counts, np.float64) + smoothing
     return np.log(smoothed / smoothed.sum())
+
+
+def bias_initializer(output_bias, vocab_size: int, size_name: str = "vocab_size"):
+    """A Keras initializer of a [V] output bias: zeros for None, else `output_bias` [V]."""
+    if output_bias is None:
+        return "zeros"
+    if len(output_bias) != vocab_size:
+        raise ValueError(f"output_bias has {len(output_bias)} entries, expected "
+                         f"{size_name}={vocab_size}")
+    return keras.initializers.Constant(np.asarray(output_bias, np.float32))
