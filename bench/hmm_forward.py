@@ -336,8 +336,6 @@ def report(rows: list[dict], peak: float, command: str, loads: tuple[float, floa
              "log p + grad = Σ_b log p(x_b) and its gradient w.r.t. the initial, transition and "
              "emission logits.", ""]
     for row in rows:
-        b, t, k = row["b"], row["t"], row["k"]
-        flops = 2.0 * b * k * k * (t - 1)
         grad, marg = row["grad"], row["marginals"]
         tflv_ms = grad["tflv XLA"]["median_ms"]
         lines += [f"### (B, T, K, V) = {row['workload']}", "",
@@ -352,21 +350,34 @@ def report(rows: list[dict], peak: float, command: str, loads: tuple[float, floa
                   "| --- | ---: | ---: | ---: |"]
         for name, r in marg.items():
             lines.append(f"| {name} | {r['median_ms']:.1f} | {r['n']} | {r['first_s']:.1f} |")
-        fwd = grad["tflv XLA, log p only"]["median_ms"]
-        masked = {mode: grad[f"{mode}, masked"]["median_ms"] / grad[mode]["median_ms"]
-                  for mode in ("tflv", "tflv XLA")}
-        peers = {n: grad[n]["median_ms"] / tflv_ms for n in PEERS if n in grad}
+        r = ratios(row, peak)
         lines += ["", f"tflv XLA vs packaged peers: "
                   + ", ".join(f"{v:.{0 if v >= 10 else 1}f}× faster than {n}"
-                              for n, v in peers.items())
-                  + f"; vs the bare scaled loop under XLA: "
-                  f"{tflv_ms / grad['bare scaled loop XLA']['median_ms']:.2f}× its time. "
-                  f"Forward recursion alone (log p, XLA) {fwd:.2f} ms = "
-                  f"{flops / fwd / 1e6:.1f} GFLOP/s = {100 * flops / fwd / 1e6 / peak:.0f}% of the "
-                  f"GEMM peak; log p + grad {100 * 3 * flops / tflv_ms / 1e6 / peak:.0f}%. "
-                  f"Masks cost {100 * (masked['tflv'] - 1):+.0f}% (graph), "
-                  f"{100 * (masked['tflv XLA'] - 1):+.0f}% (XLA).", ""]
+                              for n, v in r["peers"].items())
+                  + f"; vs the bare scaled loop under XLA: {r['loop']:.2f}× its time. "
+                  f"Forward recursion alone (log p, XLA) {r['forward_ms']:.2f} ms = "
+                  f"{r['forward_share'] * peak:.1f} GFLOP/s = {100 * r['forward_share']:.0f}% of "
+                  f"the GEMM peak; log p + grad {100 * r['grad_share']:.0f}%. "
+                  f"Masks cost {100 * r['mask_costs'][0]:+.0f}% (graph), "
+                  f"{100 * r['mask_costs'][1]:+.0f}% (XLA).", ""]
     return "\n".join(lines + goals(rows, peak)) + "\n"
+
+
+def ratios(row: dict, peak: float) -> dict:
+    """One row's figures: tflv XLA's speed-up over each peer, its time over the bare XLA loop,
+    the masks' extra cost (graph, XLA) and the shares of the GEMM peak (forward alone, with
+    gradient)."""
+    grad = row["grad"]
+    flops = 2.0 * row["b"] * row["k"] ** 2 * (row["t"] - 1)
+    tflv_ms = grad["tflv XLA"]["median_ms"]
+    forward_ms = grad["tflv XLA, log p only"]["median_ms"]
+    return {"peers": {n: grad[n]["median_ms"] / tflv_ms for n in PEERS if n in grad},
+            "loop": tflv_ms / grad["bare scaled loop XLA"]["median_ms"],
+            "mask_costs": [grad[f"{m}, masked"]["median_ms"] / grad[m]["median_ms"] - 1
+                           for m in ("tflv", "tflv XLA")],
+            "forward_ms": forward_ms,
+            "forward_share": flops / forward_ms / 1e6 / peak,
+            "grad_share": 3 * flops / tflv_ms / 1e6 / peak}
 
 
 def goals(rows: list[dict], peak: float) -> list[str]:
@@ -376,26 +387,20 @@ def goals(rows: list[dict], peak: float) -> list[str]:
 
     peer_rows, loop_rows, mask_rows, gemm_rows = [], [], [], []
     ok = {"peers": True, "loop": True, "masks": True, "gemm": True}
-    for i, row in enumerate(rows):
-        grad, name = row["grad"], f"(B, T, K) = ({row['b']}, {row['t']}, {row['k']})"
-        tflv_ms = grad["tflv XLA"]["median_ms"]
+    for row in rows:
+        r = ratios(row, peak)
         need = 100.0 if (row["b"], row["t"], row["k"], row["v"]) == WORKLOADS[0] else 1.0
-        speedups = {n: grad[n]["median_ms"] / tflv_ms for n in PEERS if n in grad}
-        ok["peers"] &= all(v > need for v in speedups.values())
-        peer_rows.append(f"{name}: " + (", ".join(f"{v:.0f}× {n}" for n, v in speedups.items())
-                                         or "no peer fits in memory (table)"))
-        loop = tflv_ms / grad["bare scaled loop XLA"]["median_ms"]
-        ok["loop"] &= loop <= 1.5
-        loop_rows.append(f"{loop:.2f}×")
-        costs = [grad[f"{m}, masked"]["median_ms"] / grad[m]["median_ms"] - 1
-                 for m in ("tflv", "tflv XLA")]
-        ok["masks"] &= max(costs) <= 0.10
-        mask_rows.append(f"{100 * costs[0]:+.0f}% / {100 * costs[1]:+.0f}%")
+        ok["peers"] &= all(v > need for v in r["peers"].values())
+        peer_rows.append(f"(B, T, K) = ({row['b']}, {row['t']}, {row['k']}): "
+                         + (", ".join(f"{v:.0f}× {n}" for n, v in r["peers"].items())
+                            or "no peer fits in memory (table)"))
+        ok["loop"] &= r["loop"] <= 1.5
+        loop_rows.append(f"{r['loop']:.2f}×")
+        ok["masks"] &= max(r["mask_costs"]) <= 0.10
+        mask_rows.append(" / ".join(f"{100 * c:+.0f}%" for c in r["mask_costs"]))
         if row["k"] == 256:
-            share = 2.0 * row["b"] * row["k"] ** 2 * (row["t"] - 1) / (
-                grad["tflv XLA, log p only"]["median_ms"] * 1e6 * peak)
-            ok["gemm"] &= share >= 0.30
-            gemm_rows.append(f"{100 * share:.0f}%")
+            ok["gemm"] &= r["forward_share"] >= 0.30
+            gemm_rows.append(f"{100 * r['forward_share']:.0f}%")
     return ["### Against the goals", "",
             f"- Faster than every packaged peer on every row, ≥ 100× on (32, 50, 64): "
             f"{verdict(ok['peers'])}; " + "; ".join(peer_rows) + ".",
