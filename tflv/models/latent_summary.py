@@ -3,7 +3,12 @@
 Generative model (Miao & Blunsom 2016), M < T words over the same vocabulary V:
 
     p(z) = Π_m p(z_m | z_<m)                  an LSTM language model over summaries,
-    p(x | z) = Π_t p(x_t | x_<t, z)           an LSTM decoder with soft attention over e(z_1..z_M).
+    p(x | z) = Π_t p(x_t | x_<t, z)           an LSTM decoder with soft attention over the states
+                                              of a bidirectional LSTM run over z_1..z_M.
+
+The summary's encoder gives the decoder the *order* of z: attending over the bare embeddings
+e(z_1..z_M), a set, the decoder cannot tell which summary word comes first (on synthetic pairs
+where x spells z out in order, that cost ~0.7 nats per document; tests/models).
 
 Inference network, a pointer network that copies summary words from the document: an LSTM over
 <bos>, z_1..z_{M-1} (fed the chosen *words*) attends over a bidirectional encoding of x with
@@ -83,6 +88,8 @@ class LatentSummary(LatentVariableModel):
                                                    name="prior_projection")
         self.encoder = RNNEncoder(vocab_size, embed_dim, hidden_dim, bidirectional=True,
                                   return_states=True, name="encoder")
+        self.summary_encoder = keras.layers.Bidirectional(
+            keras.layers.LSTM(hidden_dim, return_sequences=True), name="summary_encoder")
         self.bridge = keras.layers.Dense(hidden_dim, activation="tanh", name="bridge")
         self.pointer = Attention(hidden_dim, name="pointer")
         self.decoder_attention = Attention(hidden_dim, name="decoder_attention")
@@ -113,7 +120,7 @@ class LatentSummary(LatentVariableModel):
     def log_likelihood(self, batch, z):
         """log p(x | z): batch rows [N, T], z int [N, M] → [N]."""
         mask = tf.cast(batch["mask"], tf.float32)
-        memory = self.embedding(z)  # [N, M, E]
+        memory = self.summary_encoder(self.embedding(z))  # [N, M, 2H]
         h, _, _ = self.decoder_lstm(self.embedding(batch["inputs"]), mask=tf.cast(mask, tf.bool))
         context = soft_context(self.decoder_attention((h, memory, tf.ones(tf.shape(z)[:2]))),
                                memory)
