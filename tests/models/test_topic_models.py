@@ -27,9 +27,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CLASSES = {"nvdm": NVDM, "gsm": GSM, "prodlda": ProdLDA}
 
 
-def make_model(name, vocab_size=12, num_topics=3, hidden=(8,)):
+def make_model(name, vocab_size=12, num_topics=3, hidden=(8,), embed_dim=None):
+    """`name`: a topic model, or `gsm_factored` (GSM with embed_dim, 4 unless given)."""
+    if name == "gsm_factored":
+        name, embed_dim = "gsm", embed_dim or 4
     return CLASSES[name](vocab_size=vocab_size, topic_model=name, num_topics=num_topics,
-                         hidden_units=hidden)
+                         hidden_units=hidden, embed_dim=embed_dim)
 
 
 def test_registered_under_their_names():
@@ -60,7 +63,7 @@ def test_laplace_prior_is_the_mode_and_hessian_pseudo_inverse_of_the_dirichlet()
 
 def reference_log_word_probs(model, z):
     """log p(w | θ(z)) in float64 numpy from the model's weights. z: [S, B, K] → [S, B, V]."""
-    topic_word = model.decoder.topic_word.numpy().astype(np.float64)
+    topic_word = model.decoder.topic_logits().numpy().astype(np.float64)
     if model.topic_model == "gsm":
         kernel, bias = (w.numpy().astype(np.float64) for w in model.theta_projection.weights)
         theta = scipy.special.softmax(z @ kernel + bias, axis=-1)
@@ -75,7 +78,7 @@ def gaussian_kl(mu, sigma, prior_mu, prior_sigma):
                   / (2 * prior_sigma ** 2) - 0.5, axis=-1)
 
 
-@pytest.mark.parametrize("name", ["nvdm", "gsm", "prodlda"])
+@pytest.mark.parametrize("name", ["nvdm", "gsm", "gsm_factored", "prodlda"])
 def test_elbo_is_reconstruction_minus_closed_form_kl_in_float64(name):
     model = make_model(name)
     rng = np.random.default_rng(1)
@@ -110,16 +113,29 @@ def test_document_topics_and_word_distributions(name):
     np.testing.assert_allclose(word_probs.sum(-1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("mixture", [False, True])
-def test_topic_decoder_layer(mixture):
+@pytest.mark.parametrize("mixture,embed_dim", [(False, None), (True, None), (True, 2)])
+def test_topic_decoder_layer(mixture, embed_dim):
     theta = tf.nn.softmax(tf.random.stateless_normal([4, 3], seed=[3, 4]))
-    out = run_layer_test(TopicDecoder, {"vocab_size": 7, "mixture": mixture}, theta,
+    out = run_layer_test(TopicDecoder, {"vocab_size": 7, "mixture": mixture,
+                                        "embed_dim": embed_dim}, theta,
                          expected_output_shape=(4, 7))
     np.testing.assert_allclose(tf.reduce_logsumexp(out, -1).numpy(), 0.0, atol=1e-5)
 
 
+def test_factored_topic_logits_are_topic_times_word_embeddings():
+    decoder = TopicDecoder(7, mixture=True, embed_dim=2)
+    theta = tf.nn.softmax(tf.random.stateless_normal([4, 3], seed=[5, 6]))
+    out = decoder(theta).numpy().astype(np.float64)
+    t, v = decoder.topic_embedding.numpy(), decoder.word_embedding.numpy()
+    assert t.shape == (3, 2) and v.shape == (2, 7)
+    beta = scipy.special.softmax(t.astype(np.float64) @ v, axis=-1)  # [K, V], rank-2 logits
+    np.testing.assert_allclose(out, np.log(theta.numpy() @ beta), rtol=1e-5)
+    with pytest.raises(ValueError, match="needs mixture=True"):
+        TopicDecoder(7, mixture=False, embed_dim=2)
+
+
 def test_model_config_round_trip_and_bad_input():
-    model = make_model("gsm")
+    model = make_model("gsm_factored")
     clone = GSM.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     with pytest.raises(ValueError, match="unknown topic_model"):
@@ -193,7 +209,7 @@ def lda_documents():
     return topics, train_counts, test_counts, true_perplexity(test_counts, topics)
 
 
-@pytest.mark.parametrize("name", ["nvdm", "gsm", "prodlda", "lda"])
+@pytest.mark.parametrize("name", ["nvdm", "gsm", "gsm_factored", "prodlda", "lda"])
 def test_perplexity_falls_toward_the_true_models(name, lda_documents):
     topics, train_counts, test_counts, true_ppl = lda_documents
     keras.utils.set_random_seed(0)
@@ -207,7 +223,7 @@ def test_perplexity_falls_toward_the_true_models(name, lda_documents):
     assert after > 0.97 * true_ppl, (after, true_ppl)
     assert math.log(after / true_ppl) < 0.15 * math.log(before / true_ppl), (before, after,
                                                                               true_ppl)
-    if name in ("gsm", "lda"):  # LDA's likelihood, a mixture of topics: the true ones return
+    if name in ("gsm", "gsm_factored", "lda"):  # LDA's likelihood, a mixture of topics: the true ones return
         learned = scipy.special.softmax(model.topic_word().numpy(), axis=-1)  # β [K, V]
         distance = 0.5 * np.abs(learned[:, None] - topics[None]).sum(-1)  # total variation
         rows, cols = scipy.optimize.linear_sum_assignment(distance)
