@@ -35,7 +35,8 @@ PUBLISHED = {"nvdm": "836 (Miao et al. 2016)", "gsm": "≤ NVDM (target)",
              "lda": "1091 (Miao et al. 2016)"}
 MODEL_ARGS = {
     "nvdm": ["--hidden_dim=500", "--learning_rate=1e-3", "--learning_rate_schedule=cosine"],
-    "gsm": ["--hidden_dim=500", "--learning_rate=1e-3", "--learning_rate_schedule=cosine"],
+    "gsm": ["--hidden_dim=500", "--embed_dim=256", "--learning_rate=1e-3",
+            "--learning_rate_schedule=cosine"],
     "lda": [],
 }
 
