@@ -39,7 +39,7 @@ flags.DEFINE_integer("seq_len", 35, "Window length of the continuous LM stream (
 flags.DEFINE_integer("max_length", 0, "Drop training sentences longer than this (0: keep all).")
 
 # Model hyperparameters (read through HParams).
-flags.DEFINE_integer("embed_dim", 256, "Token embedding size.")
+flags.DEFINE_integer("embed_dim", 256, "Token embedding size; GSM's topic and word embedding size.")
 flags.DEFINE_integer("hidden_dim", 256, "RNN state size; hidden width of bag-of-words encoders.")
 flags.DEFINE_integer("num_layers", 1, "Stacked RNN layers; bag-of-words encoder hidden layers.")
 flags.DEFINE_float("dropout", 0.0, "Dropout rate.")
