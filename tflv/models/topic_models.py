@@ -17,12 +17,13 @@ only in the document-topic construction g, the word distribution and the prior
     gsm      softmax(Wz + c)   Σ_k θ_k softmax(T_k)    (mixture of topics)       N(0, I)
     prodlda  softmax(z)        softmax(θᵀR + b)        (product of experts)      Laplace(Dir(α))
 
-Row k of R (or T) is topic k's word scores; its top words are the topic's description. GSM's
-topic logits are factored as topic × word embeddings, T = t vᵀ with t ∈ R^{K×H}, v ∈ R^{V×H}
-(Miao et al. 2017, β_k = softmax(v t_kᵀ)): the shared word embeddings let a gradient for one
-topic move every topic's similar words (20news, 50 topics, H = 256: test perplexity 955 against
-1160 with T free after 5,000 steps, 902 against 930 after 40,000; BENCHMARKS.md). ProdLDA's prior is the Laplace approximation of a Dirichlet Dir(α) on
-θ in the softmax basis (MacKay 1998; Srivastava & Sutton 2017, eq. 3):
+Row k of R (or T) is topic k's word scores; its top words are the topic's description. With
+`embed_dim` (as the trainer builds GSM) the topic logits are factored as topic × word
+embeddings, T = t vᵀ with t ∈ R^{K×H}, v ∈ R^{V×H} (Miao et al. 2017, β_k = softmax(v t_kᵀ)):
+the shared word embeddings let a gradient for one topic move every topic's similar words
+(20news, 50 topics, H = 256: test perplexity 955 against 1160 with T free after 5,000 steps,
+902 against 930 after 40,000; BENCHMARKS.md). ProdLDA's prior is the Laplace approximation of a
+Dirichlet Dir(α) on θ in the softmax basis (MacKay 1998; Srivastava & Sutton 2017, eq. 3):
 
     μ_k = log α_k − (1/K) Σ_i log α_i,     σ²_k = (1/α_k)(1 − 2/K) + (1/K²) Σ_i 1/α_i,
 
