@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.training import adam_step
 from tflv.models.base import HParams
 from tflv.models.latent_summary import LatentSummary
 
@@ -117,19 +118,12 @@ def test_semi_supervised_training_recovers_the_true_compression_and_entropy():
     test, z_test = spelled_out_summaries(rng, 500, m)
     entropy = m * np.log(len(CONTENT) * len(FILLER))  # −log p(x) of every document
     model = LatentSummary(10, summary_length=m, embed_dim=16, hidden_dim=32, num_samples=2)
-    optimizer = keras.optimizers.Adam(0.01)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(model.objective(train, training=True).loss)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    step = adam_step(model, 0.01)
 
     recovered = lambda: (model.sample_summary(test, greedy=True).numpy() == z_test).all(axis=1)
     assert recovered().mean() < 0.5  # untrained
     for _ in range(80):
-        step()
+        step(train)
     # the inference network finds z* in unlabelled documents it never saw
     assert recovered().mean() > 0.98
     # the bound reaches the true entropy; it cannot go below it (a cross-entropy) beyond noise.

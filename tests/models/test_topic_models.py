@@ -17,6 +17,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from layer_test_case import run_layer_test
+from tests.training import adam_step
 from tflv.models import MODELS
 from tflv.models.lda import LatentDirichletAllocation, sample_documents
 from tflv.models.topic_models import (GSM, NVDM, NeuralTopicModel, ProdLDA, TopicDecoder,
@@ -178,22 +179,12 @@ def true_perplexity(counts, topics, num_samples=2000):
 
 def train(model, counts, steps, batch_size=100, learning_rate=0.01):
     """Adam on the mean loss, or the model's own `apply_update` (as `trainers.loop` does)."""
-    optimizer = keras.optimizers.Adam(learning_rate)
     data = tf.data.Dataset.from_tensor_slices(counts.astype(np.float32)).shuffle(
         len(counts), seed=0).repeat().batch(batch_size)
-
-    @tf.function
-    def step(batch):
-        if hasattr(model, "apply_update"):
-            model.apply_update({"counts": batch})
-            return
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(model.objective({"counts": batch}, training=True).loss)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-
+    step = (tf.function(lambda batch: model.apply_update(batch).loss)
+            if hasattr(model, "apply_update") else adam_step(model, learning_rate))
     for batch in data.take(steps):
-        step(batch)
+        step({"counts": batch})
 
 
 def evaluate_ppl(model, counts):
