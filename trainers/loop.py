@@ -70,12 +70,17 @@ def learning_rate_schedule(rate: float, schedule: str, total_steps: int):
     constant: η_s = η; cosine: η_s = η (1 + cos(π s / S)) / 2 (Loshchilov & Hutter 2017, no
     restarts); linear: η_s = η (1 − s / S). The decayed ones reach 0 at s = S = total_steps; a
     resumed run picks the schedule up at its checkpointed step.
+
+    Every choice is a Keras schedule (constant: a polynomial decay from η to η), never a float:
+    Adam keeps a float step size as a variable, which would make a checkpoint written under one
+    schedule unreadable under another (resuming, exporting or sampling a run without repeating
+    its `--learning_rate_schedule`).
     """
     if schedule not in LEARNING_RATE_SCHEDULES:
         raise ValueError(f"learning-rate schedule must be one of "
                          f"{', '.join(LEARNING_RATE_SCHEDULES)}, got {schedule!r}")
     if schedule == "constant":
-        return rate
+        return keras.optimizers.schedules.PolynomialDecay(rate, 1, end_learning_rate=rate)
     if total_steps < 1:
         raise ValueError(f"a {schedule} learning-rate schedule needs total_steps >= 1, got "
                          f"{total_steps}")
