@@ -2,9 +2,10 @@
 
     python bench/topic_model_gap.py [--gsm_dir=runs/bench_topic_models/gsm_nvdm_50]
         [--nvdm_dir=runs/bench_topic_models/nvdm_nvdm_50] [--oracle_documents=500]
+        [--data_dir=DIR]
 
-Both models are rebuilt from their model directories (the run description the trainer wrote,
-the newest checkpoint) and scored with one ELBO draw per test document. Printed:
+Both models are rebuilt from their model directories (`trainers.train.restore_run`: the run
+description the trainer wrote, the newest readable checkpoint) and scored with one ELBO draw per test document. Printed:
 
 - per document-length bucket, each model's −ELBO per token and mean KL: whether the gap sits in
   the short documents that dominate the per-document perplexity exp(mean_d −ELBO_d / N_d);
@@ -15,36 +16,23 @@ the newest checkpoint) and scored with one ELBO draw per test document. Printed:
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
 import numpy as np
 import tensorflow as tf
+from absl import app, flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import data  # noqa: E402
-from data.paths import resolve_data_dir  # noqa: E402
-from tflv.models import HParams, get_model_class  # noqa: E402
+from trainers.train import restore_run  # noqa: E402
+
+flags.DEFINE_string("gsm_dir", "runs/bench_topic_models/gsm_nvdm_50", "A trained gsm run.")
+flags.DEFINE_string("nvdm_dir", "runs/bench_topic_models/nvdm_nvdm_50", "A trained nvdm run.")
+flags.DEFINE_integer("oracle_documents", 500, "Test documents whose θ is fitted to GSM's topics.")
+FLAGS = flags.FLAGS
 
 BUCKETS = ((1, 10), (10, 30), (30, 100), (100, 300), (300, None))
-
-
-def restore(model_dir: str):
-    """The model a trainer model directory describes, at its newest checkpoint; and its corpus."""
-    with open(os.path.join(model_dir, "tflv_run.json")) as f:
-        run = json.load(f)
-    corpus = data.load(run["dataset"], data_dir=resolve_data_dir(None), **run["dataset_options"])
-    model = get_model_class(run["model"]).from_corpus(corpus, HParams(run["hparams"]))
-    model.objective(next(iter(corpus.dataset("test", "bow", 2))))  # builds the weights
-    path = tf.train.latest_checkpoint(model_dir)
-    if path is None:
-        raise FileNotFoundError(f"no checkpoint in {model_dir}")
-    tf.train.Checkpoint(model=model).read(path).expect_partial()
-    return model, corpus
 
 
 def document_scores(model, corpus) -> np.ndarray:
@@ -76,14 +64,10 @@ def oracle_reconstruction(gsm, counts: tf.Tensor, steps: int = 300) -> tuple[flo
             float(tf.reduce_mean(reconstruction(tf.nn.softmax(logits)))))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--gsm_dir", default="runs/bench_topic_models/gsm_nvdm_50")
-    parser.add_argument("--nvdm_dir", default="runs/bench_topic_models/nvdm_nvdm_50")
-    parser.add_argument("--oracle_documents", type=int, default=500)
-    args = parser.parse_args()
-    gsm, corpus = restore(args.gsm_dir)
-    nvdm, _ = restore(args.nvdm_dir)
+def main(argv) -> None:
+    del argv
+    _, corpus, trainer = restore_run(FLAGS.gsm_dir)
+    gsm, nvdm = trainer.model, restore_run(FLAGS.nvdm_dir)[2].model
     scores = {"gsm": document_scores(gsm, corpus), "nvdm": document_scores(nvdm, corpus)}
     length = scores["gsm"][:, 2]
     for name, s in scores.items():
@@ -98,9 +82,9 @@ def main() -> None:
               f"{scores['gsm'][rows, 1].mean():.1f} | {per_token['nvdm']:.3f} | "
               f"{scores['nvdm'][rows, 1].mean():.1f} | "
               f"{per_token['gsm'] - per_token['nvdm']:.3f} |")
-    counts = next(iter(corpus.dataset("test", "bow", args.oracle_documents)))["counts"]
+    counts = next(iter(corpus.dataset("test", "bow", FLAGS.oracle_documents)))["counts"]
     encoder, fitted = oracle_reconstruction(gsm, counts)
-    print(f"GSM reconstruction per document, first {args.oracle_documents} test documents: "
+    print(f"GSM reconstruction per document, first {FLAGS.oracle_documents} test documents: "
           f"encoder θ {encoder:.1f}, θ fitted to each document {fitted:.1f}")
     beta = tf.nn.softmax(gsm.decoder.topic_logits(), axis=-1).numpy()
     entropy = -(beta * np.log(beta + 1e-12)).sum(-1)
@@ -109,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

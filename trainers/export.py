@@ -27,14 +27,11 @@ served.
 """
 from __future__ import annotations
 
-import json
-import os
-
 import tensorflow as tf
 from absl import app
 
 from trainers import flags as tflv_flags
-from trainers.checkpoints import RUN_FILE, untracked_variables
+from trainers.checkpoints import untracked_variables
 
 FLAGS = tflv_flags.FLAGS
 
@@ -184,15 +181,10 @@ def export_model(model, corpus, export_dir: str) -> None:
 
 def main(argv):
     del argv
-    from trainers.train import make_trainer
-    from trainers.checkpoints import Checkpoints
+    from trainers.train import restore_run
     if not FLAGS.model_dir or not FLAGS.export_dir:
         raise app.UsageError("tflv-export needs --model_dir (a trained run) and --export_dir")
-    with open(os.path.join(FLAGS.model_dir, RUN_FILE)) as f:
-        run = json.load(f)
-    corpus, trainer, _ = make_trainer(run, tf.distribute.get_strategy())
-    if Checkpoints(trainer.checkpoint, FLAGS.model_dir).restore_latest(FLAGS.model_dir) is None:
-        raise app.UsageError(f"no checkpoint in --model_dir={FLAGS.model_dir}")
+    run, corpus, trainer = restore_run(FLAGS.model_dir)
     export_model(trainer.model, corpus, FLAGS.export_dir)
     print(f"exported {run['model']} (step {trainer.step}) to {FLAGS.export_dir}")
 

@@ -18,14 +18,10 @@ and its newest readable checkpoint restored. Prints one generated sentence per l
 """
 from __future__ import annotations
 
-import json
-import os
-
 import tensorflow as tf
 from absl import app, flags
 
 from trainers import flags as tflv_flags
-from trainers.checkpoints import RUN_FILE, Checkpoints
 from trainers.export import TextBatcher
 
 FLAGS = tflv_flags.FLAGS
@@ -62,19 +58,12 @@ def generate(model, batcher: TextBatcher, mode: str, seed: int) -> list[str]:
 
 def main(argv):
     del argv
-    from trainers.train import make_trainer
+    from trainers.train import restore_run
     if FLAGS.temperature <= 0:
         raise app.UsageError(f"--temperature must be > 0, got {FLAGS.temperature}")
     if FLAGS.sample_length < 1:
         raise app.UsageError(f"--sample_length must be >= 1, got {FLAGS.sample_length}")
-    run_file = os.path.join(FLAGS.model_dir or "", RUN_FILE)
-    if not FLAGS.model_dir or not os.path.exists(run_file):
-        raise app.UsageError(f"--model_dir must be a trained run (no {run_file})")
-    with open(run_file) as f:
-        run = json.load(f)
-    corpus, trainer, _ = make_trainer(run, tf.distribute.get_strategy())
-    if Checkpoints(trainer.checkpoint, FLAGS.model_dir).restore_latest(FLAGS.model_dir) is None:
-        raise app.UsageError(f"no checkpoint in --model_dir={FLAGS.model_dir}")
+    _, corpus, trainer = restore_run(FLAGS.model_dir)
     batcher = TextBatcher(corpus, "sentences")
     for text in generate(trainer.model, batcher, FLAGS.mode, FLAGS.seed):
         print(text, flush=True)

@@ -23,7 +23,7 @@ import data
 from data.paths import resolve_data_dir
 from tflv.models import HParams, get_model_class
 from trainers import flags as tflv_flags
-from trainers.checkpoints import Checkpoints, claim_model_dir
+from trainers.checkpoints import RUN_FILE, Checkpoints, claim_model_dir
 from trainers.loop import Progress, Trainer, learning_rate_schedule, write_metrics
 from trainers.strategy import is_chief, make_strategy, split_cpu, task_id
 
@@ -82,6 +82,20 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
                               **form_options(model_cls.input_form, train=True))
     trainer.build(next(iter(train_ds)))
     return corpus, trainer, train_ds
+
+
+def restore_run(model_dir: str):
+    """The run description (`tflv_run.json`) of the trained run in `model_dir`, its corpus and a
+    `Trainer` built as it says and restored from its newest readable checkpoint."""
+    run_file = os.path.join(model_dir or "", RUN_FILE)
+    if not model_dir or not os.path.exists(run_file):
+        raise app.UsageError(f"--model_dir must be a trained run (no {run_file})")
+    with open(run_file) as f:
+        run = json.load(f)
+    corpus, trainer, _ = make_trainer(run, tf.distribute.get_strategy())
+    if Checkpoints(trainer.checkpoint, model_dir).restore_latest(model_dir) is None:
+        raise app.UsageError(f"no checkpoint in --model_dir={model_dir}")
+    return run, corpus, trainer
 
 
 def evaluate_splits(trainer: Trainer, corpus, writer, splits=("valid", "test")) -> dict:
