@@ -27,7 +27,7 @@ setup(
         "tensorboard>=2.21,<2.22",
         "sacrebleu>=2.4",
     ],
-    extras_require={"test": ["pytest", "scikit-learn"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "scikit-learn"]},
     entry_points={
         "console_scripts": [
             "tflv-train=trainers.train:run",
