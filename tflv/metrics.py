@@ -94,7 +94,7 @@ def mutual_information(posterior: tfd.Distribution, z) -> tf.Tensor:
     return tf.reduce_mean(own - log_aggregate)
 
 
-def _contingency(pred, gold, mask=None) -> np.ndarray:
+def contingency(pred, gold, mask=None) -> np.ndarray:
     """Counts `[C, T]` of (cluster, tag) pairs over the unmasked positions."""
     pred, gold = np.asarray(pred), np.asarray(gold)
     if pred.shape != gold.shape:
@@ -118,13 +118,13 @@ def many_to_one_accuracy(pred, gold, mask=None) -> float:
     Args:
       pred: int `[...]` induced cluster ids; gold: int `[...]` tags; mask: bool `[...]` or None.
     """
-    table = _contingency(pred, gold, mask)
+    table = contingency(pred, gold, mask)
     return float(table.max(axis=1).sum() / table.sum())
 
 
 def one_to_one_accuracy(pred, gold, mask=None) -> float:
     """Accuracy under the best one-to-one cluster → tag map (Hungarian algorithm)."""
-    table = _contingency(pred, gold, mask)
+    table = contingency(pred, gold, mask)
     rows, cols = scipy.optimize.linear_sum_assignment(table, maximize=True)
     return float(table[rows, cols].sum() / table.sum())
 
@@ -142,7 +142,7 @@ def _conditional_entropy(table: np.ndarray) -> float:
 
 def v_measure(pred, gold, mask=None) -> float:
     """The V-measure (β = 1) of clusters `pred` against tags `gold`."""
-    table = _contingency(pred, gold, mask)  # [C, T]
+    table = contingency(pred, gold, mask)  # [C, T]
     h_tag, h_cluster = _entropy(table.sum(axis=0)), _entropy(table.sum(axis=1))
     homogeneity = 1.0 if h_tag == 0 else 1.0 - _conditional_entropy(table) / h_tag
     completeness = 1.0 if h_cluster == 0 else 1.0 - _conditional_entropy(table.T) / h_cluster

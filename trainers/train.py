@@ -6,8 +6,10 @@
 
 (also installed as `tflv-train`). It resumes from the newest readable checkpoint in
 `--model_dir`, prints a progress line (step, loss, tokens/s, ETA), writes TensorBoard summaries
-under `--model_dir`, evaluates on the validation and test splits, and ends with one line
-`RESULT {json}` holding the test metrics (validation metrics prefixed `valid_`).
+under `--model_dir` (learning curves; after evaluation what a model draws of its results, e.g.
+topics or the state-by-tag confusion, and samples from the prior), evaluates on the validation
+and test splits, and ends with one line `RESULT {json}` holding the test metrics (validation
+metrics prefixed `valid_`).
 """
 from __future__ import annotations
 
@@ -107,10 +109,27 @@ def evaluate_splits(trainer: Trainer, corpus, writer, splits=("valid", "test")) 
             continue
         dataset = corpus.dataset(split, form, FLAGS.eval_batch_size, **form_options(form, False))
         metrics = trainer.evaluate(dataset, FLAGS.max_eval_batches)
-        metrics.update(trainer.model.evaluate_corpus(corpus, split, FLAGS.eval_batch_size))
+        with writer.as_default(step=trainer.step):  # what it draws (topics, tag confusion)
+            metrics.update(trainer.model.evaluate_corpus(corpus, split, FLAGS.eval_batch_size))
         write_metrics(writer, trainer.step, metrics, split)
         result.update({prefix + name: value for name, value in metrics.items()})
     return result
+
+
+def write_prior_samples(model, corpus, writer, step: int, count: int = 8, length: int = 30):
+    """Prints and writes (text summary `samples/prior`) `count` sentences x ~ p(x | z),
+    z ~ p(z) of a model that has `sample_prior` (`sentence_vae`, `mixture_lm`)."""
+    if not hasattr(model, "sample_prior"):
+        return
+    from trainers.export import TextBatcher
+    batcher = TextBatcher(corpus, "sentences")
+    ids = model.sample_prior(tf.fill([count], batcher.start), length, 1.0,
+                             tf.constant([FLAGS.seed, step], tf.int32))
+    texts = batcher.to_text(ids)
+    for text in texts.numpy():
+        print(f"sample  {text.decode()}", flush=True)
+    with writer.as_default(step=step):
+        tf.summary.text("samples/prior", texts)
 
 
 def main(argv):
@@ -141,6 +160,7 @@ def main(argv):
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
               "train_seconds": round(time.perf_counter() - start, 1),
               **evaluate_splits(trainer, corpus, writer)}
+    write_prior_samples(trainer.model, corpus, writer, trainer.step)
     writer.flush()
     if FLAGS.export_dir and chief:
         from trainers.export import export_model

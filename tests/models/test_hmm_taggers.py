@@ -25,7 +25,7 @@ from scipy.special import log_softmax, logsumexp
 
 import data
 from tests.training import adam_step
-from tflv import metrics
+from tflv import metrics, summaries
 from tflv.distributions import HMM
 from tflv.models import MODELS
 from tflv.models.hmm_parameterizations import HMMLogits, NeuralHMMLogits
@@ -328,3 +328,12 @@ def test_trainer_em_mirrored_on_conll2000(tmp_path, data_dir):
         assert 0 < result[name] <= 1, result
     # Every one-to-one map is a many-to-one map.
     assert result["many_to_one"] >= result["one_to_one"]
+    # TensorBoard's table of states: its shares, weighted by tokens, are many-to-one accuracy.
+    events = summaries.read_events(str(tmp_path / "summaries"))
+    (_, table), = events["test/state_tags"]
+    rows = [row.strip("| ").split(" | ") for row in table.item().decode().splitlines()[2:]]
+    shares, tokens = np.array([[float(r[2]), int(r[3])] for r in rows]).T
+    assert abs(shares @ tokens / tokens.sum() - result["many_to_one"]) < 0.005
+    assert not any(r[1].isdigit() for r in rows), rows  # tags by name (NN, VBZ, ...), not id
+    (_, image), = events["test/state_tag_confusion"]
+    assert int(image[1]) == 8 * len(rows)  # height: a block row per decoded state

@@ -14,6 +14,7 @@ import scipy.stats
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tflv import summaries
 from tflv.layers.cnn_decoder import CNNDecoder
 from tflv.models.sentence_vae import SentenceVAE, kl_weight
 
@@ -248,6 +249,11 @@ def test_trainer_export_and_sampling_cli(tmp_path, capsys):
         assert np.isfinite(result[name]), name
     assert result["kl"] >= 0 and result["sentence_nll"] <= -result["elbo"] + 0.5
     np.testing.assert_allclose(result["ppl"], np.exp(result["nll"]), rtol=1e-6)
+    # Prior samples, printed and written to TensorBoard.
+    printed = [l[len("sample  "):] for l in proc.stdout.splitlines() if l.startswith("sample  ")]
+    (_, texts), = summaries.read_events(str(run_dir / "summaries"))["samples/prior"]
+    assert len(printed) == 8 and [t.decode() for t in texts] == printed
+    assert all("<eos>" not in line and len(line.split()) <= 30 for line in printed), printed
     exported = tf.saved_model.load(str(tmp_path / "export"))
     texts = exported.signatures["homotopy"](
         text=tf.constant(["s1 s2 s3", "s4 s5"]), num_points=tf.constant(4),

@@ -18,6 +18,7 @@ import tensorflow_probability as tfp
 
 from layer_test_case import run_layer_test
 from tests.training import adam_step
+from tflv import summaries
 from tflv.models import MODELS
 from tflv.models.lda import LatentDirichletAllocation, sample_documents
 from tflv.models.topic_models import (GSM, NVDM, NeuralTopicModel, ProdLDA, TopicDecoder,
@@ -237,6 +238,11 @@ def test_trainer_end_to_end_on_20news(tmp_path, data_dir):
     assert result["kl"] >= 0 and -1 <= result["npmi"] <= 1
     topic_lines = [line for line in proc.stdout.splitlines() if line.startswith("topic ")]
     assert len(topic_lines) == 4 and all(len(line.split()) == 4 + 10 for line in topic_lines)
+    # The same topics, as a table in TensorBoard (after the valid split's, the test split's).
+    (_, table), = summaries.read_events(str(tmp_path / "run" / "summaries"))["test/topics"]
+    rows = [row.split(" | ") for row in table.item().decode().splitlines()[2:]]
+    assert [row[2].rstrip(" |") for row in rows] == [
+        " ".join(line.split()[4:]) for line in topic_lines[-4:]]
     # The SavedModel scores raw text by its ELBO (≈ 3 log(1/V) − KL, nearly untrained).
     scored = tf.saved_model.load(str(tmp_path / "export")).signatures["score"](
         text=tf.constant(["people like people"]))

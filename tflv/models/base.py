@@ -89,7 +89,8 @@ class LatentVariableModel(keras.Model):
         """Metrics that need whole predictions rather than summed statistics.
 
         E.g. BLEU of decoded translations, or many-to-one accuracy of Viterbi tags. Runs on one
-        device after training; the default has none.
+        device after training, under the run's TensorBoard writer, so it may also draw what it
+        finds (`tflv.summaries`: topics, a state-by-tag heat map); the default has none.
         """
         del corpus, split, batch_size
         return {}

@@ -61,11 +61,13 @@ cluster evaluation measure. EMNLP.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tflv import metrics
+from tflv import metrics, summaries
 from tflv.distributions import HMM, FactorialHMM
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
@@ -73,6 +75,27 @@ from tflv.models.hmm_parameterizations import HMMLogits, NeuralHMMLogits
 from tflv.models.rnnlm import lm_metrics
 
 FACTORIAL_INFERENCE = ("exact", "mean_field")
+
+
+def state_tag_summaries(split: str, predicted: np.ndarray, gold: np.ndarray,
+                        tag_names: Sequence[str]) -> None:
+    """Writes how decoded states `[N]` line up with gold tags `[N]` (flat, real tokens only).
+
+    `{split}/state_tag_confusion`: p(tag | state) as a heat map, a row per decoded state, grouped
+    by its many-to-one tag (purest first), a column per tag id; `{split}/state_tags`: each state's
+    many-to-one tag (named by `tag_names`, else its id), the share of the state's tokens that
+    carry it and the state's token count.
+    """
+    table = metrics.contingency(predicted, gold)  # [C, T]
+    states = np.flatnonzero(table.sum(axis=1))  # decoded at least once
+    share = table[states] / table[states].sum(axis=1, keepdims=True)  # [S, T]
+    tag, purity = share.argmax(axis=1), share.max(axis=1)  # [S]
+    order = np.lexsort((-purity, tag))
+    summaries.heatmap(f"{split}/state_tag_confusion", share[order])
+    name = lambda t: tag_names[t] if t < len(tag_names) else str(t)
+    summaries.text_table(f"{split}/state_tags", ["state", "tag", "share", "tokens"], [
+        [int(states[i]), name(tag[i]), f"{purity[i]:.2f}", int(table[states[i]].sum())]
+        for i in order])
 
 
 class ChainTagger(LatentVariableModel):
@@ -109,7 +132,8 @@ class ChainTagger(LatentVariableModel):
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
         """Many-to-one, one-to-one accuracy and V-measure of the decoded states on `split`.
 
-        Empty for a corpus without gold tags (no `tagged` form, e.g. ptb).
+        Empty for a corpus without gold tags (no `tagged` form, e.g. ptb). Also writes the
+        state-by-tag summaries of `state_tag_summaries`.
         """
         if "tagged" not in corpus.forms:
             return {}
@@ -121,6 +145,9 @@ class ChainTagger(LatentVariableModel):
             predicted.append(decode(batch["tokens"], batch["mask"]).numpy()[real])
             gold.append(batch["tags"].numpy()[real])
         predicted, gold = np.concatenate(predicted), np.concatenate(gold)
+        tag_vocab = getattr(corpus, "pos_vocab", None)  # CoNLL-2000's; synthetic tags: ids
+        names = tag_vocab.tokens if tag_vocab is not None else ()
+        state_tag_summaries(split, predicted, gold, names)
         return {"many_to_one": metrics.many_to_one_accuracy(predicted, gold),
                 "one_to_one": metrics.one_to_one_accuracy(predicted, gold),
                 "v_measure": metrics.v_measure(predicted, gold)}

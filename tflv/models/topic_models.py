@@ -54,7 +54,7 @@ import scipy.sparse
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tflv import metrics, vi
+from tflv import metrics, summaries, vi
 from tflv.layers.encoders import BagOfWordsEncoder
 from tflv.layers.heads import GaussianHead, gaussian
 from tflv.models import serving
@@ -157,11 +157,15 @@ def split_counts(corpus, split: str, batch_size: int) -> scipy.sparse.csr_matrix
 
 def evaluate_topics(top_words: np.ndarray, corpus, split: str, batch_size: int
                     ) -> dict[str, float]:
-    """Mean NPMI of topics `top_words` (int `[K, N]`) on `split`; prints each topic's words."""
+    """Mean NPMI of topics `top_words` (int `[K, N]`) on `split`; prints each topic's words and
+    writes them, with their NPMI, as the text summary `{split}/topics`."""
     npmi = metrics.npmi(top_words, split_counts(corpus, split, batch_size))  # [K]
     tokens = corpus.vocab.tokens
-    for k, (ids, score) in enumerate(zip(top_words, npmi)):
-        print(f"topic {k:3d}  npmi {score:+.3f}  {' '.join(tokens[i] for i in ids)}", flush=True)
+    rows = [[k, f"{score:+.3f}", " ".join(tokens[i] for i in ids)]
+            for k, (ids, score) in enumerate(zip(top_words, npmi))]
+    for k, score, words in rows:
+        print(f"topic {k:3d}  npmi {score}  {words}", flush=True)
+    summaries.text_table(f"{split}/topics", ["topic", "NPMI", "top words"], rows)
     return {"npmi": float(np.mean(npmi))}
 
 
