@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine (Debian, Python 3.11):
 #   make train   creates .venv, installs tflv, trains the default model (rnnlm on PTB), prints RESULT
 #   make test    creates .venv, installs tflv, runs the pytest suite (one worker process per
-#                core, at most 4: pytest-xdist; every test seeds itself, so the split is free)
+#                logical CPU, at most 4: pytest-xdist; every test seeds itself, so the split
+#                is free)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -24,7 +25,7 @@ train: venv
 	  --model_dir=$(MODEL_DIR) --train_steps=1000 --batch_size=32
 
 test: venv
-	TFLV_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q -n auto --maxprocesses=4 tests
+	TFLV_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q -n logical --maxprocesses=4 tests
 
 bazel-test: venv
 	TFLV_DATA_DIR=$(abspath $(DATA_DIR)) PATH=$(abspath $(VENV))/bin:$$PATH bazel test //... --test_output=errors
