@@ -31,6 +31,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tflv import vi  # noqa: E402
 from trainers.train import restore_run  # noqa: E402
 
 flags.DEFINE_string("gsm_dir", "runs/bench_topic_models/gsm_nvdm_50", "A trained gsm run.")
@@ -86,11 +87,10 @@ def refined_perplexity(model, counts: tf.Tensor, steps: int) -> tuple[float, flo
     shape = lambda draws: [draws, counts.shape[0], model.num_topics]
 
     def elbo(noise):  # noise [S, B, K] → ELBO [B], the reconstruction averaged over S
-        scale = tf.exp(log_scale)
-        log_word = model.decoder(model.document_topics(loc + scale * noise))  # [S, B, V]
-        q = tfd.MultivariateNormalDiag(loc, scale)
-        return (tf.reduce_mean(tf.reduce_sum(counts * log_word, -1), 0)
-                - q.kl_divergence(model.prior()))
+        q = tfd.MultivariateNormalDiag(loc, tf.exp(log_scale))
+        z = q.loc + q.stddev() * noise  # [S, B, K]
+        log_word = model.decoder(model.document_topics(z))  # [S, B, V]
+        return vi.elbo(tf.reduce_sum(counts * log_word, -1), q, model.prior(), z=z).elbo
 
     score_noise = tf.random.stateless_normal(shape(64), seed=[7, 0])
     length = tf.reduce_sum(counts, -1)
