@@ -5,7 +5,8 @@
         [--refine_documents=1000] [--refine_steps=100] [--data_dir=DIR]
 
 Both models are rebuilt from their model directories (`trainers.train.restore_run`: the run
-description the trainer wrote, the newest readable checkpoint) and scored with one ELBO draw per test document. Printed:
+description the trainer wrote, the newest readable checkpoint) and scored with one ELBO draw per
+test document. Printed:
 
 - per document-length bucket, each model's −ELBO per token and mean KL: whether the gap sits in
   the short documents that dominate the per-document perplexity exp(mean_d −ELBO_d / N_d);

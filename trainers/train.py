@@ -23,7 +23,7 @@ from absl import app, logging
 
 import data
 from data.paths import resolve_data_dir
-from tflv.models import HParams, get_model_class
+from tflv.models import HParams, get_model_class, serving
 from trainers import flags as tflv_flags
 from trainers.checkpoints import RUN_FILE, Checkpoints, claim_model_dir
 from trainers.loop import Progress, Trainer, learning_rate_schedule, write_metrics
@@ -122,10 +122,9 @@ def write_prior_samples(model, corpus, writer, step: int, count: int = 8, length
     if not hasattr(model, "sample_prior"):
         return
     from trainers.export import TextBatcher
-    batcher = TextBatcher(corpus, "sentences")
-    ids = model.sample_prior(tf.fill([count], batcher.start), length, 1.0,
-                             tf.constant([FLAGS.seed, step], tf.int32))
-    texts = batcher.to_text(ids)
+    sample = serving.sample_signature(TextBatcher(corpus, "sentences"), model.sample_prior)
+    texts = sample(tf.constant(count), tf.constant(length), tf.constant(1.0),
+                   tf.constant([FLAGS.seed, step], tf.int32))["text"]
     for text in texts.numpy():
         print(f"sample  {text.decode()}", flush=True)
     with writer.as_default(step=step):
