@@ -45,6 +45,9 @@ flags.DEFINE_integer("num_layers", 1, "Stacked RNN layers; bag-of-words encoder 
 flags.DEFINE_float("dropout", 0.0, "Dropout rate.")
 flags.DEFINE_bool("tie_embeddings", False, "Share input embeddings and output projection.")
 flags.DEFINE_integer("num_topics", 50, "Topics K of lda, gsm, prodlda (nvdm: latent dimension).")
+flags.DEFINE_enum("topic_decoder", None, ["mixture", "log_linear"], "gsm, prodlda: p(w | θ) as a "
+                  "mixture of topics or log-linear in θ (default: gsm mixture, nvdm and prodlda "
+                  "log_linear; gsm log_linear = GSM as a document model, prodlda mixture = NVLDA).")
 flags.DEFINE_enum("attention_training", "exact", ["exact", "elbo"], "latent_attention: train by "
                   "the exact marginal over source positions or by the ELBO (REINFORCE).")
 flags.DEFINE_integer("attention_samples", 2, "latent_attention ELBO: samples of z_t per token "
@@ -107,15 +110,14 @@ flags.DEFINE_enum("factorial_inference", "exact", ["exact", "mean_field"], "fact
 flags.DEFINE_integer("mean_field_iterations", 5, "factorial_hmm: mean-field sweeps.")
 
 MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings", "num_topics",
-               "attention_training", "attention_samples", "beam_size", "length_alpha",
-               "bleu_max_examples", "num_softmaxes", "summary_length", "summary_samples",
-               "latent_dim", "num_components", "estimator", "latent_samples", "baseline",
-               "gumbel_temperature", "straight_through", "latent", "vmf_concentration", "flow",
-               "num_flows", "decoder", "cnn_dilations", "skip_connections", "word_dropout",
+               "topic_decoder", "attention_training", "attention_samples", "beam_size",
+               "length_alpha", "bleu_max_examples", "num_softmaxes", "summary_length",
+               "summary_samples", "latent_dim", "num_components", "estimator", "latent_samples",
+               "baseline", "gumbel_temperature", "straight_through", "latent", "vmf_concentration",
+               "flow", "num_flows", "decoder", "cnn_dilations", "skip_connections", "word_dropout",
                "kl_schedule", "kl_warmup_steps", "free_bits", "free_bits_per_dimension",
-               "sa_vae_steps", "sa_vae_step_size", "sa_vae_max_grad_norm",
-               "iw_samples", "num_states", "hmm_training",
-               "em_decay", "em_pseudo_count", "neural_transitions", "num_chains",
-               "factorial_inference", "mean_field_iterations")
+               "sa_vae_steps", "sa_vae_step_size", "sa_vae_max_grad_norm", "iw_samples",
+               "num_states", "hmm_training", "em_decay", "em_pseudo_count", "neural_transitions",
+               "num_chains", "factorial_inference", "mean_field_iterations")
 
 FLAGS = flags.FLAGS

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
@@ -20,6 +21,7 @@ from layer_test_case import run_layer_test
 from tests.training import adam_step
 from tflv import summaries
 from tflv.models import MODELS
+from tflv.models.base import HParams
 from tflv.models.lda import LatentDirichletAllocation, sample_documents
 from tflv.models.topic_models import (GSM, NVDM, NeuralTopicModel, ProdLDA, TopicDecoder,
                                       document_metrics, document_stats, laplace_dirichlet_prior)
@@ -29,12 +31,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CLASSES = {"nvdm": NVDM, "gsm": GSM, "prodlda": ProdLDA}
 
 
-def make_model(name, vocab_size=12, num_topics=3, hidden=(8,), embed_dim=None):
-    """`name`: a topic model, or `gsm_factored` (GSM with embed_dim, 4 unless given)."""
-    if name == "gsm_factored":
-        name, embed_dim = "gsm", embed_dim or 4
+# Variants by name: GSM with factored topic logits (embed_dim 4), GSM as a document model (the
+# log-linear decoder, factored), and ProdLDA with the mixture decoder (NVLDA).
+VARIANTS = {"gsm_factored": ("gsm", 4, None), "gsm_log_linear": ("gsm", 4, "log_linear"),
+            "nvlda": ("prodlda", None, "mixture")}
+
+
+def make_model(name, vocab_size=12, num_topics=3, hidden=(8,)):
+    """`name`: a topic model or one of `VARIANTS`."""
+    name, embed_dim, decoder = VARIANTS.get(name, (name, None, None))
     return CLASSES[name](vocab_size=vocab_size, topic_model=name, num_topics=num_topics,
-                         hidden_units=hidden, embed_dim=embed_dim)
+                         hidden_units=hidden, embed_dim=embed_dim, topic_decoder=decoder)
 
 
 def test_registered_under_their_names():
@@ -63,14 +70,16 @@ def test_laplace_prior_is_the_mode_and_hessian_pseudo_inverse_of_the_dirichlet()
         laplace_dirichlet_prior(tf.ones([1]))
 
 
-def reference_log_word_probs(model, z):
-    """log p(w | θ(z)) in float64 numpy from the model's weights. z: [S, B, K] → [S, B, V]."""
+def reference_log_word_probs(model, z, mixture):
+    """log p(w | θ(z)) in float64 numpy from the model's weights, by the mixture or the log-linear
+    decoder. z: [S, B, K] → [S, B, V]."""
     topic_word = model.decoder.topic_logits().numpy().astype(np.float64)
     if model.topic_model == "gsm":
         kernel, bias = (w.numpy().astype(np.float64) for w in model.theta_projection.weights)
-        theta = scipy.special.softmax(z @ kernel + bias, axis=-1)
-        return np.log(theta @ scipy.special.softmax(topic_word, axis=-1))
+        z = z @ kernel + bias
     theta = z if model.topic_model == "nvdm" else scipy.special.softmax(z, axis=-1)
+    if mixture:
+        return np.log(theta @ scipy.special.softmax(topic_word, axis=-1))
     return scipy.special.log_softmax(theta @ topic_word + model.decoder.bias.numpy(), axis=-1)
 
 
@@ -80,7 +89,8 @@ def gaussian_kl(mu, sigma, prior_mu, prior_sigma):
                   / (2 * prior_sigma ** 2) - 0.5, axis=-1)
 
 
-@pytest.mark.parametrize("name", ["nvdm", "gsm", "gsm_factored", "prodlda"])
+@pytest.mark.parametrize("name", ["nvdm", "gsm", "gsm_factored", "gsm_log_linear", "prodlda",
+                                  "nvlda"])
 def test_elbo_is_reconstruction_minus_closed_form_kl_in_float64(name):
     model = make_model(name)
     rng = np.random.default_rng(1)
@@ -90,8 +100,10 @@ def test_elbo_is_reconstruction_minus_closed_form_kl_in_float64(name):
     posterior = model.posterior(tf.constant(counts))
     mu, sigma = (t.numpy().astype(np.float64) for t in (posterior.loc, posterior.stddev()))
     z = mu + sigma * noise
-    reconstruction = np.mean(np.sum(counts * reference_log_word_probs(model, z), -1), axis=0)
-    if name == "prodlda":  # Srivastava & Sutton eq. 3 with α = 1, K = 3
+    mixture = name in ("gsm", "gsm_factored", "nvlda")
+    reconstruction = np.mean(np.sum(counts * reference_log_word_probs(model, z, mixture), -1),
+                             axis=0)
+    if model.topic_model == "prodlda":  # Srivastava & Sutton eq. 3 with α = 1, K = 3
         prior_mu, prior_sigma = np.zeros(3), np.full(3, np.sqrt(1 / 3 + 3 / 9))
     else:
         prior_mu, prior_sigma = np.zeros(3), np.ones(3)
@@ -115,7 +127,7 @@ def test_document_topics_and_word_distributions(name):
     np.testing.assert_allclose(word_probs.sum(-1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("mixture,embed_dim", [(False, None), (True, None), (True, 2)])
+@pytest.mark.parametrize("mixture,embed_dim", [(False, None), (False, 2), (True, None), (True, 2)])
 def test_topic_decoder_layer(mixture, embed_dim):
     theta = tf.nn.softmax(tf.random.stateless_normal([4, 3], seed=[3, 4]))
     out = run_layer_test(TopicDecoder, {"vocab_size": 7, "mixture": mixture,
@@ -124,24 +136,40 @@ def test_topic_decoder_layer(mixture, embed_dim):
     np.testing.assert_allclose(tf.reduce_logsumexp(out, -1).numpy(), 0.0, atol=1e-5)
 
 
-def test_factored_topic_logits_are_topic_times_word_embeddings():
-    decoder = TopicDecoder(7, mixture=True, embed_dim=2)
+@pytest.mark.parametrize("mixture", [True, False])
+def test_factored_topic_logits_are_topic_times_word_embeddings(mixture):
+    decoder = TopicDecoder(7, mixture=mixture, embed_dim=2)
     theta = tf.nn.softmax(tf.random.stateless_normal([4, 3], seed=[5, 6]))
     out = decoder(theta).numpy().astype(np.float64)
     t, v = decoder.topic_embedding.numpy(), decoder.word_embedding.numpy()
     assert t.shape == (3, 2) and v.shape == (2, 7)
-    beta = scipy.special.softmax(t.astype(np.float64) @ v, axis=-1)  # [K, V], rank-2 logits
-    np.testing.assert_allclose(out, np.log(theta.numpy() @ beta), rtol=1e-5)
-    with pytest.raises(ValueError, match="needs mixture=True"):
-        TopicDecoder(7, mixture=False, embed_dim=2)
+    logits = t.astype(np.float64) @ v  # [K, V], rank 2
+    if mixture:
+        expected = np.log(theta.numpy() @ scipy.special.softmax(logits, axis=-1))
+    else:
+        expected = scipy.special.log_softmax(theta.numpy() @ logits + decoder.bias.numpy(), -1)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="embed_dim must be >= 1"):
+        TopicDecoder(7, embed_dim=0)
 
 
 def test_model_config_round_trip_and_bad_input():
     model = make_model("gsm_factored")
     clone = GSM.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
+    assert model.get_config()["topic_decoder"] == "mixture"  # GSM's own
+    # The trainer's flags reach the decoder (what --topic_decoder=log_linear builds).
+    hparams = HParams({"num_topics": 3, "hidden_dim": 8, "num_layers": 1, "embed_dim": 4,
+                       "topic_decoder": "log_linear"})
+    document_model = GSM.from_corpus(types.SimpleNamespace(info={"vocab_size": 12}), hparams)
+    assert document_model.get_config()["topic_decoder"] == "log_linear"
+    assert not document_model.decoder.mixture and "topic_decoder" in hparams.read
     with pytest.raises(ValueError, match="unknown topic_model"):
         NeuralTopicModel(vocab_size=5, topic_model="lsa")
+    with pytest.raises(ValueError, match="unknown topic_decoder"):
+        NeuralTopicModel(vocab_size=5, topic_model="gsm", topic_decoder="product")
+    with pytest.raises(ValueError, match="needs θ on the simplex"):
+        NeuralTopicModel(vocab_size=5, topic_model="nvdm", topic_decoder="mixture")
     with pytest.raises(ValueError, match=r"counts.*\[B, 12\]"):
         model.objective({"counts": tf.zeros([2, 11])})
 
@@ -201,7 +229,8 @@ def lda_documents():
     return topics, train_counts, test_counts, true_perplexity(test_counts, topics)
 
 
-@pytest.mark.parametrize("name", ["nvdm", "gsm", "gsm_factored", "prodlda", "lda"])
+@pytest.mark.parametrize("name", ["nvdm", "gsm", "gsm_factored", "gsm_log_linear", "prodlda",
+                                  "nvlda", "lda"])
 def test_perplexity_falls_toward_the_true_models(name, lda_documents):
     topics, train_counts, test_counts, true_ppl = lda_documents
     keras.utils.set_random_seed(0)
@@ -215,7 +244,7 @@ def test_perplexity_falls_toward_the_true_models(name, lda_documents):
     assert after > 0.97 * true_ppl, (after, true_ppl)
     assert math.log(after / true_ppl) < 0.15 * math.log(before / true_ppl), (before, after,
                                                                               true_ppl)
-    if name in ("gsm", "gsm_factored", "lda"):  # LDA's likelihood, a mixture of topics: the true ones return
+    if name in ("gsm", "gsm_factored", "nvlda", "lda"):  # mixtures, as LDA: the topics return
         learned = scipy.special.softmax(model.topic_word().numpy(), axis=-1)  # β [K, V]
         distance = 0.5 * np.abs(learned[:, None] - topics[None]).sum(-1)  # total variation
         rows, cols = scipy.optimize.linear_sum_assignment(distance)

@@ -17,6 +17,12 @@ only in the document-topic construction g, the word distribution and the prior
     gsm      softmax(Wz + c)   Σ_k θ_k softmax(T_k)    (mixture of topics)       N(0, I)
     prodlda  softmax(z)        softmax(θᵀR + b)        (product of experts)      Laplace(Dir(α))
 
+The word distribution is a parameter too (`topic_decoder`): a model whose θ lies on the simplex
+can take either decoder. GSM with the log-linear decoder is Miao et al.'s (2017, §3.4) GSM as a
+document model; ProdLDA with the mixture is Srivastava & Sutton's NVLDA. The mixture's topics
+are coherent, the log-linear decoder's perplexity lower (20news, 50 topics, 40,000 steps: GSM
+902 and NPMI 0.20 as a mixture, 852 and NPMI −0.06 log-linear; BENCHMARKS.md).
+
 Row k of R (or T) is topic k's word scores; its top words are the topic's description. With
 `embed_dim` (as the trainer builds GSM) the topic logits are factored as topic × word
 embeddings, T = t vᵀ with t ∈ R^{K×H}, v ∈ R^{V×H} (Miao et al. 2017, β_k = softmax(v t_kᵀ)):
@@ -64,6 +70,7 @@ from tflv.models.training_step import TrainingStep
 tfd = tfp.distributions
 
 TOPIC_MODELS = ("nvdm", "gsm", "prodlda")
+TOPIC_DECODERS = ("mixture", "log_linear")
 TOP_WORDS = 10
 
 
@@ -89,15 +96,16 @@ class TopicDecoder(keras.layers.Layer):
 
     Args:
       vocab_size: V.
-      mixture: False: the log-linear decoder log softmax(θᵀR + b) (NVDM, ProdLDA); True: the
-        mixture log Σ_k θ_k softmax(T_k) (GSM; θ must lie on the simplex).
-      embed_dim: H, mixture only: factor T = t vᵀ through topic embeddings t `[K, H]` and word
-        embeddings v `[H, V]` (stored transposed) instead of a free T. None: T is free.
+      mixture: False: the log-linear decoder log softmax(θᵀR + b) (NVDM's, ProdLDA's); True:
+        the mixture log Σ_k θ_k softmax(T_k) (GSM's; θ must lie on the simplex).
+      embed_dim: H: factor the topic logits (T or R) = t vᵀ through topic embeddings t `[K, H]`
+        and word embeddings v `[H, V]` (stored transposed). None: they are free.
 
-    The mixture's logits start as N(0, 1) (so t ~ N(0, 1), v ~ N(0, 1/H) when factored) so that
-    its topics differ from the first step: from Glorot's small logits every topic is nearly
-    uniform, z barely matters and the posterior collapses towards the prior (GSM, 20news, 50
-    topics, 5,000 steps: test perplexity 1165 with KL 1.6 nats, against 1087 with KL 4.0).
+    The mixture's logits start as N(0, 1), and factored logits of either decoder as t ~ N(0, 1),
+    v ~ N(0, 1/H), so that the topics differ from the first step: from Glorot's small logits
+    every topic is nearly uniform, z barely matters and the posterior collapses towards the
+    prior (GSM, 20news, 50 topics, 5,000 steps: test perplexity 1165 with KL 1.6 nats, against
+    1087 with KL 4.0; GSM with a free log-linear R: KL 2.3 nats after 20,000 steps).
     """
 
     def __init__(self, vocab_size: int, mixture: bool = False, embed_dim: int | None = None,
@@ -105,10 +113,9 @@ class TopicDecoder(keras.layers.Layer):
         super().__init__(**kwargs)
         if vocab_size < 1:
             raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
-        if embed_dim is not None and (not mixture or embed_dim < 1):
-            raise ValueError(f"embed_dim factors the mixture's topic logits: it needs "
-                             f"mixture=True and embed_dim >= 1, got mixture={mixture}, "
-                             f"embed_dim={embed_dim}")
+        if embed_dim is not None and embed_dim < 1:
+            raise ValueError(f"embed_dim must be >= 1 (or None: free topic logits), got "
+                             f"{embed_dim}")
         self.vocab_size, self.mixture, self.embed_dim = vocab_size, mixture, embed_dim
 
     def build(self, input_shape):
@@ -227,8 +234,11 @@ class NeuralTopicModel(LatentVariableModel):
       hidden_units: widths of the encoder MLP.
       activation: its activation (tanh, as Miao et al.'s code).
       dirichlet_prior: ProdLDA's α (the same for every topic; 1 in Srivastava & Sutton).
-      embed_dim: GSM's topic and word embedding size H (`TopicDecoder`); None (the only choice
-        for NVDM and ProdLDA) leaves the topic logits free.
+      embed_dim: the topic and word embedding size H (`TopicDecoder`; the trainer sets it for
+        GSM only); None leaves the topic logits free.
+      topic_decoder: `"mixture"` or `"log_linear"` p(w | θ); None: the model's own (mixture for
+        GSM, log-linear for NVDM and ProdLDA). NVDM's θ = z is not on the simplex: log-linear
+        only.
 
     The reparameterization noise ε of training step t is drawn from the stateless seed
     (t, replica) of a `TrainingStep` (so a resumed run draws the same noise); evaluation reuses
@@ -243,7 +253,8 @@ class NeuralTopicModel(LatentVariableModel):
 
     def __init__(self, vocab_size: int, topic_model: str, num_topics: int = 50,
                  hidden_units: Sequence[int] = (500,), activation: str = "tanh",
-                 dirichlet_prior: float = 1.0, embed_dim: int | None = None, **kwargs):
+                 dirichlet_prior: float = 1.0, embed_dim: int | None = None,
+                 topic_decoder: str | None = None, **kwargs):
         super().__init__(**kwargs)
         if topic_model not in TOPIC_MODELS:
             raise ValueError(f"unknown topic_model {topic_model!r}; valid: "
@@ -252,16 +263,24 @@ class NeuralTopicModel(LatentVariableModel):
             raise ValueError(f"num_topics must be >= 2, got {num_topics}")
         if dirichlet_prior <= 0:
             raise ValueError(f"dirichlet_prior must be > 0, got {dirichlet_prior}")
+        topic_decoder = topic_decoder or ("mixture" if topic_model == "gsm" else "log_linear")
+        if topic_decoder not in TOPIC_DECODERS:
+            raise ValueError(f"unknown topic_decoder {topic_decoder!r}; valid: "
+                             f"{', '.join(TOPIC_DECODERS)}")
+        if topic_model == "nvdm" and topic_decoder == "mixture":
+            raise ValueError("topic_decoder='mixture' needs θ on the simplex (gsm, prodlda); "
+                             "nvdm's θ = z is a real vector")
         self.config = dict(vocab_size=vocab_size, topic_model=topic_model, num_topics=num_topics,
                            hidden_units=list(hidden_units), activation=activation,
-                           dirichlet_prior=dirichlet_prior, embed_dim=embed_dim)
+                           dirichlet_prior=dirichlet_prior, embed_dim=embed_dim,
+                           topic_decoder=topic_decoder)
         self.vocab_size, self.topic_model, self.num_topics = vocab_size, topic_model, num_topics
         self.dirichlet_prior = dirichlet_prior
         self.encoder = BagOfWordsEncoder(hidden_units, activation=activation, name="encoder")
         self.head = GaussianHead(num_topics, name="head")
         self.theta_projection = (keras.layers.Dense(num_topics, name="theta_projection")
                                  if topic_model == "gsm" else None)
-        self.decoder = TopicDecoder(vocab_size, mixture=topic_model == "gsm",
+        self.decoder = TopicDecoder(vocab_size, mixture=topic_decoder == "mixture",
                                     embed_dim=embed_dim, name="decoder")
         self.step = TrainingStep(name="training_step")
 
@@ -270,7 +289,8 @@ class NeuralTopicModel(LatentVariableModel):
         return cls(vocab_size=corpus.info["vocab_size"], topic_model=cls.default_topic_model,
                    num_topics=hparams["num_topics"],
                    hidden_units=[hparams["hidden_dim"]] * hparams["num_layers"],
-                   embed_dim=hparams["embed_dim"] if cls.default_topic_model == "gsm" else None)
+                   embed_dim=hparams["embed_dim"] if cls.default_topic_model == "gsm" else None,
+                   topic_decoder=hparams["topic_decoder"])
 
     def prior(self) -> tfd.MultivariateNormalDiag:
         """p(z), event `[K]`."""
@@ -314,7 +334,7 @@ class NeuralTopicModel(LatentVariableModel):
         return document_metrics(sums)
 
     def topic_word(self) -> tf.Tensor:
-        """Topic-word scores `[K, V]`: R (NVDM, ProdLDA) or T (GSM, β = softmax(T))."""
+        """Topic-word scores `[K, V]`: R (log-linear decoder) or T (mixture, β = softmax(T))."""
         return self.decoder.topic_logits()
 
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
