@@ -21,7 +21,7 @@ The word distribution is a parameter too (`topic_decoder`): a model whose θ lie
 can take either decoder. GSM with the log-linear decoder is Miao et al.'s (2017, §3.4) GSM as a
 document model; ProdLDA with the mixture is Srivastava & Sutton's NVLDA. The mixture's topics
 are coherent, the log-linear decoder's perplexity lower (20news, 50 topics, 40,000 steps: GSM
-902 and NPMI 0.20 as a mixture, 852 and NPMI −0.06 log-linear; BENCHMARKS.md).
+902 and NPMI 0.20 as a mixture, 851 and NPMI −0.06 log-linear; BENCHMARKS.md).
 
 Row k of R (or T) is topic k's word scores; its top words are the topic's description. With
 `embed_dim` (as the trainer builds GSM) the topic logits are factored as topic × word
