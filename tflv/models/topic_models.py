@@ -17,11 +17,11 @@ only in the document-topic construction g, the word distribution and the prior
     gsm      softmax(Wz + c)   Σ_k θ_k softmax(T_k)    (mixture of topics)       N(0, I)
     prodlda  softmax(z)        softmax(θᵀR + b)        (product of experts)      Laplace(Dir(α))
 
-The word distribution is a parameter too (`topic_decoder`): a model whose θ lies on the simplex
-can take either decoder. GSM with the log-linear decoder is Miao et al.'s (2017, §3.4) GSM as a
-document model; ProdLDA with the mixture is Srivastava & Sutton's NVLDA. The mixture's topics
-are coherent, the log-linear decoder's perplexity lower (20news, 50 topics, 40,000 steps: GSM
-902 and NPMI 0.20 as a mixture, 851 and NPMI −0.06 log-linear; BENCHMARKS.md).
+The word distribution is a parameter too (`topic_decoder`): a model whose θ lies on the simplex can
+take either decoder. GSM with the log-linear decoder is Miao et al.'s (2017, "Topic vs. Document
+Models") GSM as a document model; ProdLDA with the mixture is Srivastava & Sutton's NVLDA. The
+mixture's topics are coherent, the log-linear decoder's perplexity lower (20news, 50 topics, 40,000
+steps: GSM 902 and NPMI 0.20 as a mixture, 851 and NPMI −0.06 log-linear; BENCHMARKS.md).
 
 Row k of R (or T) is topic k's word scores; its top words are the topic's description. With
 `embed_dim` (as the trainer builds GSM) the topic logits are factored as topic × word
