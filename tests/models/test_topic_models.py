@@ -35,6 +35,7 @@ CLASSES = {"nvdm": NVDM, "gsm": GSM, "prodlda": ProdLDA}
 # log-linear decoder, factored), and ProdLDA with the mixture decoder (NVLDA).
 VARIANTS = {"gsm_factored": ("gsm", 4, None), "gsm_log_linear": ("gsm", 4, "log_linear"),
             "nvlda": ("prodlda", None, "mixture")}
+MIXTURES = ("gsm", "gsm_factored", "nvlda")  # the names whose p(w | θ) is a mixture of topics
 
 
 def make_model(name, vocab_size=12, num_topics=3, hidden=(8,)):
@@ -100,9 +101,8 @@ def test_elbo_is_reconstruction_minus_closed_form_kl_in_float64(name):
     posterior = model.posterior(tf.constant(counts))
     mu, sigma = (t.numpy().astype(np.float64) for t in (posterior.loc, posterior.stddev()))
     z = mu + sigma * noise
-    mixture = name in ("gsm", "gsm_factored", "nvlda")
-    reconstruction = np.mean(np.sum(counts * reference_log_word_probs(model, z, mixture), -1),
-                             axis=0)
+    reconstruction = np.mean(
+        np.sum(counts * reference_log_word_probs(model, z, name in MIXTURES), -1), axis=0)
     if model.topic_model == "prodlda":  # Srivastava & Sutton eq. 3 with α = 1, K = 3
         prior_mu, prior_sigma = np.zeros(3), np.full(3, np.sqrt(1 / 3 + 3 / 9))
     else:
@@ -244,7 +244,7 @@ def test_perplexity_falls_toward_the_true_models(name, lda_documents):
     assert after > 0.97 * true_ppl, (after, true_ppl)
     assert math.log(after / true_ppl) < 0.15 * math.log(before / true_ppl), (before, after,
                                                                               true_ppl)
-    if name in ("gsm", "gsm_factored", "nvlda", "lda"):  # mixtures, as LDA: the topics return
+    if name in MIXTURES + ("lda",):  # LDA's likelihood is a mixture: the true topics return
         learned = scipy.special.softmax(model.topic_word().numpy(), axis=-1)  # β [K, V]
         distance = 0.5 * np.abs(learned[:, None] - topics[None]).sum(-1)  # total variation
         rows, cols = scipy.optimize.linear_sum_assignment(distance)
