@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from typing import Callable
 
 import tensorflow as tf
 from absl import logging
@@ -41,8 +42,12 @@ def atomic_write_text(path: str, text: str) -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def claim_model_dir(model_dir: str, run: dict) -> None:
+def claim_model_dir(model_dir: str, run: dict,
+                    upgrade: Callable[[dict], dict] = lambda held: held) -> None:
     """Records `run` in `model_dir`, or checks that the directory already holds this run.
+
+    `upgrade` maps the run description the directory holds, perhaps written by an older tflv, to
+    today's form before the two are compared.
 
     Raises:
       ValueError: `model_dir` holds checkpoints of another model, dataset or hyperparameters.
@@ -51,7 +56,7 @@ def claim_model_dir(model_dir: str, run: dict) -> None:
     path = os.path.join(model_dir, RUN_FILE)
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
-            held = json.load(f)
+            held = upgrade(json.load(f))
         if held != run:
             diff = {k: (held.get(k), run.get(k)) for k in set(held) | set(run)
                     if held.get(k) != run.get(k)}

@@ -56,11 +56,21 @@ def run_description() -> dict:
     }
 
 
+def with_new_hparams(run: dict, names) -> dict:
+    """`run` with each model hyperparameter of `names` it does not record at its flag default.
+
+    A run description written before a hyperparameter existed lacks it; a new hyperparameter's
+    default keeps the behaviour from before, so the run was built with that default.
+    """
+    added = {name: FLAGS[name].default for name in names if name not in run["hparams"]}
+    return {**run, "hparams": {**added, **run["hparams"]}}
+
+
 def make_trainer(run: dict, strategy: tf.distribute.Strategy):
     """The corpus and a `Trainer` whose model is built as `run` describes.
 
     `run["hparams"]` is narrowed to the hyperparameters the model read, which is what a model
-    directory records.
+    directory records; a recorded run may lack those added since (`with_new_hparams`).
     """
     model_cls = get_model_class(run["model"])
     if run["dataset"] not in model_cls.datasets:
@@ -68,7 +78,7 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
                              f"{'|'.join(model_cls.datasets)}, not {run['dataset']!r}")
     corpus = data.load(run["dataset"], data_dir=resolve_data_dir(FLAGS.data_dir),
                        **run["dataset_options"])
-    hparams = HParams(run["hparams"])
+    hparams = HParams(with_new_hparams(run, tflv_flags.MODEL_FLAGS)["hparams"])
     trainer = Trainer(lambda: model_cls.from_corpus(corpus, hparams), strategy,
                       global_batch_size=FLAGS.batch_size,
                       learning_rate=learning_rate_schedule(
@@ -143,7 +153,7 @@ def main(argv):
     run = run_description()
     corpus, trainer, train_ds = make_trainer(run, strategy)
     if chief:
-        claim_model_dir(model_dir, run)
+        claim_model_dir(model_dir, run, upgrade=lambda held: with_new_hparams(held, run["hparams"]))
     checkpoints = Checkpoints(trainer.checkpoint, model_dir, chief, task_id(strategy))
     restored = checkpoints.restore_latest(model_dir)
     if restored:

@@ -3,7 +3,8 @@
 Covers: the RESULT line; mirrored (2 logical CPUs) = default loss curve; exact resumption
 (train N, then resume to 2N == train 2N); SIGKILL mid-training then resume; a corrupt newest
 checkpoint skipped by name; another run's --model_dir refused; unknown names listed; unused model
-flags refused; SavedModel export scored in a fresh process where tflv cannot be imported.
+flags refused; a run recorded before some of its hyperparameters existed resumed and exported;
+SavedModel export scored in a fresh process where tflv cannot be imported.
 """
 import json
 import os
@@ -108,6 +109,27 @@ def test_refuses_another_runs_model_dir_and_bad_names(tmp_path):
     assert unknown.returncode != 0 and "valid models" in unknown.stderr and "rnnlm" in unknown.stderr
     unused = train("--latent_dim=3", f"--model_dir={tmp_path / 'unused'}", check=False)
     assert unused.returncode != 0 and "does not use --latent_dim" in unused.stderr
+
+
+def test_runs_recorded_before_a_hyperparameter_existed(tmp_path):
+    # A run description without hyperparameters added to its model since: they default, so the
+    # run resumes, exports and is still told apart from a run that sets them otherwise.
+    model_dir = tmp_path / "old"
+    train("--train_steps=2", f"--model_dir={model_dir}")
+    run = json.loads((model_dir / "tflv_run.json").read_text())
+    assert run["hparams"].pop("tie_embeddings") is False and run["hparams"].pop("dropout") == 0
+    (model_dir / "tflv_run.json").write_text(json.dumps(run))
+    resumed = train("--train_steps=3", f"--model_dir={model_dir}")
+    assert "at step 2" in resumed.stdout and result_of(resumed)["step"] == 3
+    other = train("--train_steps=4", f"--model_dir={model_dir}", "--dropout=0.1", check=False)
+    assert other.returncode != 0 and "holds a different run" in other.stderr
+    assert "'dropout': 0.0" in other.stderr and "'dropout': 0.1" in other.stderr
+    exported = subprocess.run(
+        [sys.executable, "-m", "trainers.export", f"--model_dir={model_dir}",
+         f"--export_dir={tmp_path / 'export'}"], cwd=REPO, capture_output=True, text=True,
+        timeout=240)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert (tmp_path / "export" / "saved_model.pb").exists()
 
 
 def test_export_serves_text_without_tflv(tmp_path):
