@@ -32,7 +32,6 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tflv import vi  # noqa: E402
 from trainers.train import restore_run  # noqa: E402
 
 flags.DEFINE_string("gsm_dir", "runs/bench_topic_models/gsm_nvdm_50", "A trained gsm run.")
@@ -60,10 +59,8 @@ def document_scores(model, corpus) -> np.ndarray:
 
 
 def oracle_reconstruction(gsm, counts: tf.Tensor, steps: int = 300) -> tuple[float, float]:
-    """GSM's mean reconstruction at the encoder's θ and at θ fitted per document to β."""
-    beta = tf.nn.softmax(gsm.decoder.topic_logits(), axis=-1)  # [K, V]
-    reconstruction = lambda theta: tf.reduce_sum(
-        counts * tf.math.log(tf.matmul(theta, beta) + 1e-30), axis=-1)  # [B]
+    """GSM's mean reconstruction at the encoder's θ and at θ fitted per document to its topics."""
+    reconstruction = lambda theta: tf.reduce_sum(counts * gsm.decoder(theta), axis=-1)  # [B]
     theta = gsm.topic_proportions(counts)  # [B, K]
     logits = tf.Variable(tf.math.log(theta + 1e-9))
     optimizer = tf.keras.optimizers.Adam(0.1)
@@ -89,9 +86,7 @@ def refined_perplexity(model, counts: tf.Tensor, steps: int) -> tuple[float, flo
 
     def elbo(noise):  # noise [S, B, K] → ELBO [B], the reconstruction averaged over S
         q = tfd.MultivariateNormalDiag(loc, tf.exp(log_scale))
-        z = q.loc + q.stddev() * noise  # [S, B, K]
-        log_word = model.decoder(model.document_topics(z))  # [S, B, V]
-        return vi.elbo(tf.reduce_sum(counts * log_word, -1), q, model.prior(), z=z).elbo
+        return model.elbo_under(q, counts, noise).elbo
 
     score_noise = tf.random.stateless_normal(shape(64), seed=[7, 0])
     length = tf.reduce_sum(counts, -1)

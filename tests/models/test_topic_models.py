@@ -97,20 +97,23 @@ def test_elbo_is_reconstruction_minus_closed_form_kl_in_float64(name):
     rng = np.random.default_rng(1)
     counts = rng.poisson(2.0, size=(4, 12)).astype(np.float32)
     noise = rng.standard_normal((3, 4, 3)).astype(np.float32)  # [S, B, K]
-    terms = model.elbo_terms(tf.constant(counts), tf.constant(noise))
-    posterior = model.posterior(tf.constant(counts))
-    mu, sigma = (t.numpy().astype(np.float64) for t in (posterior.loc, posterior.stddev()))
-    z = mu + sigma * noise
-    reconstruction = np.mean(
-        np.sum(counts * reference_log_word_probs(model, z, name in MIXTURES), -1), axis=0)
     if model.topic_model == "prodlda":  # Srivastava & Sutton eq. 3 with α = 1, K = 3
         prior_mu, prior_sigma = np.zeros(3), np.full(3, np.sqrt(1 / 3 + 3 / 9))
     else:
         prior_mu, prior_sigma = np.zeros(3), np.ones(3)
-    kl = gaussian_kl(mu, sigma, prior_mu, prior_sigma)
-    np.testing.assert_allclose(terms.reconstruction.numpy(), reconstruction, rtol=1e-5)
-    np.testing.assert_allclose(terms.kl.numpy(), kl, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(terms.elbo.numpy(), reconstruction - kl, rtol=1e-5)
+    encoder_q = model.posterior(tf.constant(counts))
+    # The encoder's q (elbo_terms), and any other q, e.g. one refined per document (elbo_under).
+    other_q = tfp.distributions.MultivariateNormalDiag(encoder_q.loc + 0.5, encoder_q.stddev() * 2.0)
+    for terms, q in [(model.elbo_terms(tf.constant(counts), tf.constant(noise)), encoder_q),
+                     (model.elbo_under(other_q, tf.constant(counts), tf.constant(noise)),
+                      other_q)]:
+        mu, sigma = (t.numpy().astype(np.float64) for t in (q.loc, q.stddev()))
+        log_word = reference_log_word_probs(model, mu + sigma * noise, name in MIXTURES)
+        reconstruction = np.mean(np.sum(counts * log_word, -1), axis=0)
+        kl = gaussian_kl(mu, sigma, prior_mu, prior_sigma)
+        np.testing.assert_allclose(terms.reconstruction.numpy(), reconstruction, rtol=1e-5)
+        np.testing.assert_allclose(terms.kl.numpy(), kl, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(terms.elbo.numpy(), reconstruction - kl, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["nvdm", "gsm", "prodlda"])

@@ -314,7 +314,13 @@ class NeuralTopicModel(LatentVariableModel):
     def elbo_terms(self, counts: tf.Tensor, noise: tf.Tensor, training: bool = False
                    ) -> vi.ELBO:
         """The ELBO of counts `[B, V]` at z = μ + σ ε for given noise ε `[S, B, K]` or `[B, K]`."""
-        posterior = self.posterior(counts, training=training)
+        return self.elbo_under(self.posterior(counts, training=training), counts, noise)
+
+    def elbo_under(self, posterior: tfd.MultivariateNormalDiag, counts: tf.Tensor,
+                   noise: tf.Tensor) -> vi.ELBO:
+        """The ELBO of counts `[B, V]` under any Gaussian q(z | n) (batch `[B]`, event `[K]`;
+        e.g. one refined per document, Kim et al. 2018's semi-amortized inference) at
+        z = μ + σ ε, noise ε `[S, B, K]` or `[B, K]`."""
         z = posterior.loc + posterior.stddev() * noise  # [S, B, K]
         log_word = self.decoder(self.document_topics(z))  # [S, B, V]
         log_likelihood = tf.reduce_sum(counts * log_word, axis=-1)  # [S, B]
