@@ -21,7 +21,9 @@ topic model's decoder p(w | θ) = Σ_k θ_k softmax(t_k Eᵀ)_w and no dropout o
 leaves the simplex).
 
 This harness runs without TensorFlow (the GPU machines here have PyTorch only), so it reads the
-`.feat` files itself rather than through `data.readers`, whose package imports TensorFlow.
+`.feat` files itself rather than through `data.readers`, and finds the data root by the rule of
+`data.paths.resolve_data_dir` (`--data_dir`, `$TFLV_DATA_DIR`, `../shared/data`) written out
+again: the `data` package imports TensorFlow.
 
 #### References
 - Miao, Yu & Blunsom (2016). Neural Variational Inference for Text Processing. ICML.
