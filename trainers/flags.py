@@ -109,6 +109,35 @@ flags.DEFINE_enum("factorial_inference", "exact", ["exact", "mean_field"], "fact
                   "log p(x) over K^L product states, or the structured mean-field ELBO.")
 flags.DEFINE_integer("mean_field_iterations", 5, "factorial_hmm: mean-field sweeps.")
 
+# Checked where parsed (absl validators): a bad value stops the command line with the flag's name
+# before anything runs, instead of a loss that climbs or a ZeroDivisionError mid-run.
+_AT_LEAST = {"train_steps": 1, "batch_size": 1, "eval_batch_size": 1, "log_every": 1,
+             "checkpoint_every": 1, "eval_every": 0, "max_eval_batches": 0, "num_cpu_devices": 0,
+             "seq_len": 1, "max_length": 0, "clip_norm": 0, "embed_dim": 1, "hidden_dim": 1,
+             "num_layers": 1, "num_topics": 1, "latent_dim": 1, "num_components": 1,
+             "latent_samples": 1, "num_states": 1, "num_chains": 1, "num_softmaxes": 1,
+             "beam_size": 1, "summary_length": 1, "free_bits": 0, "sa_vae_steps": 0,
+             "iw_samples": 0, "kl_warmup_steps": 1, "num_flows": 1, "bleu_max_examples": 0,
+             "em_pseudo_count": 0, "mean_field_iterations": 1, "attention_samples": 1,
+             "summary_samples": 1, "sa_vae_max_grad_norm": 0, "em_decay": 0}
+_POSITIVE = ("learning_rate", "gumbel_temperature", "vmf_concentration", "sa_vae_step_size")
+_UNIT_INTERVAL = ("dropout", "word_dropout")  # probabilities in [0, 1)
+
+
+def _register_validators() -> None:
+    for name, low in _AT_LEAST.items():
+        flags.register_validator(name, lambda v, low=low: v is None or v >= low,
+                                 message=f"--{name} must be >= {low}")
+    for name in _POSITIVE:
+        flags.register_validator(name, lambda v: v is None or (v > 0 and v < float("inf")),
+                                 message=f"--{name} must be a finite number > 0")
+    for name in _UNIT_INTERVAL:
+        flags.register_validator(name, lambda v: v is None or 0 <= v < 1,
+                                 message=f"--{name} must be in [0, 1)")
+
+
+_register_validators()
+
 MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings", "num_topics",
                "topic_decoder", "attention_training", "attention_samples", "beam_size",
                "length_alpha", "bleu_max_examples", "num_softmaxes", "summary_length",
