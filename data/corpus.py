@@ -65,6 +65,11 @@ class Corpus:
         self._builders = dict(builders)
         self._token_counts, self._example_counts = dict(token_counts), dict(example_counts)
         self._references = references
+        empty = [split for split in self.splits
+                 if not self._example_counts.get(split) or not self._token_counts.get(split)]
+        if empty:  # a metric over zero tokens would look perfect (NLL 0, perplexity 1)
+            raise ValueError(f"corpus {name!r}: split(s) {', '.join(empty)} hold no tokens; "
+                             "check the corpus files under the data root")
 
     def dataset(self, split: str, form: str, batch_size: int, shuffle: bool = False,
                 seed: int = 0, repeat: bool = False, **form_options) -> tf.data.Dataset:

@@ -4,7 +4,9 @@ Three formats: whitespace-tokenized text, one sentence per line (PTB, Multi30k `
 gzip-compressed); CoNLL columns, one token per line and a blank line after each sentence
 (CoNLL-2000: `word POS chunk`); NVDM bag-of-words `.feat` lines `label idx:count …` with 1-based
 `idx`, and its `vocab.new` (`word count` per line). Every malformed line raises `DataFormatError`
-with the file, the line number and what was expected.
+with the file, the line number and what was expected: bytes that are not UTF-8, an `idx:count`
+beyond int64, a word listed twice in `vocab.new`, and a file without a single sentence or
+document (an empty split would otherwise be scored as a perfect-looking NLL 0 over 0 tokens).
 
 #### References
 Tjong Kim Sang & Buchholz (2000), "Introduction to the CoNLL-2000 Shared Task: Chunking".
@@ -24,19 +26,42 @@ from data.errors import DataFormatError
 
 _FEAT_LINE = re.compile(r"\d+(?:\s+\d+:\d+)*\s*")
 _PAIR = re.compile(r"\d+:\d+")
+_INT64_MAX = np.iinfo(np.int64).max
 
 
-def _open_text(path: str | os.PathLike):
-    """A text handle on `path`, decompressing `*.gz`."""
-    if os.fspath(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return open(path, encoding="utf-8", newline="\n")
+END_OF_FILE = "<end of file>"
+
+
+def numbered_lines(path: str | os.PathLike):
+    """`(number, line)` for each line of a UTF-8 text file (`.gz` decompressed), 1-based, the
+    line without its line end.
+
+    Raises:
+      DataFormatError: at the first line that is not UTF-8 (naming the byte offset in it).
+    """
+    opener = gzip.open if os.fspath(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataFormatError(path, number, f"UTF-8 text (byte {err.start} of the line "
+                                      f"is {raw[err.start:err.start + 1]!r})",
+                                      raw.decode("utf-8", "replace").rstrip("\r\n")) from None
+            yield number, line.rstrip("\r\n")
+
+
+def require_content(path: str | os.PathLike, count: int, what: str) -> None:
+    """Raises `DataFormatError` when a file yielded no `what` (count 0): an empty split."""
+    if not count:
+        raise DataFormatError(path, 1, f"at least one {what} (the file has none)", END_OF_FILE)
 
 
 def text_lines(path: str | os.PathLike) -> list[str]:
-    """The lines of a text file (`.gz` decompressed), without their line ends."""
-    with _open_text(path) as f:
-        return [line.rstrip("\r\n") for line in f]
+    """The lines of a UTF-8 text file (`.gz` decompressed), without their line ends; at least one."""
+    lines = [line for _, line in numbered_lines(path)]
+    require_content(path, len(lines), "line")
+    return lines
 
 
 def token_lines(path: str | os.PathLike) -> list[list[str]]:
@@ -56,33 +81,36 @@ def conll_sentences(path: str | os.PathLike, columns: tuple[str, ...]) -> list[l
       `sentences[i][c]`: the tokens of column `c` in sentence `i`.
     """
     sentences, current = [], [[] for _ in columns]
-    with _open_text(path) as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                if current[0]:
-                    sentences.append(current)
-                    current = [[] for _ in columns]
-                continue
-            if len(fields) != len(columns):
-                raise DataFormatError(path, number, f"{len(columns)} space-separated columns: "
-                                      + " ".join(columns), line.rstrip("\r\n"))
-            for column, field in zip(current, fields):
-                column.append(field)
+    for number, line in numbered_lines(path):
+        fields = line.split()
+        if not fields:
+            if current[0]:
+                sentences.append(current)
+                current = [[] for _ in columns]
+            continue
+        if len(fields) != len(columns):
+            raise DataFormatError(path, number, f"{len(columns)} space-separated columns: "
+                                  + " ".join(columns), line)
+        for column, field in zip(current, fields):
+            column.append(field)
     if current[0]:
         sentences.append(current)
+    require_content(path, len(sentences), "sentence")
     return sentences
 
 
 def vocab_words(path: str | os.PathLike) -> list[str]:
-    """The words of an NVDM `vocab.new` file (first field of each `word count` line)."""
-    words = []
+    """The words of an NVDM `vocab.new` file (first field of each `word count` line), each once."""
+    first_line = {}
     for number, line in enumerate(text_lines(path), 1):
         fields = line.split()
         if len(fields) != 2 or not fields[1].isdigit():
             raise DataFormatError(path, number, "'word count' with an integer count", line)
-        words.append(fields[0])
-    return words
+        if fields[0] in first_line:
+            raise DataFormatError(path, number, f"a word not listed before (line "
+                                  f"{first_line[fields[0]]} has {fields[0]!r})", line)
+        first_line[fields[0]] = number
+    return list(first_line)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +144,12 @@ def feat_documents(path: str | os.PathLike, vocab_size: int, num_labels: int) ->
         if not _FEAT_LINE.fullmatch(line):
             _raise_feat_error(path, number, line)
         fields = line.split()
-        pairs = np.array(" ".join(fields[1:]).replace(":", " ").split(), np.int64).reshape(-1, 2)
+        numbers = " ".join(fields[1:]).replace(":", " ").split()
+        too_large = next((1 + i // 2 for i, n in enumerate(numbers) if int(n) > _INT64_MAX), None)
+        if too_large is not None:
+            raise DataFormatError(path, number, f"idx:count with idx and count <= {_INT64_MAX}",
+                                  fields[too_large])
+        pairs = np.array(numbers, np.int64).reshape(-1, 2)
         label = int(fields[0])
         if not 1 <= label <= num_labels:
             raise DataFormatError(path, number, f"a label in 1..{num_labels}", fields[0])
@@ -130,6 +163,7 @@ def feat_documents(path: str | os.PathLike, vocab_size: int, num_labels: int) ->
         values.append(pairs[:, 0] - 1)
         counts.append(pairs[:, 1])
         lengths.append(len(pairs))
+    require_content(path, len(labels), "document with words")
     return BagsOfWords(np.array(labels, np.int64), _concat(values), _concat(counts),
                        np.array(lengths, np.int64))
 

@@ -121,20 +121,45 @@ class Vocabulary:
     def save(self, path: str | os.PathLike) -> None:
         """Writes one token per line (backslash, newline, CR escaped as `\\\\`, `\\n`, `\\r`)."""
         with open(path, "w", encoding="utf-8", newline="\n") as f:
-            for t in self._tokens:
-                f.write("".join(_ESCAPES.get(c, c) for c in t) + "\n")
+            f.write(self.to_text())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
         """Reads a file written by `save`; it has specials iff its first lines are `SPECIALS`."""
-        tokens = []
-        with open(path, encoding="utf-8", newline="\n") as f:
-            for number, line in enumerate(f, 1):
-                line = line[:-1] if line.endswith("\n") else line
-                if not _ESCAPED_LINE.fullmatch(line):
-                    raise DataFormatError(path, number,
-                                          "a token with escapes \\\\, \\n or \\r only", line)
-                tokens.append(_ESCAPED.sub(lambda m: _UNESCAPES[m.group(1)], line))
+        with open(path, "rb") as f:
+            return cls.from_text(f.read(), path)
+
+    def to_text(self) -> str:
+        """The contents `save` writes."""
+        return "".join("".join(_ESCAPES.get(c, c) for c in t) + "\n" for t in self._tokens)
+
+    @classmethod
+    def from_text(cls, text: bytes | str, path: str | os.PathLike = "<text>") -> "Vocabulary":
+        """The vocabulary of `to_text`'s output; errors name `path` and the line.
+
+        Raises:
+          DataFormatError: a line that is not UTF-8, has a bad escape, or repeats a token.
+        """
+        tokens, first_line = [], {}
+        raw_lines = text.split(b"\n" if isinstance(text, bytes) else "\n")
+        if raw_lines and not raw_lines[-1]:
+            raw_lines.pop()  # the last line's end
+        for number, line in enumerate(raw_lines, 1):
+            if isinstance(line, bytes):
+                try:
+                    line = line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataFormatError(path, number, f"UTF-8 text (byte {err.start} of the "
+                                          "line is not)", line.decode("utf-8", "replace")) from None
+            if not _ESCAPED_LINE.fullmatch(line):
+                raise DataFormatError(path, number,
+                                      "a token with escapes \\\\, \\n or \\r only", line)
+            token = _ESCAPED.sub(lambda m: _UNESCAPES[m.group(1)], line)
+            if token in first_line:
+                raise DataFormatError(path, number, f"a token not listed before (line "
+                                      f"{first_line[token]} has {token!r})", line)
+            first_line[token] = number
+            tokens.append(token)
         return cls(tokens, specials=tuple(tokens[:len(SPECIALS)]) == SPECIALS)
 
     def lookup_table(self) -> tf.lookup.StaticHashTable:

@@ -189,8 +189,8 @@ class Trainer:
         for batch in self.strategy.experimental_distribute_dataset(dataset):
             for name, value in self._eval_step(batch).items():
                 sums[name] = sums.get(name, 0.0) + float(value)
-        if not sums:
-            raise ValueError("evaluation dataset is empty")
+        if not sums or sums.get("tokens", 1) == 0:  # never a perfect-looking metric over nothing
+            raise ValueError("evaluation dataset is empty (0 tokens)")
         return self.model.metrics_from_sums(sums)
 
 

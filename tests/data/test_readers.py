@@ -93,3 +93,54 @@ def test_malformed_corpora_through_load(tmp_path):
     with pytest.raises(DataFormatError, match=r"val.lc.norm.tok.de:2: expected 2 lines, aligned "
                                               r"with tok/val.lc.norm.tok.en"):
         data.load("multi30k", data_dir=str(tmp_path))
+
+
+def test_non_utf8_bytes_name_file_and_line(tmp_path):
+    plain = tmp_path / "ptb.train.txt"
+    plain.write_bytes(b"a b\nc \xff d\n")
+    with pytest.raises(DataFormatError, match=r"ptb.train.txt:2: expected UTF-8 text \(byte 2 "):
+        readers.token_lines(plain)
+    conll = tmp_path / "dev.txt"
+    conll.write_bytes(b"He PRP B-NP\n\nr\xe9n VBD B-VP\n")
+    with pytest.raises(DataFormatError, match=r"dev.txt:3: expected UTF-8 text"):
+        readers.conll_sentences(conll, COLUMNS)
+    with gzip.open(tmp_path / "x.gz", "wb") as f:
+        f.write(b"ok\n\x80\n")
+    with pytest.raises(DataFormatError, match=r"x.gz:2: expected UTF-8 text"):
+        readers.text_lines(tmp_path / "x.gz")
+
+
+def test_count_beyond_int64_names_file_and_line(tmp_path):
+    path = write(tmp_path / "train.feat", "1 1:1\n2 2:3 3:99999999999999999999\n")
+    with pytest.raises(DataFormatError) as info:
+        readers.feat_documents(path, vocab_size=5, num_labels=3)
+    assert str(info.value) == (f"{path}:2: expected idx:count with idx and count <= "
+                               f"{np.iinfo(np.int64).max}, got '3:99999999999999999999'")
+
+
+def test_duplicate_vocabulary_word_names_both_lines(tmp_path):
+    path = write(tmp_path / "vocab.new", "the 10\nof 3\nthe 2\n")
+    with pytest.raises(DataFormatError) as info:
+        readers.vocab_words(path)
+    assert str(info.value) == (f"{path}:3: expected a word not listed before (line 1 has "
+                               "'the'), got 'the 2'")
+
+
+@pytest.mark.parametrize("corpus, files, empty", [
+    ("ptb", {"ptb.train.txt": "a b\n", "ptb.valid.txt": "a\n", "ptb.test.txt": ""},
+     "ptb.test.txt"),
+    ("conll2000", {"train.txt": "a DT B-NP\n", "dev.txt": "\n\n", "test.txt": "a DT B-NP\n"},
+     "dev.txt"),
+    ("news20", {"vocab.new": "a 1\n", "train.feat": "1 1:2\n", "test.feat": "1 \n"},
+     "test.feat"),
+])
+def test_empty_split_is_an_error_naming_the_file(tmp_path, corpus, files, empty):
+    # Before, an empty PTB test file was scored as {"nll": 0.0, "ppl": 1.0} and an empty CoNLL
+    # dev file failed only after training, naming no file.
+    folder = {"news20": "20news"}.get(corpus, corpus)
+    for name, text in files.items():
+        write(tmp_path / folder / name, text)
+    with pytest.raises(DataFormatError) as info:
+        data.load(corpus, data_dir=str(tmp_path))
+    assert info.value.file == str(tmp_path / folder / empty) and info.value.line == 1
+    assert "(the file has none)" in str(info.value)

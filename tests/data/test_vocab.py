@@ -110,3 +110,16 @@ def test_lookup_table_eager_traced_and_saved(tmp_path):
     tf.saved_model.save(module, str(tmp_path / "saved"))
     restored = tf.saved_model.load(str(tmp_path / "saved"))
     assert restored(tf.constant(words)).numpy().tolist() == expected
+
+
+def test_load_names_file_and_line_of_bad_bytes_and_repeated_tokens(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(b"<pad>\n<unk>\n<bos>\n<eos>\na\nb\na\n")
+    with pytest.raises(DataFormatError) as info:
+        Vocabulary.load(path)
+    assert str(info.value) == f"{path}:7: expected a token not listed before (line 5 has 'a'), got 'a'"
+    path.write_bytes(b"<pad>\n<unk>\n\xfe\n")
+    with pytest.raises(DataFormatError, match=r"vocab.txt:3: expected UTF-8 text"):
+        Vocabulary.load(path)
+    vocab = Vocabulary(["<pad>", "<unk>", "<bos>", "<eos>", "a\nb", "", "c\\"])
+    assert Vocabulary.from_text(vocab.to_text()).tokens == vocab.tokens

@@ -5,6 +5,8 @@ Covers: the RESULT line; mirrored (2 logical CPUs) = default loss curve; exact r
 checkpoint skipped by name; another run's --model_dir refused; unknown names listed; unused model
 flags refused; a run recorded before some of its hyperparameters existed resumed and exported;
 SavedModel export scored in a fresh process where tflv cannot be imported.
+
+Faults (issue 18): an empty split is an error naming its file, never a metric over 0 tokens.
 """
 import json
 import os
@@ -211,3 +213,14 @@ def test_multi_worker_two_processes_on_loopback(tmp_path):
 def tf_latest(model_dir):
     import tensorflow as tf
     return tf.train.latest_checkpoint(str(model_dir))
+
+
+def test_empty_test_split_is_an_error_naming_the_file(tmp_path):
+    # It used to train, then report {"nll": 0.0, "ppl": 1.0} on the empty test file, exit 0.
+    (tmp_path / "ptb").mkdir()
+    for split, text in (("train", "a b c\nb c\n"), ("valid", "a b\n"), ("test", "")):
+        (tmp_path / "ptb" / f"ptb.{split}.txt").write_text(text)
+    proc = train("--dataset=ptb", f"--data_dir={tmp_path}", "--train_steps=1",
+                 f"--model_dir={tmp_path / 'run'}", check=False)
+    assert proc.returncode != 0 and "RESULT" not in proc.stdout
+    assert f"{tmp_path / 'ptb' / 'ptb.test.txt'}:1: expected at least one line" in proc.stderr
