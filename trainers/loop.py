@@ -8,6 +8,10 @@ update instead of gradients; the step counter advances the same way.
 Evaluation sums the model's per-example statistics over replicas and batches and hands the sums
 to `model.metrics_from_sums`.
 
+A step whose loss or any gradient is not finite (on any replica) is rejected before the weights
+change, and the run stops naming the step; weights that are not finite are never checkpointed.
+So the last checkpoint is finite and a rerun with other settings resumes from it.
+
 Resumption is exact: the step counter and optimizer state live in the checkpoint, and the
 training data is a deterministic, seeded, repeated stream from which a resumed run skips the
 batches already consumed.
@@ -109,6 +113,7 @@ class Trainer:
             self.model = build_model()
             self.optimizer = keras.optimizers.Adam(
                 learning_rate, global_clipnorm=clip_norm if clip_norm > 0 else None)
+        self.rejected = tf.Variable(False, trainable=False, name="step_rejected")
         # Sentence batches vary in length: relax shapes instead of tracing every length.
         self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)
         self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
@@ -127,27 +132,44 @@ class Trainer:
             untracked_model_variables=untracked_variables(self.model))
 
     def _replica_train_step(self, batch):
+        """(loss, tokens, gradients, non-finite count) of one replica; the update is applied
+        by `_distributed_train_step` only when every replica's loss and gradients are finite."""
         if hasattr(self.model, "apply_update"):  # fitted by closed-form updates (online VB)
             objective = self.model.apply_update(batch)
             self.optimizer.iterations.assign_add(1)
             loss = tf.nn.compute_average_loss(objective.loss,
                                               global_batch_size=self.global_batch_size)
-            return loss, tf.reduce_sum(objective.stats.get("tokens", tf.ones_like(loss)))
+            return (loss, tf.reduce_sum(objective.stats.get("tokens", tf.ones_like(loss))),
+                    None, _count_non_finite([loss]))
         with tf.GradientTape() as tape:
             objective = self.model.objective(batch, training=True)
             loss = tf.nn.compute_average_loss(objective.loss,
                                               global_batch_size=self.global_batch_size)
             if self.model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
-        variables = self.model.trainable_variables
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        grads = tape.gradient(loss, self.model.trainable_variables)
         tokens = objective.stats.get("tokens", tf.ones_like(objective.loss))
-        return loss, tf.reduce_sum(tokens)
+        return loss, tf.reduce_sum(tokens), grads, _count_non_finite([loss, *grads])
+
+    def _replica_apply(self, grads):
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
 
     def _distributed_train_step(self, batch):
-        loss, tokens = self.strategy.run(self._replica_train_step, args=(batch,))
+        """One step: the loss and tokens summed over replicas.
+
+        A step whose loss or any gradient is not finite on any replica is rejected before the
+        weights change: no update, no optimizer step (`self.rejected` is set to True). A
+        closed-form update (`apply_update`) changes the weights itself; its non-finite loss is
+        flagged the same way, and `train` stops before any checkpoint is written.
+        """
+        loss, tokens, grads, non_finite = self.strategy.run(self._replica_train_step,
+                                                            args=(batch,))
         reduce = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
+        rejected = reduce(non_finite) > 0
+        self.rejected.assign(rejected)
+        if grads is not None:  # the update runs in cross-replica context: every replica agrees
+            tf.cond(rejected, lambda: None,
+                    lambda: self.strategy.run(self._replica_apply, args=(grads,)))
         return reduce(loss), reduce(tokens)
 
     def _replica_eval_step(self, batch):
@@ -172,14 +194,29 @@ class Trainer:
         for step in range(start + 1, total_steps + 1):
             loss, tokens = self._train_step(next(data))
             loss = float(loss)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at step {step}; last checkpoint "
-                                         f"kept in place (lower --learning_rate?)")
+            if bool(self.rejected.numpy()) or not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"step {step}: the loss ({loss}) or a gradient is not finite; the step was "
+                    f"rejected and the run stopped{self._kept(checkpoints)}. Rerun with other "
+                    "settings (e.g. a lower --learning_rate or --clip_norm) to resume from it")
             progress.update(step, loss, float(tokens))
             if step % checkpoint_every == 0 or step == total_steps:
+                bad = [v.path for v in self.model.variables if not _all_finite(v)]
+                if bad:  # a finite gradient may still overflow a weight: never save that
+                    raise FloatingPointError(
+                        f"step {step}: weights {', '.join(bad[:5])} are not finite; not saved, "
+                        f"the run stopped{self._kept(checkpoints)}. Rerun with other settings "
+                        "(e.g. a lower --learning_rate) to resume from it")
                 checkpoints.save(step)
             if on_eval is not None and eval_every and step % eval_every == 0 and step != total_steps:
                 on_eval(step)
+
+    @staticmethod
+    def _kept(checkpoints: Checkpoints) -> str:
+        if not checkpoints.chief:
+            return ""
+        latest = checkpoints.latest
+        return f"; the last checkpoint {latest} is kept" if latest else " before any checkpoint"
 
     def evaluate(self, dataset: tf.data.Dataset, max_batches: int = 0) -> dict[str, float]:
         """The model's metrics on `dataset` (every example once), from summed statistics."""
@@ -192,6 +229,18 @@ class Trainer:
         if not sums or sums.get("tokens", 1) == 0:  # never a perfect-looking metric over nothing
             raise ValueError("evaluation dataset is empty (0 tokens)")
         return self.model.metrics_from_sums(sums)
+
+
+def _count_non_finite(tensors) -> tf.Tensor:
+    """float32 scalar: how many of `tensors` (None or IndexedSlices allowed) hold a NaN or inf."""
+    values = [t.values if isinstance(t, tf.IndexedSlices) else t for t in tensors if t is not None]
+    return tf.add_n([1.0 - tf.cast(tf.reduce_all(tf.math.is_finite(v)), tf.float32)
+                     for v in values])
+
+
+def _all_finite(variable) -> bool:
+    value = tf.convert_to_tensor(variable)
+    return not value.dtype.is_floating or bool(tf.reduce_all(tf.math.is_finite(value)))
 
 
 def write_metrics(writer, step: int, metrics: Mapping[str, float], prefix: str) -> None:
