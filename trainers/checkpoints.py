@@ -13,8 +13,8 @@
   start time) is created atomically; a second trainer is refused at once naming the holder; a
   lock whose process is gone (killed) is stale and taken over. Under the lock, `ckpt-N_temp`
   folders of saves that were killed midway are removed.
-- `claim_model_dir` records the model, dataset and hyperparameters in `tflv_run.json` (written
-  to a temporary file and renamed) and refuses a directory holding a different run.
+- `trainers.run_record.claim_model_dir` records the run in `tflv_run.json` and refuses a
+  directory holding a different run.
 - Under multi-worker training every worker must take part in saving; only the chief writes to
   `model_dir`, the others to a scratch folder that is removed afterwards.
 """
@@ -27,12 +27,10 @@ import re
 import shutil
 import socket
 import time
-from typing import Callable
 
 import tensorflow as tf
 from absl import logging
 
-RUN_FILE = "tflv_run.json"
 LOCK_FILE = "tflv.lock"
 UNREADABLE_DIR = "unreadable"
 _CHECKPOINT = re.compile(r"ckpt-(\d+)\.index")
@@ -48,43 +46,6 @@ def untracked_variables(model) -> list:
     """
     tracked = {id(t) for t in tf.train.TrackableView(model).descendants()}
     return [v for v in model.variables if id(v) not in tracked]
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def claim_model_dir(model_dir: str, run: dict,
-                    upgrade: Callable[[dict], dict] = lambda held: held) -> None:
-    """Records `run` in `model_dir`, or checks that the directory already holds this run.
-
-    `upgrade` maps the run description the directory holds, perhaps written by an older tflv, to
-    today's form before the two are compared.
-
-    Raises:
-      ValueError: `model_dir` holds checkpoints of another model, dataset or hyperparameters.
-    """
-    tf.io.gfile.makedirs(model_dir)
-    path = os.path.join(model_dir, RUN_FILE)
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path) as f:
-            held = upgrade(json.load(f))
-        if held != run:
-            diff = {k: (held.get(k), run.get(k)) for k in set(held) | set(run)
-                    if held.get(k) != run.get(k)}
-            raise ValueError(
-                f"--model_dir={model_dir} holds a different run ({RUN_FILE}: "
-                + ", ".join(f"{k}: held {a!r}, asked {b!r}" for k, (a, b) in sorted(diff.items()))
-                + "); choose another --model_dir or remove that one")
-        return
-    if tf.train.latest_checkpoint(model_dir):
-        raise ValueError(f"--model_dir={model_dir} holds checkpoints without {RUN_FILE} "
-                         "(not written by tflv); choose another --model_dir")
-    atomic_write_text(path, json.dumps(run, indent=1, sort_keys=True))
 
 
 def checkpoint_files(model_dir: str) -> list[str]:
@@ -130,6 +91,8 @@ class Checkpoints:
         self.max_to_keep = max_to_keep
         self.scratch = os.path.join(model_dir, f".worker{worker_id}")
         self.manager = None
+        if not chief:  # what a killed worker left
+            shutil.rmtree(self.scratch, ignore_errors=True)
         if chief:
             _, problem = read_index(model_dir)
             if problem is not None and problem != "missing" or \

@@ -25,8 +25,11 @@ import data
 from data.paths import resolve_data_dir
 from tflv.models import HParams, get_model_class, serving
 from trainers import flags as tflv_flags
-from trainers.checkpoints import RUN_FILE, Checkpoints, claim_model_dir
+from trainers.checkpoints import (Checkpoints, ModelDirBusyError, ModelDirLock,
+                                  remove_stale_temp_folders)
 from trainers.loop import Progress, Trainer, learning_rate_schedule, write_metrics
+from trainers.run_record import (RUN_FILE, claim_model_dir, load_run_vocab,
+                                 vocabulary_differences, with_run_vocab)
 from trainers.strategy import is_chief, make_strategy, split_cpu, task_id
 
 FLAGS = tflv_flags.FLAGS
@@ -37,22 +40,38 @@ def dataset_options(dataset: str) -> dict:
     return {"variant": FLAGS.news20_variant} if dataset == "news20" else {}
 
 
-def form_options(form: str, train: bool) -> dict:
+def sequence_settings(form: str, sequence: dict) -> dict:
+    """The sequence settings a form uses: a stream's `seq_len`, sentences' `max_length`."""
+    if form == "stream":
+        return {"seq_len": sequence["seq_len"]}
+    if form in SEQUENCE_FORMS:
+        return {"max_length": sequence["max_length"]}
+    return {}
+
+
+def form_options(form: str, train: bool, sequence: dict) -> dict:
     """Options of `Corpus.dataset` for a form: window length, or the training length cut-off."""
     if form == "stream":
-        return {"seq_len": FLAGS.seq_len}
-    if form in SEQUENCE_FORMS and train and FLAGS.max_length:
-        return {"max_length": FLAGS.max_length}
+        return {"seq_len": sequence["seq_len"]}
+    if form in SEQUENCE_FORMS and train and sequence.get("max_length"):
+        return {"max_length": sequence["max_length"]}
     return {}
 
 
 def run_description() -> dict:
-    """What a model directory holds: model, dataset and the settings that shape the weights."""
+    """What a model directory records (`trainers.run_record`): model, dataset, the settings that
+    shape the weights and fix the data position, and the training settings (which may change)."""
     return {
         "model": FLAGS.model,
         "dataset": FLAGS.dataset,
         "dataset_options": dataset_options(FLAGS.dataset),
         "hparams": {name: FLAGS[name].value for name in tflv_flags.MODEL_FLAGS},
+        "batch_size": FLAGS.batch_size,
+        "seed": FLAGS.seed,
+        "sequence": {"seq_len": FLAGS.seq_len, "max_length": FLAGS.max_length},
+        "training": {"train_steps": FLAGS.train_steps, "learning_rate": FLAGS.learning_rate,
+                     "learning_rate_schedule": FLAGS.learning_rate_schedule,
+                     "clip_norm": FLAGS.clip_norm},
     }
 
 
@@ -66,11 +85,16 @@ def with_new_hparams(run: dict, names) -> dict:
     return {**run, "hparams": {**added, **run["hparams"]}}
 
 
-def make_trainer(run: dict, strategy: tf.distribute.Strategy):
+def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict | None = None):
     """The corpus and a `Trainer` whose model is built as `run` describes.
 
     `run["hparams"]` is narrowed to the hyperparameters the model read, which is what a model
     directory records; a recorded run may lack those added since (`with_new_hparams`).
+    `run["sequence"]` is narrowed to the settings of the model's input form, and
+    `run["train_data"]` set to the size of the training split. With `vocabularies` (those saved
+    with a run) that differ from the data's, the model is built over them and the returned
+    corpus carries them (`with_run_vocab`), for export and sampling; its datasets are then not
+    the run's and the training dataset returned is None.
     """
     model_cls = get_model_class(run["model"])
     if run["dataset"] not in model_cls.datasets:
@@ -79,8 +103,13 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
     corpus = data.load(run["dataset"], data_dir=resolve_data_dir(FLAGS.data_dir),
                        **run["dataset_options"])
     hparams = HParams(with_new_hparams(run, tflv_flags.MODEL_FLAGS)["hparams"])
+    changed = bool(vocabularies) and bool(vocabulary_differences(vocabularies, corpus))
+    if changed:
+        logging.warning("the data's vocabularies differ from those saved with the run; "
+                        "building the model over the saved ones")
+        corpus = with_run_vocab(corpus, vocabularies)
     trainer = Trainer(lambda: model_cls.from_corpus(corpus, hparams), strategy,
-                      global_batch_size=FLAGS.batch_size,
+                      global_batch_size=run["batch_size"],
                       learning_rate=learning_rate_schedule(
                           FLAGS.learning_rate, FLAGS.learning_rate_schedule, FLAGS.train_steps),
                       clip_norm=FLAGS.clip_norm)
@@ -89,35 +118,49 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
         raise app.UsageError(f"--model={run['model']} does not use "
                              + ", ".join(f"--{name}" for name in unused))
     run["hparams"] = {name: hparams[name] for name in sorted(hparams.read)}
-    train_ds = corpus.dataset("train", model_cls.input_form, FLAGS.batch_size, shuffle=True,
-                              seed=FLAGS.seed, repeat=True,
-                              **form_options(model_cls.input_form, train=True))
+    form = model_cls.input_form
+    run["sequence"] = sequence_settings(form, {**run_description()["sequence"], **run["sequence"]})
+    run["train_data"] = {"tokens": corpus.num_tokens("train"),
+                         "examples": corpus.num_examples("train")}
+    if changed:  # a batch of the saved vocabularies fixes the shapes
+        from trainers.export import TextBatcher
+        batcher = TextBatcher(corpus, form)
+        trainer.build(batcher(*[tf.constant(["<unk>"])] * batcher.num_texts))
+        return corpus, trainer, None
+    train_ds = corpus.dataset("train", form, run["batch_size"], shuffle=True, seed=run["seed"],
+                              repeat=True, **form_options(form, True, run["sequence"]))
     trainer.build(next(iter(train_ds)))
     return corpus, trainer, train_ds
 
 
 def restore_run(model_dir: str):
     """The run description (`tflv_run.json`) of the trained run in `model_dir`, its corpus and a
-    `Trainer` built as it says and restored from its newest readable checkpoint."""
+    `Trainer` built as it says and restored from its newest readable checkpoint.
+
+    The model is built over the vocabularies saved with the run, whatever the data root holds
+    now; the returned corpus carries them (`trainers.run_record`)."""
     run_file = os.path.join(model_dir or "", RUN_FILE)
     if not model_dir or not os.path.exists(run_file):
         raise app.UsageError(f"--model_dir must be a trained run (no {run_file})")
     with open(run_file) as f:
-        run = json.load(f)
-    corpus, trainer, _ = make_trainer(run, tf.distribute.get_strategy())
+        run = {**run_description(), **json.load(f)}  # entries an older record lacks: flags
+    corpus, trainer, _ = make_trainer(run, tf.distribute.get_strategy(), load_run_vocab(model_dir))
     if Checkpoints(trainer.checkpoint, model_dir).restore_latest(model_dir) is None:
         raise app.UsageError(f"no checkpoint in --model_dir={model_dir}")
     return run, corpus, trainer
 
 
-def evaluate_splits(trainer: Trainer, corpus, writer, splits=("valid", "test")) -> dict:
-    """Metrics on `valid` (prefixed `valid_`) and `test`, those of `splits` the corpus has."""
+def evaluate_splits(trainer: Trainer, corpus, writer, sequence: dict,
+                    splits=("valid", "test")) -> dict:
+    """Metrics on `valid` (prefixed `valid_`) and `test`, those of `splits` the corpus has
+    (a corpus without a `valid` split, e.g. news20, skips it)."""
     form = type(trainer.model).input_form
     result = {}
     for split, prefix in (("valid", "valid_"), ("test", "")):
         if split not in splits or split not in corpus.splits:
             continue
-        dataset = corpus.dataset(split, form, FLAGS.eval_batch_size, **form_options(form, False))
+        dataset = corpus.dataset(split, form, FLAGS.eval_batch_size,
+                                 **form_options(form, False, sequence))
         metrics = trainer.evaluate(dataset, FLAGS.max_eval_batches)
         with writer.as_default(step=trainer.step):  # what it draws (topics, tag confusion)
             metrics.update(trainer.model.evaluate_corpus(corpus, split, FLAGS.eval_batch_size))
@@ -150,10 +193,31 @@ def main(argv):
     keras.utils.set_random_seed(FLAGS.seed)
     chief = is_chief(strategy)
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{FLAGS.model}_{FLAGS.dataset}")
+    lock = None
+    if chief:  # one writer per model_dir, refused at once
+        try:
+            lock = ModelDirLock(model_dir).acquire()
+        except ModelDirBusyError as err:
+            raise SystemExit(f"tflv-train: {err}") from None
+        remove_stale_temp_folders(model_dir)
+    try:
+        train_and_evaluate(strategy, chief, model_dir)
+    except (ValueError, FloatingPointError) as err:
+        if not isinstance(err, FloatingPointError) and "--model_dir=" not in str(err):
+            raise
+        raise SystemExit(f"tflv-train: {err}") from None  # a refused resume, a rejected step
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir: str) -> None:
+    """Trains (resuming what `model_dir` holds), evaluates, exports; prints the RESULT line."""
     run = run_description()
     corpus, trainer, train_ds = make_trainer(run, strategy)
     if chief:
-        claim_model_dir(model_dir, run, upgrade=lambda held: with_new_hparams(held, run["hparams"]))
+        claim_model_dir(model_dir, run, corpus,
+                        upgrade=lambda held: with_new_hparams(held, run["hparams"]))
     checkpoints = Checkpoints(trainer.checkpoint, model_dir, chief, task_id(strategy))
     restored = checkpoints.restore_latest(model_dir)
     if restored:
@@ -165,10 +229,11 @@ def main(argv):
                   Progress(FLAGS.train_steps, trainer.step, writer, FLAGS.log_every,
                            print_fn=lambda line: print(line, flush=True)),
                   FLAGS.checkpoint_every, eval_every=FLAGS.eval_every,
-                  on_eval=lambda step: evaluate_splits(trainer, corpus, writer, ("valid",)))
+                  on_eval=lambda step: evaluate_splits(trainer, corpus, writer, run["sequence"],
+                                                       ("valid",)))
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
               "train_seconds": round(time.perf_counter() - start, 1),
-              **evaluate_splits(trainer, corpus, writer)}
+              **evaluate_splits(trainer, corpus, writer, run["sequence"])}
     write_prior_samples(trainer.model, corpus, writer, trainer.step)
     writer.flush()
     if FLAGS.export_dir and chief:

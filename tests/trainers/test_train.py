@@ -6,7 +6,12 @@ checkpoint skipped by name; another run's --model_dir refused; unknown names lis
 flags refused; a run recorded before some of its hyperparameters existed resumed and exported;
 SavedModel export scored in a fresh process where tflv cannot be imported.
 
-Faults (issue 18): an empty split is an error naming its file, never a metric over 0 tokens.
+Faults (issue 18): an empty split is an error naming its file, never a metric over 0 tokens; a
+second trainer on a busy model_dir, a stale lock, a lost checkpoint index (in the SIGKILL test); a
+resume that would change the batch size, seed, sequence length or vocabulary is refused listing
+the differences, while the learning rate may change; export uses the run's saved vocabulary
+whatever the data root holds now; non-finite weights are never saved and a rerun with a lower
+learning rate resumes the last finite checkpoint.
 """
 import json
 import os
@@ -73,6 +78,10 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_sigkill_then_resume(tmp_path):
+    # Also (issue 18): a second trainer on the busy model_dir is refused at once; the killed
+    # run's lock is stale and taken over; a save killed midway leaves a ckpt-N_temp folder,
+    # removed; a lost `checkpoint` index no longer restarts from step 0 (overwriting the
+    # checkpoints): the newest checkpoint is found from the files.
     model_dir = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "trainers.train", *TINY, "--train_steps=100000",
                              "--checkpoint_every=5", f"--model_dir={model_dir}"], cwd=REPO,
@@ -80,16 +89,25 @@ def test_sigkill_then_resume(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not (model_dir / "checkpoint").exists():
         time.sleep(0.5)
-    time.sleep(1.0)
+    second = train("--train_steps=100000", f"--model_dir={model_dir}", check=False)
+    assert proc.poll() is None, "the first trainer ended early"
+    assert second.returncode != 0 and "RESULT" not in second.stdout
+    assert f"in use by another trainer (pid {proc.pid}" in second.stderr
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (model_dir / "checkpoint").exists(), "no checkpoint written before the kill"
-    saved = int(re.search(r'model_checkpoint_path: "ckpt-(\d+)"',
-                          (model_dir / "checkpoint").read_text()).group(1))
+    (model_dir / "checkpoint").unlink()
+    # The newest complete checkpoint (it may be newer than the index, killed before updating it).
+    saved = max(int(re.fullmatch(r"ckpt-(\d+)\.index", p.name).group(1))
+                for p in model_dir.glob("ckpt-*.index"))
+    (model_dir / f"ckpt-{saved + 5}_temp" / "part-00000-of-00001").mkdir(parents=True)
     resumed = train(f"--train_steps={saved + 2}", f"--model_dir={model_dir}",
                     "--checkpoint_every=5")
     assert f"at step {saved}" in resumed.stdout
     assert result_of(resumed)["step"] == saved + 2
+    assert "took over the stale lock" in resumed.stderr and f"pid {proc.pid}" in resumed.stderr
+    assert "the checkpoint index was missing" in resumed.stderr
+    assert not list(model_dir.glob("*_temp")) and not (model_dir / "tflv.lock").exists()
 
 
 def test_corrupt_checkpoint_falls_back_by_name(tmp_path):
@@ -224,3 +242,58 @@ def test_empty_test_split_is_an_error_naming_the_file(tmp_path):
                  f"--model_dir={tmp_path / 'run'}", check=False)
     assert proc.returncode != 0 and "RESULT" not in proc.stdout
     assert f"{tmp_path / 'ptb' / 'ptb.test.txt'}:1: expected at least one line" in proc.stderr
+
+
+def test_resume_refuses_changed_meaning_and_allows_a_new_learning_rate(tmp_path):
+    train("--train_steps=2", "--checkpoint_every=2", f"--model_dir={tmp_path}")
+    changed = train("--train_steps=3", f"--model_dir={tmp_path}", "--batch_size=4", "--seed=1",
+                    "--seq_len=12", check=False)
+    assert changed.returncode != 0 and "RESULT" not in changed.stdout
+    for difference in ("batch_size: held 8, asked 4", "seed: held 0, asked 1",
+                       "sequence: held {'seq_len': 10}, asked {'seq_len': 12}"):
+        assert difference in changed.stderr
+    # Weights that overflow (an absurd step size) are never saved: the run stops naming the step.
+    overflow = train("--train_steps=4", f"--model_dir={tmp_path}", "--learning_rate=1e39",
+                     "--checkpoint_every=1", check=False)
+    assert overflow.returncode != 0 and "step 3: " in overflow.stderr
+    assert "not finite" in overflow.stderr and "ckpt-2 is kept" in overflow.stderr
+    assert tf_latest(tmp_path).endswith("ckpt-2")
+    rerun = train("--train_steps=3", f"--model_dir={tmp_path}", "--learning_rate=1e-3")
+    assert "at step 2" in rerun.stdout and np.isfinite(result_of(rerun)["nll"])
+    record = json.loads((tmp_path / "tflv_run.json").read_text())
+    assert record["training"]["learning_rate"] == 1e-3 and record["batch_size"] == 8
+
+
+def test_vocabulary_is_the_runs_whatever_the_data_root_holds(tmp_path):
+    ptb = tmp_path / "data" / "ptb"
+    ptb.mkdir(parents=True)
+    for split, text in (("train", "a b c\nb c a\n"), ("valid", "a b\n"), ("test", "c a\n")):
+        (ptb / f"ptb.{split}.txt").write_text(text)
+    run = ["--dataset=ptb", f"--data_dir={tmp_path / 'data'}", f"--model_dir={tmp_path / 'run'}"]
+    train("--train_steps=1", *run)
+    assert (tmp_path / "run" / "vocab" / "vocab.txt").read_text().split("\n")[4:7] == \
+        ["a", "b", "c"]
+    with open(ptb / "ptb.train.txt", "a") as f:  # one appended line renumbers every word
+        f.write("zz zz zz c c\n")
+    resumed = train("--train_steps=2", *run, check=False)
+    assert resumed.returncode != 0 and "RESULT" not in resumed.stdout
+    assert "vocab: 7 ids saved, 8 in the data now; 3 words renumbered; new words ['zz']" \
+        in resumed.stderr
+    exported = subprocess.run(
+        [sys.executable, "-m", "trainers.export", f"--model_dir={tmp_path / 'run'}",
+         f"--data_dir={tmp_path / 'data'}", f"--export_dir={tmp_path / 'export'}"], cwd=REPO,
+        capture_output=True, text=True, timeout=240)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    score = tf_load(tmp_path / "export").signatures["score"]
+    log_prob = score(text=tf_constant(["a zz", "a <unk>", "a c"]))["log_prob"].numpy()
+    assert log_prob[0] == log_prob[1] != log_prob[2]  # 'zz' is not a word of the run
+
+
+def tf_load(path):
+    import tensorflow as tf
+    return tf.saved_model.load(str(path))
+
+
+def tf_constant(values):
+    import tensorflow as tf
+    return tf.constant(values)
