@@ -18,6 +18,9 @@ flags.DEFINE_integer("batch_size", 32, "Global batch size (split across replicas
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                   "tf.distribute strategy: one device, all local GPUs (or CPU devices), or "
                   "several machines from TF_CONFIG.")
+flags.DEFINE_float("worker_timeout", 120.0, "--strategy=multi_worker: the longest wait on another "
+                   "worker (joining at start, one collective step, heartbeats), in seconds; past "
+                   "it the job stops with a message.")
 flags.DEFINE_string("model_dir", None, "Checkpoints and TensorBoard summaries (default "
                     "runs/MODEL_DATASET).")
 flags.DEFINE_string("export_dir", None, "If set, write a SavedModel here after training.")
@@ -120,7 +123,8 @@ _AT_LEAST = {"train_steps": 1, "batch_size": 1, "eval_batch_size": 1, "log_every
              "iw_samples": 0, "kl_warmup_steps": 1, "num_flows": 1, "bleu_max_examples": 0,
              "em_pseudo_count": 0, "mean_field_iterations": 1, "attention_samples": 1,
              "summary_samples": 1, "sa_vae_max_grad_norm": 0, "em_decay": 0}
-_POSITIVE = ("learning_rate", "gumbel_temperature", "vmf_concentration", "sa_vae_step_size")
+_POSITIVE = ("learning_rate", "worker_timeout", "gumbel_temperature", "vmf_concentration",
+             "sa_vae_step_size")
 _UNIT_INTERVAL = ("dropout", "word_dropout")  # probabilities in [0, 1)
 
 

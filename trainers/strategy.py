@@ -3,6 +3,13 @@
 `mirrored` takes every local GPU with no further flag; on a machine without GPUs it mirrors
 over the logical CPU devices (see `--num_cpu_devices`), which is how tests exercise it.
 `multi_worker` reads the cluster from the `TF_CONFIG` environment variable.
+
+Fault model of `multi_worker` (README.md, "Faults"): every wait on another worker is bounded by
+`worker_timeout` seconds: joining the cluster at start (a worker whose peers are gone, e.g. one
+restarted alone after the job ended, stops instead of waiting silently), each collective
+operation, and the coordination service's heartbeats, by which a killed worker is noticed. The
+surviving workers then fail with a `tf.errors.OpError` that the trainer reports as a lost worker
+(`is_worker_failure`); restarting every worker resumes from the last checkpoint.
 """
 from __future__ import annotations
 
@@ -46,8 +53,37 @@ def _mirrored(devices: list[str]) -> tf.distribute.MirroredStrategy:
         cls._collective_key_base = 0
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The strategy called `name`."""
+def _configure_coordination(cluster_spec, timeout_seconds: float) -> None:
+    """Starts TensorFlow's coordination service as `MultiWorkerMirroredStrategy` would, but with
+    bounded waits: registration of every task, heartbeats and the shutdown barrier.
+
+    `MultiWorkerMirroredStrategy` configures the service only when none is configured, with
+    unbounded (one hour) registration; TensorFlow offers no public setting for these timeouts.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster_spec.num_tasks(job))
+            for job in ("chief", "worker") if job in cluster_spec.jobs]
+    milliseconds = int(timeout_seconds * 1000)
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(cluster_spec),
+        coordinated_jobs=jobs, cluster_register_timeout_in_ms=milliseconds,
+        heartbeat_timeout_in_ms=min(milliseconds, 10_000),
+        shutdown_barrier_timeout_in_ms=milliseconds)
+
+
+def is_worker_failure(error: BaseException) -> bool:
+    """Whether `error` is how a multi-worker step or start fails when a peer is lost."""
+    return isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError,
+                              tf.errors.CancelledError, tf.errors.DeadlineExceededError,
+                              tf.errors.InternalError, tf.errors.UnknownError))
+
+
+def make_strategy(name: str, worker_timeout: float = 120.0) -> tf.distribute.Strategy:
+    """The strategy called `name`; `worker_timeout` bounds multi-worker waits (seconds)."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -58,7 +94,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         if "TF_CONFIG" not in os.environ:
             raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
                              "(cluster and task); see README.md")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        _configure_coordination(resolver.cluster_spec(), worker_timeout)
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            cluster_resolver=resolver,
+            communication_options=tf.distribute.experimental.CommunicationOptions(
+                timeout_seconds=worker_timeout))
     raise ValueError(f"unknown --strategy={name!r}; valid: default, mirrored, multi_worker")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import keras
@@ -30,7 +31,7 @@ from trainers.checkpoints import (Checkpoints, ModelDirBusyError, ModelDirLock,
 from trainers.loop import Progress, Trainer, learning_rate_schedule, write_metrics
 from trainers.run_record import (RUN_FILE, claim_model_dir, load_run_vocab,
                                  vocabulary_differences, with_run_vocab)
-from trainers.strategy import is_chief, make_strategy, split_cpu, task_id
+from trainers.strategy import is_chief, is_worker_failure, make_strategy, split_cpu, task_id
 
 FLAGS = tflv_flags.FLAGS
 SEQUENCE_FORMS = ("sentences", "tokens", "tagged", "parallel")
@@ -189,7 +190,13 @@ def main(argv):
     if not FLAGS["verbosity"].present:  # TensorFlow's INFO chatter would bury the progress lines
         logging.set_verbosity(logging.WARNING)
     split_cpu(FLAGS.num_cpu_devices)
-    strategy = make_strategy(FLAGS.strategy)  # before any op: multi-worker needs it first
+    try:  # before any op: multi-worker needs it first
+        strategy = make_strategy(FLAGS.strategy, FLAGS.worker_timeout)
+    except tf.errors.OpError as err:
+        if not is_worker_failure(err):
+            raise
+        _stop_lost_worker(err, "could not join the other workers within "
+                          f"--worker_timeout={FLAGS.worker_timeout:g}s", None)
     keras.utils.set_random_seed(FLAGS.seed)
     chief = is_chief(strategy)
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{FLAGS.model}_{FLAGS.dataset}")
@@ -206,9 +213,30 @@ def main(argv):
         if not isinstance(err, FloatingPointError) and "--model_dir=" not in str(err):
             raise
         raise SystemExit(f"tflv-train: {err}") from None  # a refused resume, a rejected step
+    except tf.errors.OpError as err:
+        if FLAGS.strategy != "multi_worker" or not is_worker_failure(err):
+            raise
+        if lock is not None:
+            lock.release()
+        _stop_lost_worker(err, "lost a worker", model_dir)
     finally:
         if lock is not None:
             lock.release()
+
+
+def _stop_lost_worker(err: tf.errors.OpError, what: str, model_dir: str | None):
+    """Ends this worker of a multi-worker job that lost a peer, with a message (exit code 3)."""
+    latest = tf.train.latest_checkpoint(model_dir) if model_dir else None
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+    cause = next((line for line in lines if any(
+        word in line for word in ("abort", "unhealthy", "reset", "unavailable", "deadline",
+                                  "Deadline", "timed out", "heartbeat"))), lines[0])
+    print(f"tflv-train: the multi-worker job {what} ({type(err).__name__}: {cause[:300]}); "
+          "this worker stops. "
+          + (f"The last checkpoint is {latest}. " if latest else "")
+          + "Restart every worker (the same command and TF_CONFIG) to resume.",
+          file=sys.stderr, flush=True)
+    os._exit(3)  # the runtime may wait on the lost peer at interpreter exit
 
 
 def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir: str) -> None:

@@ -11,7 +11,8 @@ second trainer on a busy model_dir, a stale lock, a lost checkpoint index (in th
 resume that would change the batch size, seed, sequence length or vocabulary is refused listing
 the differences, while the learning rate may change; export uses the run's saved vocabulary
 whatever the data root holds now; non-finite weights are never saved and a rerun with a lower
-learning rate resumes the last finite checkpoint.
+learning rate resumes the last finite checkpoint; a killed multi-worker worker ends the job on
+every worker with a message within a bounded time, and restarting the workers resumes.
 """
 import json
 import os
@@ -226,6 +227,47 @@ def test_multi_worker_two_processes_on_loopback(tmp_path):
     assert tf_latest(tmp_path).endswith("ckpt-3")
     assert not (tmp_path / ".worker1").exists()
     assert len(os.listdir(tmp_path / "summaries")) == 1  # the chief's events file alone
+
+
+def _start_worker(cluster, index, model_dir, *args):
+    env = dict(os.environ, TF_CONFIG=json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainers.train", *TINY, "--strategy=multi_worker",
+         f"--model_dir={model_dir}", *args], cwd=REPO, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_multi_worker_killed_worker_ends_the_job_and_a_restart_resumes(tmp_path):
+    # Before: the chief died with a collective-ops traceback and a worker restarted alone waited
+    # silently for ever. Now every worker stops with a message within a bounded time (the
+    # coordination service's heartbeat, --worker_timeout), and restarting all of them resumes.
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = [_start_worker(cluster, i, tmp_path, "--train_steps=100000",
+                             "--checkpoint_every=2", "--worker_timeout=60") for i in range(2)]
+    deadline = time.time() + 180
+    while time.time() < deadline and not (tmp_path / "checkpoint").exists():
+        time.sleep(0.5)
+    assert (tmp_path / "checkpoint").exists(), workers[0].communicate(timeout=5)
+    workers[1].send_signal(signal.SIGKILL)
+    killed = time.time()
+    _, err = workers[0].communicate(timeout=90)
+    assert workers[0].returncode == 3 and time.time() - killed < 90
+    assert "the multi-worker job lost a worker" in err and "Restart every worker" in err
+    # The killed worker restarted alone finds no job: it stops after --worker_timeout.
+    alone = _start_worker(cluster, 1, tmp_path, "--train_steps=100000", "--worker_timeout=5")
+    _, err = alone.communicate(timeout=120)
+    assert alone.returncode == 3 and "could not join the other workers within " \
+        "--worker_timeout=5s" in err
+    saved = int(tf_latest(tmp_path).rsplit("-", 1)[1])
+    restarted = [_start_worker(cluster, i, tmp_path, f"--train_steps={saved + 2}")
+                 for i in range(2)]
+    for proc in restarted:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out + err
+        assert f"at step {saved}" in out and result_of(
+            subprocess.CompletedProcess([], 0, out, err))["step"] == saved + 2
 
 
 def tf_latest(model_dir):
