@@ -85,14 +85,14 @@ class Checkpoints:
 
     def __init__(self, checkpoint: tf.train.Checkpoint, model_dir: str, chief: bool = True,
                  worker_id: int = 0, max_to_keep: int = 3):
+        """`chief=False`: a reader (export, sampling) or a non-chief worker; it writes nothing
+        to `model_dir` (a worker saves to its scratch folder `.worker{worker_id}`)."""
         self.checkpoint = checkpoint
         self.chief = chief
         self.model_dir = model_dir
         self.max_to_keep = max_to_keep
         self.scratch = os.path.join(model_dir, f".worker{worker_id}")
         self.manager = None
-        if not chief:  # what a killed worker left
-            shutil.rmtree(self.scratch, ignore_errors=True)
         if chief:
             _, problem = read_index(model_dir)
             if problem is not None and problem != "missing" or \
@@ -168,6 +168,7 @@ class Checkpoints:
         if self.chief:
             self.manager.save(checkpoint_number=step)
         else:  # takes part in the collective save, then discards its copy
+            shutil.rmtree(self.scratch, ignore_errors=True)  # what a killed worker left
             self.checkpoint.write(os.path.join(self.scratch, "ckpt"))
             shutil.rmtree(self.scratch, ignore_errors=True)
 

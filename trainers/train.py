@@ -146,7 +146,8 @@ def restore_run(model_dir: str):
     with open(run_file) as f:
         run = {**run_description(), **json.load(f)}  # entries an older record lacks: flags
     corpus, trainer, _ = make_trainer(run, tf.distribute.get_strategy(), load_run_vocab(model_dir))
-    if Checkpoints(trainer.checkpoint, model_dir).restore_latest(model_dir) is None:
+    reader = Checkpoints(trainer.checkpoint, model_dir, chief=False)  # writes nothing
+    if reader.restore_latest(model_dir) is None:
         raise app.UsageError(f"no checkpoint in --model_dir={model_dir}")
     return run, corpus, trainer
 
