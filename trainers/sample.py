@@ -21,6 +21,7 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import app, flags
 
+from trainers import cli
 from trainers import flags as tflv_flags
 from trainers.export import TextBatcher
 
@@ -32,6 +33,10 @@ flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the decoder (0: g
 flags.DEFINE_string("sentence_a", None, "homotopy: the first sentence (whitespace-tokenized).")
 flags.DEFINE_string("sentence_b", None, "homotopy: the second sentence.")
 flags.DEFINE_integer("num_points", 5, "homotopy: codes on the line, endpoints included (>= 2).")
+HELP_SECTIONS = [("Flags of trainers.sample", (
+    ("model_dir", "A trained run: its tflv_run.json and checkpoints (required)."), "mode",
+    "num_samples", "sample_length", "temperature", "sentence_a", "sentence_b", "num_points", "seed",
+    "data_dir"))]
 
 
 def generate(model, batcher: TextBatcher, mode: str, seed: int) -> list[str]:
@@ -69,5 +74,10 @@ def main(argv):
         print(text, flush=True)
 
 
+def run():
+    """Entry point of `python -m trainers.sample`."""
+    cli.run(main, __doc__, HELP_SECTIONS)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

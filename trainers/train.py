@@ -24,8 +24,10 @@ from absl import app, logging
 import data
 from data.paths import resolve_data_dir
 from tflv.models import HParams, get_model_class, serving
+from trainers import cli
 from trainers import flags as tflv_flags
 from trainers.checkpoints import RUN_FILE, Checkpoints, claim_model_dir
+from trainers.collapse import collapse_warning
 from trainers.loop import Progress, Trainer, learning_rate_schedule, write_metrics
 from trainers.strategy import is_chief, make_strategy, split_cpu, task_id
 
@@ -96,6 +98,21 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
     return corpus, trainer, train_ds
 
 
+def kl_warmup_steps(model_dir: str, given: int | None, train_steps: int) -> int:
+    """`--kl_warmup_steps`: as `given`; if absent, what the run in `model_dir` recorded (a resumed
+    run keeps its schedule whatever its new `--train_steps`), else
+    `flags.default_kl_warmup_steps(train_steps)`."""
+    if given is not None:
+        return given
+    run_file = os.path.join(model_dir, RUN_FILE)
+    if tf.io.gfile.exists(run_file):
+        with tf.io.gfile.GFile(run_file) as f:
+            held = json.load(f).get("hparams", {}).get("kl_warmup_steps")
+        if held:
+            return held
+    return tflv_flags.default_kl_warmup_steps(train_steps)
+
+
 def restore_run(model_dir: str):
     """The run description (`tflv_run.json`) of the trained run in `model_dir`, its corpus and a
     `Trainer` built as it says and restored from its newest readable checkpoint."""
@@ -143,13 +160,13 @@ def write_prior_samples(model, corpus, writer, step: int, count: int = 8, length
 
 def main(argv):
     del argv
-    if not FLAGS["verbosity"].present:  # TensorFlow's INFO chatter would bury the progress lines
-        logging.set_verbosity(logging.WARNING)
     split_cpu(FLAGS.num_cpu_devices)
     strategy = make_strategy(FLAGS.strategy)  # before any op: multi-worker needs it first
     keras.utils.set_random_seed(FLAGS.seed)
     chief = is_chief(strategy)
+    print(cli.device_line(strategy), flush=True)
     model_dir = FLAGS.model_dir or os.path.join("runs", f"{FLAGS.model}_{FLAGS.dataset}")
+    FLAGS.kl_warmup_steps = kl_warmup_steps(model_dir, FLAGS.kl_warmup_steps, FLAGS.train_steps)
     run = run_description()
     corpus, trainer, train_ds = make_trainer(run, strategy)
     if chief:
@@ -169,6 +186,9 @@ def main(argv):
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
               "train_seconds": round(time.perf_counter() - start, 1),
               **evaluate_splits(trainer, corpus, writer)}
+    warning = collapse_warning(FLAGS.model, result)
+    if warning:
+        logging.warning(warning)
     write_prior_samples(trainer.model, corpus, writer, trainer.step)
     writer.flush()
     if FLAGS.export_dir and chief:
@@ -180,7 +200,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (`tflv-train`)."""
-    app.run(main)
+    cli.run(main, __doc__, cli.train_sections)
 
 
 if __name__ == "__main__":
