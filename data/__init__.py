@@ -44,6 +44,8 @@ GENERIC: dict[str, Callable[..., Corpus]] = {
     "parallel": parallel_corpus.load,
     "tagged": tagged_corpus.load,
 }
+GENERIC_FORMS: dict[str, tuple[str, ...]] = {
+    "text": text_corpus.FORMS, "parallel": parallel_corpus.FORMS, "tagged": tagged_corpus.FORMS}
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -73,5 +75,5 @@ def load(name: str, data_dir: str | None = None, **options) -> Corpus:
     return DATASETS[name](resolve_data_dir(data_dir), **options)
 
 
-__all__ = ["DATASETS", "GENERIC", "Corpus", "CorpusNotFoundError", "DataFormatError", "Vocabulary",
+__all__ = ["DATASETS", "GENERIC", "GENERIC_FORMS", "Corpus", "CorpusNotFoundError", "DataFormatError", "Vocabulary",
            "load", "split_name"]

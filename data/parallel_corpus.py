@@ -28,6 +28,7 @@ from data.errors import DataFormatError
 from data.text_corpus import TRAIN, CorpusOptions, Examples, encode, finish_splits, split_files
 from data.tokenize import TextPipeline, read_lines
 
+FORMS = ("parallel", "sentences")
 SIDES = ("source", "target")
 _END = (None, None)
 

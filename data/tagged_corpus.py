@@ -28,6 +28,7 @@ from data.tokenize import TextPipeline, read_lines
 from data.vocab import Vocabulary
 
 DOCSTART = "-DOCSTART-"
+FORMS = ("sentences", "tokens", "tagged")
 
 
 def read_conll(path: str, pipeline: TextPipeline, tag_column: int) -> Examples:

@@ -57,6 +57,7 @@ from data.tokenize import TextPipeline, read_lines
 from data.vocab import EOS_ID, SPECIALS, Vocabulary
 
 SPLITS = ("train", "valid", "test")
+FORMS = ("stream", "sentences", "tokens", "bow")
 TRAIN = "train"
 
 
