@@ -22,10 +22,13 @@ from __future__ import annotations
 import itertools
 import os
 
+import numpy as np
+
 from data import forms
 from data.corpus import Corpus
 from data.errors import DataFormatError
-from data.text_corpus import TRAIN, CorpusOptions, Examples, encode, finish_splits, split_files
+from data.text_corpus import (TRAIN, Column, CorpusOptions, Examples, encode, finish_splits,
+                              split_files)
 from data.tokenize import TextPipeline, read_lines
 
 FORMS = ("parallel", "sentences")
@@ -34,9 +37,9 @@ _END = (None, None)
 
 
 def read_pairs(source_path: str, target_path: str, pipeline: TextPipeline,
-               info: dict) -> Examples:
-    """The aligned, non-blank line pairs of two files as two-side examples."""
-    items, lines, blank = [], [], 0
+               columns: tuple[Column, Column], info: dict) -> Examples:
+    """The aligned, non-blank line pairs of two files as two-column examples."""
+    lines, blank = [], 0
     for (n_src, src), (n_tgt, tgt) in itertools.zip_longest(
             read_lines(source_path), read_lines(target_path), fillvalue=_END):
         if n_src is None or n_tgt is None:
@@ -47,12 +50,13 @@ def read_pairs(source_path: str, target_path: str, pipeline: TextPipeline,
                                   "end of file")
         pair = (pipeline.tokens(src), pipeline.tokens(tgt))
         if pair[0] and pair[1]:
-            items.append(pair)
+            for column, tokens in zip(columns, pair):
+                column.append(tokens)
             lines.append(n_src)
         else:
             blank += 1
     info.setdefault("blank_lines", {})[os.path.basename(source_path)] = blank
-    return Examples(source_path, items, lines)
+    return Examples(source_path, tuple(c.take() for c in columns), np.array(lines, np.int64))
 
 
 def load(folder: str, **options) -> Corpus:
@@ -60,13 +64,15 @@ def load(folder: str, **options) -> Corpus:
     opts = CorpusOptions(**options)
     files = split_files(folder, [".src", ".tgt"], "parallel")
     info = opts.info()
-    pipeline = opts.pipeline()
-    examples = finish_splits({split: read_pairs(*paths, pipeline, info)
+    pipeline, columns = opts.pipeline(), (Column(), Column())
+    examples = finish_splits({split: read_pairs(*paths, pipeline, columns, info)
                               for split, paths in files.items()}, opts, "line pair", info)
-    vocabs = [opts.build_vocab(item[side] for item in examples[TRAIN].items) for side in (0, 1)]
-    source, target = ({split: encode(vocabs[side], [item[side] for item in ex.items])
-                       for split, ex in examples.items()} for side in (0, 1))
+    built = [opts.build_vocab(columns[side], examples[TRAIN].sides[side].values)
+             for side in (0, 1)]
+    vocabs = [vocab for vocab, _ in built]
+    source, target = (encode(examples, side, built[side][1]) for side in (0, 1))
     by_side = {"source": forms.sentences(source), "target": forms.sentences(target)}
+    target_tokens = columns[1].tokens
 
     def side_sentences(split, batching, side: str = "target", **form_options):
         if side not in SIDES:
@@ -76,11 +82,11 @@ def load(folder: str, **options) -> Corpus:
     def references(split: str, raw: bool) -> list[str]:
         ex = examples[split]
         if not raw:
-            return [" ".join(item[1]) for item in ex.items]
-        wanted = set(ex.lines)
+            return [" ".join(target_tokens[i] for i in row) for row in ex.sides[1].rows()]
+        wanted = set(ex.lines.tolist())
         text = {n: line for n, line in read_lines(ex.path[:-len(".src")] + ".tgt")
                 if n in wanted}
-        return [text[n] for n in ex.lines]
+        return [text[n] for n in ex.lines.tolist()]
 
     info.update(vocab_size=len(vocabs[1]), source_vocab_size=len(vocabs[0]),
                 target_vocab_size=len(vocabs[1]))

@@ -20,28 +20,36 @@ Language-Independent Named Entity Recognition".
 """
 from __future__ import annotations
 
+import numpy as np
+
 from data import forms
 from data.corpus import Corpus
 from data.errors import DataFormatError
-from data.text_corpus import TRAIN, CorpusOptions, Examples, encode, finish_splits, split_files
+from data.text_corpus import (TRAIN, Column, CorpusOptions, Examples, encode, finish_splits,
+                              split_files)
 from data.tokenize import TextPipeline, read_lines
-from data.vocab import Vocabulary
 
 DOCSTART = "-DOCSTART-"
 FORMS = ("sentences", "tokens", "tagged")
 
 
-def read_conll(path: str, pipeline: TextPipeline, tag_column: int) -> Examples:
+def read_conll(path: str, pipeline: TextPipeline, tag_column: int,
+               columns: tuple[Column, Column]) -> Examples:
     """The sentences of a CoNLL file as (words, tags) examples, numbered by their first line."""
-    items, lines, words, tags, start, width = [], [], [], [], 0, None
+    lines, words, tags, start, width = [], [], [], 0, None
+
+    def end_sentence():
+        columns[0].append(words)
+        columns[1].append(tags)
+        lines.append(start)
+
     for number, line in read_lines(path):
         fields = line.split()
         if fields and fields[0] == DOCSTART:
             continue
         if not fields:
             if words:
-                items.append((words, tags))
-                lines.append(start)
+                end_sentence()
                 words, tags = [], []
             continue
         if width is None:
@@ -57,9 +65,8 @@ def read_conll(path: str, pipeline: TextPipeline, tag_column: int) -> Examples:
         words.append(pipeline.normalise(fields[0]))
         tags.append(fields[tag_column])
     if words:
-        items.append((words, tags))
-        lines.append(start)
-    return Examples(path, items, lines)
+        end_sentence()
+    return Examples(path, tuple(c.take() for c in columns), np.array(lines, np.int64))
 
 
 def load(folder: str, tag_column: int = -1, **options) -> Corpus:
@@ -70,16 +77,14 @@ def load(folder: str, tag_column: int = -1, **options) -> Corpus:
                          "columns are the tokens")
     files = split_files(folder, [".txt"], "tagged")
     info = {**opts.info(), "tag_column": tag_column}
-    pipeline = opts.pipeline()
-    examples = finish_splits({split: read_conll(paths[0], pipeline, tag_column)
+    pipeline, columns = opts.pipeline(), (Column(), Column())
+    examples = finish_splits({split: read_conll(paths[0], pipeline, tag_column, columns)
                               for split, paths in files.items()}, opts, "sentence", info)
-    vocab = opts.build_vocab(item[0] for item in examples[TRAIN].items)
-    tag_vocab = Vocabulary.build((item[1] for ex in examples.values() for item in ex.items),
-                                 specials=False)
-    words = {split: encode(vocab, [item[0] for item in ex.items])
-             for split, ex in examples.items()}
-    tags = {split: encode(tag_vocab, [item[1] for item in ex.items])
-            for split, ex in examples.items()}
+    vocab, word_ids = opts.build_vocab(columns[0], examples[TRAIN].sides[0].values)
+    tag_vocab, tag_ids = opts.build_vocab(
+        columns[1], np.concatenate([ex.sides[1].values for ex in examples.values()]),
+        specials=False)
+    words, tags = encode(examples, 0, word_ids), encode(examples, 1, tag_ids)
     info.update(vocab_size=len(vocab), num_tags=len(tag_vocab))
     return Corpus(
         f"tagged:{folder}", tuple(examples), vocab,

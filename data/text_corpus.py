@@ -40,10 +40,11 @@ Miao, Yu & Blunsom (2016), "Neural Variational Inference for Text Processing" (b
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import itertools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,8 +94,17 @@ class CorpusOptions:
     def pipeline(self) -> TextPipeline:
         return TextPipeline(self.tokenizer, self.lowercase, self.unicode_form)
 
-    def build_vocab(self, token_lists: Iterable[Sequence[str]]) -> Vocabulary:
-        return Vocabulary.build(token_lists, self.min_count, self.vocab_size)
+    def build_vocab(self, column: "Column", values: np.ndarray,
+                    specials: bool = True) -> tuple[Vocabulary, np.ndarray]:
+        """The vocabulary of the provisional ids `values` of `column` (`Vocabulary.build`'s rule
+        on their counts), and int32 [len(column.tokens)]: provisional id → vocabulary id
+        (`<unk>` for a word left out)."""
+        tokens = column.tokens
+        counts = np.bincount(values, minlength=len(tokens))
+        occurrences = (itertools.repeat(tokens[i], int(counts[i])) for i in np.flatnonzero(counts))
+        vocab = (Vocabulary.build(occurrences, self.min_count, self.vocab_size) if specials
+                 else Vocabulary.build(occurrences, specials=False))
+        return vocab, np.array(vocab.encode(tokens), np.int32).reshape(-1)
 
     def info(self) -> dict[str, Any]:
         """The plain-dict record of the options (`text_pipeline`, `vocabulary`, `splits`)."""
@@ -105,16 +115,46 @@ class CorpusOptions:
                            "test_fraction": self.test_fraction, "split_seed": self.split_seed}}
 
 
+class Column:
+    """Token sequences read one at a time, stored as int32 provisional ids (ids in order of first
+    sight, shared by every split of one column), so that a corpus is held as arrays of 4 bytes
+    per token, not as Python strings, before its vocabulary is known."""
+
+    def __init__(self):
+        self._ids: dict[str, int] = {}
+        self._values, self._lengths = array.array("i"), array.array("q")
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every token seen, by provisional id."""
+        return list(self._ids)
+
+    def append(self, tokens: Sequence[str]) -> None:
+        ids = self._ids
+        self._values.extend([ids.setdefault(t, len(ids)) for t in tokens])
+        self._lengths.append(len(tokens))
+
+    def take(self) -> Sequences:
+        """The sequences appended since the last `take` (provisional ids)."""
+        values, lengths = np.array(self._values, np.int32), np.array(self._lengths, np.int64)
+        self._values, self._lengths = array.array("i"), array.array("q")
+        return Sequences(values, lengths)
+
+
 @dataclasses.dataclass
 class Examples:
-    """The examples of one split: `items[i]` is a tuple of token lists (one per side or column),
-    read from line `lines[i]` of `path` (its first line, for a multi-line example)."""
+    """The examples of one split: `sides[k]` holds column k of every example (provisional ids of
+    a `Column`), example i read from line `lines[i]` of `path` (its first line)."""
     path: str
-    items: list[tuple[list[str], ...]]
-    lines: list[int]
+    sides: tuple[Sequences, ...]
+    lines: np.ndarray
 
-    def select(self, keep: Sequence[int]) -> "Examples":
-        return Examples(self.path, [self.items[i] for i in keep], [self.lines[i] for i in keep])
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def select(self, keep: np.ndarray) -> "Examples":
+        """The examples where `keep` (bool [N]) is true, in order."""
+        return Examples(self.path, tuple(s.select(keep) for s in self.sides), self.lines[keep])
 
 
 def split_files(folder: str, suffixes: Sequence[str], kind: str) -> dict[str, list[str]]:
@@ -153,46 +193,47 @@ def finish_splits(examples: dict[str, Examples], options: CorpusOptions, kind: s
     if limit is not None:
         info["dropped_long"] = {}
         for split, ex in examples.items():
-            keep = [i for i, item in enumerate(ex.items) if max(map(len, item)) <= limit]
-            info["dropped_long"][split] = len(ex.items) - len(keep)
-            if len(keep) < len(ex.items):
+            keep = np.max([side.lengths for side in ex.sides], axis=0) <= limit
+            info["dropped_long"][split] = int(len(ex) - keep.sum())
+            if not keep.all():
                 logging.info("max_line_tokens=%d: dropping %d of %d examples of %s", limit,
-                             len(ex.items) - len(keep), len(ex.items), ex.path)
+                             len(ex) - keep.sum(), len(ex), ex.path)
             examples[split] = ex.select(keep)
     for split, ex in examples.items():
-        if not ex.items:
+        if not len(ex):
             raise DataFormatError(ex.path, 1, f"at least one non-blank {kind} example"
                                   + (f" of at most {limit} tokens" if limit else ""),
                                   "an empty split")
     train = examples[TRAIN]
     fractions = {"test": options.test_fraction, "valid": options.valid_fraction}
-    cut = {split: max(1, round(f * len(train.items)))
+    cut = {split: max(1, round(f * len(train)))
            for split, f in fractions.items() if split not in examples and f > 0}
     info["held_out"] = {}
     if cut:
-        if len(train.items) - sum(cut.values()) < 1:
-            raise DataFormatError(train.path, train.lines[-1], f"enough examples to cut "
-                                  f"{' and '.join(cut)} from train ({len(train.items)} are too "
+        if len(train) - sum(cut.values()) < 1:
+            raise DataFormatError(train.path, int(train.lines[-1]), f"enough examples to cut "
+                                  f"{' and '.join(cut)} from train ({len(train)} are too "
                                   "few; add the split's file or lower its fraction)",
                                   "end of file")
-        order = np.random.default_rng(options.split_seed).permutation(len(train.items))
-        start, held = 0, set()
+        order = np.random.default_rng(options.split_seed).permutation(len(train))
+        start, held = 0, np.zeros(len(train), bool)
         for split in ("test", "valid"):
             if split in cut:
-                chosen = sorted(order[start:start + cut[split]].tolist())
+                chosen = np.zeros(len(train), bool)
+                chosen[order[start:start + cut[split]]] = True
                 start += cut[split]
-                held.update(chosen)
+                held |= chosen
                 examples[split] = train.select(chosen)
                 info["held_out"][split] = {"from": TRAIN, "fraction": fractions[split],
-                                           "seed": options.split_seed, "examples": len(chosen)}
-        examples[TRAIN] = train.select([i for i in range(len(train.items)) if i not in held])
+                                           "seed": options.split_seed, "examples": cut[split]}
+        examples[TRAIN] = train.select(~held)
     return {split: examples[split] for split in SPLITS if split in examples}
 
 
-def encode(vocab: Vocabulary, token_lists: Sequence[Sequence[str]]) -> Sequences:
-    """The id `Sequences` of `token_lists` (unknown tokens → `<unk>`)."""
-    values = np.array(vocab.encode(itertools.chain.from_iterable(token_lists)), np.int64)
-    return Sequences(values, np.array([len(t) for t in token_lists], np.int64))
+def encode(examples: dict[str, Examples], side: int, mapping: np.ndarray) -> dict[str, Sequences]:
+    """Per split, column `side` in vocabulary ids (`mapping` from `CorpusOptions.build_vocab`)."""
+    return {split: Sequences(mapping[ex.sides[side].values], ex.sides[side].lengths)
+            for split, ex in examples.items()}
 
 
 def bag_of_words(words: Sequences, vocab_size: int) -> tuple[Sequences, np.ndarray, np.ndarray]:
@@ -208,18 +249,19 @@ def bag_of_words(words: Sequences, vocab_size: int) -> tuple[Sequences, np.ndarr
             np.zeros(int(keep.sum()), np.int64))
 
 
-def read_text(path: str, pipeline: TextPipeline, info: dict[str, Any]) -> Examples:
-    """The non-blank lines of a text file as one-side examples (blank lines counted in info)."""
-    items, lines, blank = [], [], 0
+def read_text(path: str, pipeline: TextPipeline, column: Column, info: dict[str, Any]
+              ) -> Examples:
+    """The non-blank lines of a text file as one-column examples (blank lines counted in info)."""
+    lines, blank = [], 0
     for number, line in read_lines(path):
         tokens = pipeline.tokens(line)
         if tokens:
-            items.append((tokens,))
+            column.append(tokens)
             lines.append(number)
         else:
             blank += 1
     info.setdefault("blank_lines", {})[os.path.basename(path)] = blank
-    return Examples(path, items, lines)
+    return Examples(path, (column.take(),), np.array(lines, np.int64))
 
 
 def load(folder: str, **options) -> Corpus:
@@ -233,12 +275,11 @@ def load(folder: str, **options) -> Corpus:
     opts = CorpusOptions(**options)
     files = split_files(folder, [".txt"], "text")
     info = opts.info()
-    pipeline = opts.pipeline()
-    examples = finish_splits({split: read_text(paths[0], pipeline, info)
+    pipeline, column = opts.pipeline(), Column()
+    examples = finish_splits({split: read_text(paths[0], pipeline, column, info)
                               for split, paths in files.items()}, opts, "line", info)
-    vocab = opts.build_vocab(item[0] for item in examples[TRAIN].items)
-    words = {split: encode(vocab, [item[0] for item in ex.items])
-             for split, ex in examples.items()}
+    vocab, mapping = opts.build_vocab(column, examples[TRAIN].sides[0].values)
+    words = encode(examples, 0, mapping)
     streams = {split: w.wrap(suffix=EOS_ID).values for split, w in words.items()}
     documents = {split: bag_of_words(w, len(vocab)) for split, w in words.items()}
     info.update(vocab_size=len(vocab),
@@ -257,7 +298,7 @@ def _nonempty_bow(documents, vocab_size: int, examples: dict[str, Examples]) -> 
 
     def checked(split, batching, **options):
         if split in documents and not len(documents[split][2]):
-            raise DataFormatError(examples[split].path, examples[split].lines[0],
+            raise DataFormatError(examples[split].path, int(examples[split].lines[0]),
                                   "a document with at least one in-vocabulary word for the bow "
                                   "form", "only <unk> words in every line")
         return build(split, batching, **options)
