@@ -33,6 +33,11 @@ Options shared by the generic corpora (`text:`, `parallel:`, `tagged:`):
 `info["text_pipeline"]` holds the tokenizer settings and `info["vocabulary"]` the vocabulary
 options, both plain dicts.
 
+Each file is read and tokenized once, line by line; tokens are kept as int32 ids (`Column`, 4
+bytes a token) and the vocabulary is built from their counts, so a corpus costs about 4–8 bytes a
+token in memory plus the tf.data tensors of the form read (measured in BENCHMARKS.md, "Your own
+corpus at scale"); it is not streamed from disk.
+
 #### References
 Mikolov et al. (2010), "Recurrent neural network based language model" (the stream with <eos>);
 Bowman et al. (2016), "Generating Sentences from a Continuous Space" (sentences);
@@ -44,7 +49,7 @@ import array
 import dataclasses
 import itertools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -280,25 +285,46 @@ def load(folder: str, **options) -> Corpus:
                               for split, paths in files.items()}, opts, "line", info)
     vocab, mapping = opts.build_vocab(column, examples[TRAIN].sides[0].values)
     words = encode(examples, 0, mapping)
-    streams = {split: w.wrap(suffix=EOS_ID).values for split, w in words.items()}
-    documents = {split: bag_of_words(w, len(vocab)) for split, w in words.items()}
-    info.update(vocab_size=len(vocab),
-                bow_documents={split: len(d[2]) for split, d in documents.items()})
+    first_lines = {split: (ex.path, int(ex.lines[0])) for split, ex in examples.items()}
+    del examples  # the provisional ids: `words` holds the corpus now
+    streams = PerSplit(words, lambda w: w.wrap(suffix=EOS_ID).values)
+    documents = PerSplit(words, lambda w: bag_of_words(w, len(vocab)))
+    info["vocab_size"] = len(vocab)
     return Corpus(
-        f"text:{folder}", tuple(examples), vocab,
+        f"text:{folder}", tuple(words), vocab,
         {"stream": forms.stream(streams), "sentences": forms.sentences(words),
-         "tokens": forms.tokens(words), "bow": _nonempty_bow(documents, len(vocab), examples)},
-        info, {split: len(s) for split, s in streams.items()},
+         "tokens": forms.tokens(words), "bow": _nonempty_bow(documents, len(vocab), first_lines)},
+        info, {split: int(w.lengths.sum()) + len(w) for split, w in words.items()},
         {split: len(w) for split, w in words.items()})
 
 
-def _nonempty_bow(documents, vocab_size: int, examples: dict[str, Examples]) -> Callable:
+class PerSplit(Mapping):
+    """`split → make(base[split])`, made on first access and kept: a form a run never reads
+    costs neither time nor memory."""
+
+    def __init__(self, base: Mapping[str, Any], make: Callable[[Any], Any]):
+        self._base, self._make, self._made = base, make, {}
+
+    def __getitem__(self, split: str):
+        if split not in self._made:
+            self._made[split] = self._make(self._base[split])
+        return self._made[split]
+
+    def __iter__(self):
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+
+def _nonempty_bow(documents: Mapping, vocab_size: int,
+                  first_lines: dict[str, tuple[str, int]]) -> Callable:
     """`forms.bow`, refusing a split in which no document has an in-vocabulary word."""
     build = forms.bow(documents, vocab_size)
 
     def checked(split, batching, **options):
         if split in documents and not len(documents[split][2]):
-            raise DataFormatError(examples[split].path, int(examples[split].lines[0]),
+            raise DataFormatError(*first_lines[split],
                                   "a document with at least one in-vocabulary word for the bow "
                                   "form", "only <unk> words in every line")
         return build(split, batching, **options)
