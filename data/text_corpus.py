@@ -49,7 +49,7 @@ import array
 import dataclasses
 import itertools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -254,19 +254,20 @@ def bag_of_words(words: Sequences, vocab_size: int) -> tuple[Sequences, np.ndarr
             np.zeros(int(keep.sum()), np.int64))
 
 
-def read_text(path: str, pipeline: TextPipeline, column: Column, info: dict[str, Any]
-              ) -> Examples:
-    """The non-blank lines of a text file as one-column examples (blank lines counted in info)."""
-    lines, blank = [], 0
-    for number, line in read_lines(path):
+def read_text(label: str, lines: Iterable[tuple[int, str]], pipeline: TextPipeline,
+              column: Column, info: dict[str, Any]) -> Examples:
+    """The non-blank lines of `lines` ((number, text) pairs of the file or source `label`) as
+    one-column examples; blank lines are counted in `info["blank_lines"]`."""
+    numbers, blank = [], 0
+    for number, line in lines:
         tokens = pipeline.tokens(line)
         if tokens:
             column.append(tokens)
-            lines.append(number)
+            numbers.append(number)
         else:
             blank += 1
-    info.setdefault("blank_lines", {})[os.path.basename(path)] = blank
-    return Examples(path, (column.take(),), np.array(lines, np.int64))
+    info.setdefault("blank_lines", {})[os.path.basename(label)] = blank
+    return Examples(label, (column.take(),), np.array(numbers, np.int64))
 
 
 def load(folder: str, **options) -> Corpus:
@@ -279,10 +280,18 @@ def load(folder: str, **options) -> Corpus:
     """
     opts = CorpusOptions(**options)
     files = split_files(folder, [".txt"], "text")
-    info = opts.info()
+    return from_lines(f"text:{folder}", {split: (paths[0], read_lines(paths[0]))
+                                         for split, paths in files.items()}, opts)
+
+
+def from_lines(name: str, sources: Mapping[str, tuple[str, Iterable[tuple[int, str]]]],
+               opts: CorpusOptions, info: Mapping[str, Any] | None = None) -> Corpus:
+    """The text corpus `name` of, per split, `(label, (line number, text) pairs)`: a file's
+    lines (`text:`) or a TFDS split's examples (`tfds:`); `info` adds facts to `corpus.info`."""
+    info = {**opts.info(), **(info or {})}
     pipeline, column = opts.pipeline(), Column()
-    examples = finish_splits({split: read_text(paths[0], pipeline, column, info)
-                              for split, paths in files.items()}, opts, "line", info)
+    examples = finish_splits({split: read_text(label, lines, pipeline, column, info)
+                              for split, (label, lines) in sources.items()}, opts, "line", info)
     vocab, mapping = opts.build_vocab(column, examples[TRAIN].sides[0].values)
     words = encode(examples, 0, mapping)
     first_lines = {split: (ex.path, int(ex.lines[0])) for split, ex in examples.items()}
@@ -291,7 +300,7 @@ def load(folder: str, **options) -> Corpus:
     documents = PerSplit(words, lambda w: bag_of_words(w, len(vocab)))
     info["vocab_size"] = len(vocab)
     return Corpus(
-        f"text:{folder}", tuple(words), vocab,
+        name, tuple(words), vocab,
         {"stream": forms.stream(streams), "sentences": forms.sentences(words),
          "tokens": forms.tokens(words), "bow": _nonempty_bow(documents, len(vocab), first_lines)},
         info, {split: int(w.lengths.sum()) + len(w) for split, w in words.items()},
