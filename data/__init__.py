@@ -10,8 +10,9 @@ builders live in `data.tfds` (imported on demand: TFDS is slow to import).
 
 Your own corpus is named by a prefix and a folder (`GENERIC`): `text:DIR` (one sentence or
 document per line, `data.text_corpus`), `parallel:DIR` (line-aligned `.src` / `.tgt` files,
-`data.parallel_corpus`), `tagged:DIR` (CoNLL columns, `data.tagged_corpus`); DIR is a path as
-given (relative to the working directory), and the options are the tokenizer, vocabulary and
+`data.parallel_corpus`), `tagged:DIR` (CoNLL columns, `data.tagged_corpus`), and
+`tfds:NAME[/CONFIG][:FIELD]` (a text dataset prepared in a local TFDS data dir, read as `text:`,
+`data.tfds_corpus`); DIR is a path as given (relative to the working directory), and the options are the tokenizer, vocabulary and
 split options of `data.text_corpus.CorpusOptions`, e.g. `data.load("text:my_corpus",
 lowercase=True, vocab_size=10000)`.
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from data import (conll2000, multi30k, news20, parallel_corpus, ptb, synthetic_hmm,
-                  tagged_corpus, text_corpus, tinyshakespeare)
+                  tagged_corpus, text_corpus, tfds_corpus, tinyshakespeare)
 from data.corpus import Corpus
 from data.errors import CorpusNotFoundError, DataFormatError
 from data.paths import resolve_data_dir
@@ -43,17 +44,21 @@ GENERIC: dict[str, Callable[..., Corpus]] = {
     "text": text_corpus.load,
     "parallel": parallel_corpus.load,
     "tagged": tagged_corpus.load,
+    "tfds": tfds_corpus.load,
 }
 GENERIC_FORMS: dict[str, tuple[str, ...]] = {
-    "text": text_corpus.FORMS, "parallel": parallel_corpus.FORMS, "tagged": tagged_corpus.FORMS}
+    "text": text_corpus.FORMS, "parallel": parallel_corpus.FORMS, "tagged": tagged_corpus.FORMS,
+    "tfds": text_corpus.FORMS}
 
 
 def split_name(name: str) -> tuple[str, str | None]:
-    """`("text", "DIR")` for `"text:DIR"`; `(name, None)` for a bundled corpus' name."""
+    """`("text", "DIR")` for `"text:DIR"` (`("tfds", "NAME:FIELD")` for `"tfds:NAME:FIELD"`);
+    `(name, None)` for a bundled corpus' name."""
     prefix, sep, folder = name.partition(":")
     if sep and prefix in GENERIC:
         if not folder:
-            raise ValueError(f"dataset {name!r} names no folder: write {prefix}:DIR")
+            raise ValueError(f"dataset {name!r} names no folder: write {prefix}:"
+                             + ("NAME[/CONFIG][:FIELD]" if prefix == "tfds" else "DIR"))
         return prefix, folder
     return name, None
 
@@ -71,7 +76,8 @@ def load(name: str, data_dir: str | None = None, **options) -> Corpus:
         return GENERIC[prefix](folder, **options)
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}, or "
-                         + ", ".join(f"{p}:DIR" for p in GENERIC))
+                         + ", ".join(f"{p}:DIR" for p in GENERIC if p != "tfds")
+                         + ", tfds:NAME[/CONFIG][:FIELD]")
     return DATASETS[name](resolve_data_dir(data_dir), **options)
 
 

@@ -1,13 +1,14 @@
 """The trainer's corpus flags, and how a `--dataset` and its options meet a model.
 
 `--dataset` is a bundled corpus (`data.DATASETS`) or your own folder, `text:DIR`,
-`parallel:DIR` or `tagged:DIR` (`data.GENERIC`). The flags below shape a generic corpus and are
+`parallel:DIR` or `tagged:DIR`, or a text dataset prepared in a TFDS data dir,
+`tfds:NAME[/CONFIG][:FIELD]` (`data.GENERIC`). The flags below shape a generic corpus and are
 refused for a bundled one (whose preprocessing is fixed):
 
     --tokenizer=whitespace|punctuation|characters  --lowercase  --unicode_form=NFC|NFKC|…
     --vocab_size=N (0: no cap)  --min_count=N  --max_line_tokens=N (0: keep all)
     --valid_fraction=F  --test_fraction=F  --split_seed=N   (a missing split is cut from train)
-    --tag_column=C (tagged:DIR only)
+    --tag_column=C (tagged:DIR only)  --tfds_data_dir=DIR (tfds: only)
 
 (`data.text_corpus` states what each one does). The run records the dataset with DIR made
 absolute and every option's value, so that evaluation, sampling and export rebuild the same
@@ -42,10 +43,16 @@ flags.DEFINE_float("test_fraction", 0.1, "Generic corpora without a test file: t
 flags.DEFINE_integer("split_seed", 0, "Generic corpora: seed of the held-out splits.")
 flags.DEFINE_integer("tag_column", -1, "tagged: corpora: the column of the tag (the word is "
                      "column 0; -1: the last).")
+flags.DEFINE_string("tfds_data_dir", None, "tfds: corpora: the TFDS data dir holding the prepared "
+                    "dataset (default: TFDS's, $TFDS_DATA_DIR or ~/tensorflow_datasets).")
 
 FLAGS = flags.FLAGS
 CORPUS_FLAGS = ("tokenizer", "lowercase", "unicode_form", "vocab_size", "min_count",
-                "max_line_tokens", "valid_fraction", "test_fraction", "split_seed", "tag_column")
+                "max_line_tokens", "valid_fraction", "test_fraction", "split_seed", "tag_column",
+                "tfds_data_dir")
+# Per generic kind, the corpus flags that do not apply to it.
+_NOT_FOR = {"text": {"tag_column", "tfds_data_dir"}, "parallel": {"tag_column", "tfds_data_dir"},
+            "tagged": {"tokenizer", "tfds_data_dir"}, "tfds": {"tag_column"}}
 _NONE_IF_ZERO = ("vocab_size", "max_line_tokens")
 
 
@@ -56,8 +63,8 @@ def dataset_options(dataset: str) -> dict:
       app.UsageError: for a corpus flag given with a dataset it does not apply to.
     """
     prefix, folder = data.split_name(dataset)
-    skip = {"tokenizer"} if prefix == "tagged" else {"tag_column"}
-    applies = () if folder is None else tuple(name for name in CORPUS_FLAGS if name not in skip)
+    applies = () if folder is None else tuple(name for name in CORPUS_FLAGS
+                                              if name not in _NOT_FOR[prefix])
     misplaced = [name for name in CORPUS_FLAGS if FLAGS[name].present and name not in applies]
     if misplaced:
         raise app.UsageError(", ".join(f"--{name}" for name in misplaced) + f" does not apply to "
@@ -71,6 +78,8 @@ def dataset_options(dataset: str) -> dict:
 def _where(names) -> str:
     if "tag_column" in names:
         return "--tag_column is for tagged:DIR corpora"
+    if "tfds_data_dir" in names:
+        return "--tfds_data_dir is for tfds:NAME corpora"
     if "tokenizer" in names:
         return "--tokenizer is for text:DIR and parallel:DIR corpora; tagged:DIR is tokenized " \
                "by its columns"
@@ -81,7 +90,7 @@ def _where(names) -> str:
 def canonical_dataset(dataset: str) -> str:
     """`dataset` with a generic corpus' folder made absolute (a run may resume elsewhere)."""
     prefix, folder = data.split_name(dataset)
-    return dataset if folder is None else f"{prefix}:{os.path.abspath(os.path.expanduser(folder))}"
+    return dataset if folder is None or prefix == "tfds" else f"{prefix}:{os.path.abspath(os.path.expanduser(folder))}"
 
 
 def run_name(dataset: str) -> str:
@@ -89,7 +98,8 @@ def run_name(dataset: str) -> str:
     prefix, folder = data.split_name(dataset)
     if folder is None:
         return dataset
-    base = os.path.basename(os.path.abspath(os.path.expanduser(folder))) or "corpus"
+    base = (folder if prefix == "tfds" else
+            os.path.basename(os.path.abspath(os.path.expanduser(folder))) or "corpus")
     return f"{prefix}_" + re.sub(r"[^\w.-]+", "_", base)
 
 
@@ -103,7 +113,8 @@ def check_model_fits(model: str, model_cls, dataset: str, corpus) -> None:
     if form in corpus.forms:
         return
     offering = [*model_cls.datasets,
-                *(f"{p}:DIR" for p, forms in data.GENERIC_FORMS.items() if form in forms)]
+                *(f"{p}:NAME" if p == "tfds" else f"{p}:DIR"
+                  for p, forms in data.GENERIC_FORMS.items() if form in forms)]
     raise app.UsageError(f"--model={model} reads batches of form {form!r}, which "
                          f"--dataset={dataset} does not offer (its forms: "
                          f"{', '.join(corpus.forms)}); datasets with {form!r}: "

@@ -70,6 +70,8 @@ def test_flags_become_loader_options(folders, flags_parsed):
     assert corpus_flags.canonical_dataset("text:rel/dir") == f"text:{os.path.abspath('rel/dir')}"
     assert corpus_flags.run_name("text:/a/my corpus/") == "text_my_corpus"
     assert corpus_flags.run_name("ptb") == "ptb"
+    assert corpus_flags.canonical_dataset("tfds:news20/nvdm:text") == "tfds:news20/nvdm:text"
+    assert corpus_flags.run_name("tfds:news20/nvdm:text") == "tfds_news20_nvdm_text"
 
 
 @pytest.mark.parametrize("args, dataset, message", [
@@ -77,6 +79,7 @@ def test_flags_become_loader_options(folders, flags_parsed):
     (["--vocab_size=10", "--min_count=2"], "news20", "--vocab_size, --min_count does not apply"),
     (["--tokenizer=characters"], "tagged:x", "tagged:DIR is tokenized by its columns"),
     (["--tag_column=1"], "text:x", "--tag_column is for tagged:DIR corpora"),
+    (["--tfds_data_dir=x"], "parallel:x", "--tfds_data_dir is for tfds:NAME corpora"),
 ])
 def test_flags_refused_where_they_do_not_apply(flags_parsed, args, dataset, message):
     flags_parsed(*args)
