@@ -34,9 +34,10 @@ Options shared by the generic corpora (`text:`, `parallel:`, `tagged:`):
 options, both plain dicts.
 
 Each file is read and tokenized once, line by line; tokens are kept as int32 ids (`Column`, 4
-bytes a token) and the vocabulary is built from their counts, so a corpus costs about 4–8 bytes a
-token in memory plus the tf.data tensors of the form read (measured in BENCHMARKS.md, "Your own
-corpus at scale"); it is not streamed from disk.
+bytes a token) and the vocabulary is built from their counts; the `stream` and `bow` arrays are
+made when a run first reads that form. A loaded corpus costs about 15 bytes a token (BENCHMARKS.md,
+"Your own corpus at scale"), plus the tf.data tensors of the form read: it is held in memory, not
+streamed from disk.
 
 #### References
 Mikolov et al. (2010), "Recurrent neural network based language model" (the stream with <eos>);
