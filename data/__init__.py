@@ -12,9 +12,9 @@ Your own corpus is named by a prefix and a folder (`GENERIC`): `text:DIR` (one s
 document per line, `data.text_corpus`), `parallel:DIR` (line-aligned `.src` / `.tgt` files,
 `data.parallel_corpus`), `tagged:DIR` (CoNLL columns, `data.tagged_corpus`), and
 `tfds:NAME[/CONFIG][:FIELD]` (a text dataset prepared in a local TFDS data dir, read as `text:`,
-`data.tfds_corpus`); DIR is a path as given (relative to the working directory), and the options are the tokenizer, vocabulary and
-split options of `data.text_corpus.CorpusOptions`, e.g. `data.load("text:my_corpus",
-lowercase=True, vocab_size=10000)`.
+`data.tfds_corpus`); DIR is a path as given (relative to the working directory), and the
+options are the tokenizer, vocabulary and split options of `data.text_corpus.CorpusOptions`,
+e.g. `data.load("text:my_corpus", lowercase=True, vocab_size=10000)`.
 
 #### References
 Kim, Wiseman & Rush (2018), "A Tutorial on Deep Latent Variable Models of Natural Language",
@@ -81,5 +81,5 @@ def load(name: str, data_dir: str | None = None, **options) -> Corpus:
     return DATASETS[name](resolve_data_dir(data_dir), **options)
 
 
-__all__ = ["DATASETS", "GENERIC", "GENERIC_FORMS", "Corpus", "CorpusNotFoundError", "DataFormatError", "Vocabulary",
-           "load", "split_name"]
+__all__ = ["DATASETS", "GENERIC", "GENERIC_FORMS", "Corpus", "CorpusNotFoundError",
+           "DataFormatError", "Vocabulary", "load", "split_name"]

@@ -90,7 +90,9 @@ def _where(names) -> str:
 def canonical_dataset(dataset: str) -> str:
     """`dataset` with a generic corpus' folder made absolute (a run may resume elsewhere)."""
     prefix, folder = data.split_name(dataset)
-    return dataset if folder is None or prefix == "tfds" else f"{prefix}:{os.path.abspath(os.path.expanduser(folder))}"
+    if folder is None or prefix == "tfds":
+        return dataset
+    return f"{prefix}:{os.path.abspath(os.path.expanduser(folder))}"
 
 
 def run_name(dataset: str) -> str:
