@@ -61,7 +61,7 @@ from data.corpus import Corpus
 from data.errors import CorpusNotFoundError, DataFormatError
 from data.pipeline import Sequences
 from data.tokenize import TextPipeline, read_lines
-from data.vocab import EOS_ID, SPECIALS, Vocabulary
+from data.vocab import EOS_ID, SPECIALS, UNK_ID, Vocabulary
 
 SPLITS = ("train", "valid", "test")
 FORMS = ("stream", "sentences", "tokens", "bow")
@@ -110,7 +110,11 @@ class CorpusOptions:
         occurrences = (itertools.repeat(tokens[i], int(counts[i])) for i in np.flatnonzero(counts))
         vocab = (Vocabulary.build(occurrences, self.min_count, self.vocab_size) if specials
                  else Vocabulary.build(occurrences, specials=False))
-        return vocab, np.array(vocab.encode(tokens), np.int32).reshape(-1)
+        # A token of no kept example (dropped, or held out of the vocabulary) maps to <unk>, or
+        # to -1 without specials (it is never looked up then).
+        index = {token: i for i, token in enumerate(vocab.tokens)}
+        default = UNK_ID if specials else -1
+        return vocab, np.array([index.get(t, default) for t in tokens], np.int32).reshape(-1)
 
     def info(self) -> dict[str, Any]:
         """The plain-dict record of the options (`text_pipeline`, `vocabulary`, `splits`)."""

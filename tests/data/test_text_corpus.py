@@ -278,6 +278,16 @@ def test_tagged_columns_tags_and_docstart(tmp_path):
     assert pos.vocab.tokens[4:] == ["The", "cat", "runs"]
 
 
+def test_tagged_sentence_dropped_with_its_only_tag(tmp_path):
+    folder = tmp_path / "t"
+    write(folder, "train.txt", ["a DT", "b NN", "", "c X", "d X", "e X", ""])
+    corpus = data.load(f"tagged:{folder}", max_line_tokens=2, valid_fraction=0,
+                       test_fraction=0)
+    assert corpus.pos_vocab.tokens == ["DT", "NN"] and corpus.info["dropped_long"] == {"train": 1}
+    (batch,) = all_batches(corpus.dataset("train", "tagged", 8))
+    assert batch["tags"].tolist() == [[0, 1]]
+
+
 def test_tagged_ragged_columns_and_tokenizer(tmp_path):
     folder = tmp_path / "t"
     write(folder, "train.txt", ["a DT", "b NN", "", "c NN extra"])
