@@ -66,7 +66,8 @@ def test_train_help_lists_run_flags_then_the_chosen_models_hyperparameters():
     text = cli.help_text(trainers.train.__doc__, cli.train_sections(["tflv-train"]), FLAGS)
     listed = flags_listed(text)
     assert listed[0] == "model" and "Run flags:" in text
-    assert set(listed) == {f.name for f in FLAGS.get_flags_for_module("trainers.flags")}
+    assert set(listed) == {f.name for module in ("trainers.flags", "trainers.corpus_flags")
+                           for f in FLAGS.get_flags_for_module(module)}
     assert not {"logtostderr", "only_check_args", "eval_splits", "mode"} & set(listed)
     vae = flags_listed(cli.help_text("", cli.train_sections(
         ["tflv-train", "--model=sentence_vae", "--help"]), FLAGS))

@@ -12,7 +12,8 @@ command, and one line naming the devices and the strategy.
   (`python -m trainers.…` or an installed `tflv-…` script); a library user's process is left
   alone.
 - `--help` (`-h`, `--helpshort`) prints the command's docstring and then its own flags, grouped
-  (for `tflv-train`: run flags, hyperparameters shared by several models, then each model's;
+  (for `tflv-train`: run flags, corpus flags, hyperparameters shared by several models, then
+  each model's;
   `--model=NAME --help` shows only that model's); `--helpfull` keeps absl's list of every flag
   of every module.
 - `device_line(strategy)`: e.g. `devices: CPU (no GPU)  strategy: default (1 replica)`.
@@ -166,7 +167,10 @@ def train_sections(argv: Sequence[str]) -> list[tuple[str, list[str]]]:
     run_flags = [f.name for f in values.get_flags_for_module("trainers.flags")
                  if f.name not in model_flags]
     groups = model_flag_groups(model_flags, lambda name: values[name].help, list(MODELS))
+    corpus = [f.name for f in values.get_flags_for_module("trainers.corpus_flags")]
     sections = [("Run flags", run_flags),
+                ("Corpus flags (your own corpora: --dataset=text:DIR, tagged:DIR, parallel:DIR, "
+                 "tfds:NAME)", corpus),
                 ("Model hyperparameters of several models", groups.pop(""))]
     chosen = _model_of(argv)
     sections += [(f"--model={model}", names) for model, names in groups.items()
