@@ -25,9 +25,11 @@ from absl import app, logging
 import data
 from data.paths import resolve_data_dir
 from tflv.models import HParams, get_model_class, serving
+from trainers import cli, corpus_flags
 from trainers import flags as tflv_flags
 from trainers.checkpoints import (Checkpoints, ModelDirBusyError, ModelDirLock,
                                   remove_stale_temp_folders)
+from trainers.collapse import collapse_warning
 from trainers.loop import Progress, Trainer, learning_rate_schedule, write_metrics
 from trainers.run_record import (RUN_FILE, claim_model_dir, load_run_vocab,
                                  vocabulary_differences, with_run_vocab)
@@ -38,7 +40,7 @@ SEQUENCE_FORMS = ("sentences", "tokens", "tagged", "parallel")
 
 
 def dataset_options(dataset: str) -> dict:
-    return {"variant": FLAGS.news20_variant} if dataset == "news20" else {}
+    return corpus_flags.dataset_options(dataset)
 
 
 def sequence_settings(form: str, sequence: dict) -> dict:
@@ -64,7 +66,7 @@ def run_description() -> dict:
     shape the weights and fix the data position, and the training settings (which may change)."""
     return {
         "model": FLAGS.model,
-        "dataset": FLAGS.dataset,
+        "dataset": corpus_flags.canonical_dataset(FLAGS.dataset),
         "dataset_options": dataset_options(FLAGS.dataset),
         "hparams": {name: FLAGS[name].value for name in tflv_flags.MODEL_FLAGS},
         "batch_size": FLAGS.batch_size,
@@ -98,11 +100,9 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict
     the run's and the training dataset returned is None.
     """
     model_cls = get_model_class(run["model"])
-    if run["dataset"] not in model_cls.datasets:
-        raise app.UsageError(f"--model={run['model']} trains on --dataset="
-                             f"{'|'.join(model_cls.datasets)}, not {run['dataset']!r}")
     corpus = data.load(run["dataset"], data_dir=resolve_data_dir(FLAGS.data_dir),
                        **run["dataset_options"])
+    corpus_flags.check_model_fits(run["model"], model_cls, run["dataset"], corpus)
     hparams = HParams(with_new_hparams(run, tflv_flags.MODEL_FLAGS)["hparams"])
     changed = bool(vocabularies) and bool(vocabulary_differences(vocabularies, corpus))
     if changed:
@@ -132,6 +132,21 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict
                               repeat=True, **form_options(form, True, run["sequence"]))
     trainer.build(next(iter(train_ds)))
     return corpus, trainer, train_ds
+
+
+def kl_warmup_steps(model_dir: str, given: int | None, train_steps: int) -> int:
+    """`--kl_warmup_steps`: as `given`; if absent, what the run in `model_dir` recorded (a resumed
+    run keeps its schedule whatever its new `--train_steps`), else
+    `flags.default_kl_warmup_steps(train_steps)`."""
+    if given is not None:
+        return given
+    run_file = os.path.join(model_dir, RUN_FILE)
+    if tf.io.gfile.exists(run_file):
+        with tf.io.gfile.GFile(run_file) as f:
+            held = json.load(f).get("hparams", {}).get("kl_warmup_steps")
+        if held:
+            return held
+    return tflv_flags.default_kl_warmup_steps(train_steps)
 
 
 def restore_run(model_dir: str):
@@ -188,8 +203,6 @@ def write_prior_samples(model, corpus, writer, step: int, count: int = 8, length
 
 def main(argv):
     del argv
-    if not FLAGS["verbosity"].present:  # TensorFlow's INFO chatter would bury the progress lines
-        logging.set_verbosity(logging.WARNING)
     split_cpu(FLAGS.num_cpu_devices)
     try:  # before any op: multi-worker needs it first
         strategy = make_strategy(FLAGS.strategy, FLAGS.worker_timeout)
@@ -200,7 +213,10 @@ def main(argv):
                           f"--worker_timeout={FLAGS.worker_timeout:g}s", None)
     keras.utils.set_random_seed(FLAGS.seed)
     chief = is_chief(strategy)
-    model_dir = FLAGS.model_dir or os.path.join("runs", f"{FLAGS.model}_{FLAGS.dataset}")
+    print(cli.device_line(strategy), flush=True)
+    model_dir = FLAGS.model_dir or os.path.join(
+        "runs", f"{FLAGS.model}_{corpus_flags.run_name(FLAGS.dataset)}")
+    FLAGS.kl_warmup_steps = kl_warmup_steps(model_dir, FLAGS.kl_warmup_steps, FLAGS.train_steps)
     lock = None
     if chief:  # one writer per model_dir, refused at once
         try:
@@ -263,6 +279,9 @@ def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir:
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
               "train_seconds": round(time.perf_counter() - start, 1),
               **evaluate_splits(trainer, corpus, writer, run["sequence"])}
+    warning = collapse_warning(FLAGS.model, result)
+    if warning:
+        logging.warning(warning)
     write_prior_samples(trainer.model, corpus, writer, trainer.step)
     writer.flush()
     if FLAGS.export_dir and chief:
@@ -274,7 +293,7 @@ def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir:
 
 def run():
     """Console-script entry point (`tflv-train`)."""
-    app.run(main)
+    cli.run(main, __doc__, cli.train_sections)
 
 
 if __name__ == "__main__":

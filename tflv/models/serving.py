@@ -10,7 +10,8 @@ signature takes and returns text, with a fixed `input_signature`:
   on each string (tags, posterior marginals, topic proportions, translations, summaries).
 - `sample_signature(batcher, sample)`: `(num_samples, max_length, temperature, seed) ->
   {text string [num_samples]}`, generation; the seed is stateless, so one seed gives one set of
-  samples, in memory and after loading alike.
+  samples, in memory and after loading alike; temperature 0 decodes greedily
+  (`tflv.decoding.sample_tokens`).
 """
 from __future__ import annotations
 
