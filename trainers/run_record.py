@@ -104,6 +104,7 @@ def with_run_vocab(corpus, saved: dict[str, Vocabulary]):
     rebuilt from a run whose data has changed since (export, sampling). Its datasets still come
     from the data as it is now: use it for the vocabularies only."""
     changed = copy.copy(corpus)
+    changed.vocabulary_differences = vocabulary_differences(saved, corpus)  # data ≠ vocabulary
     changed.info = dict(corpus.info)
     for name, vocab in saved.items():
         setattr(changed, name, vocab)

@@ -167,10 +167,19 @@ def restore_run(model_dir: str):
     return run, corpus, trainer
 
 
-def evaluate_splits(trainer: Trainer, corpus, writer, sequence: dict,
-                    splits=("valid", "test")) -> dict:
+def evaluate_splits(trainer: Trainer, corpus, writer, splits=("valid", "test"),
+                    sequence: dict | None = None) -> dict:
     """Metrics on `valid` (prefixed `valid_`) and `test`, those of `splits` the corpus has
-    (a corpus without a `valid` split, e.g. news20, skips it)."""
+    (a corpus without a `valid` split, e.g. news20, skips it); `sequence`: the run's sequence
+    settings (default: the flags').
+
+    Raises:
+      ValueError: `corpus` carries a run's saved vocabularies that its data no longer matches.
+    """
+    if getattr(corpus, "vocabulary_differences", None):
+        raise ValueError("cannot evaluate on the data root's corpus: its vocabularies differ from "
+                         "the run's (" + "; ".join(corpus.vocabulary_differences) + ")")
+    sequence = sequence if sequence is not None else run_description()["sequence"]
     form = type(trainer.model).input_form
     result = {}
     for split, prefix in (("valid", "valid_"), ("test", "")):
@@ -274,11 +283,11 @@ def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir:
                   Progress(FLAGS.train_steps, trainer.step, writer, FLAGS.log_every,
                            print_fn=lambda line: print(line, flush=True)),
                   FLAGS.checkpoint_every, eval_every=FLAGS.eval_every,
-                  on_eval=lambda step: evaluate_splits(trainer, corpus, writer, run["sequence"],
-                                                       ("valid",)))
+                  on_eval=lambda step: evaluate_splits(trainer, corpus, writer, ("valid",),
+                                                       run["sequence"]))
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
               "train_seconds": round(time.perf_counter() - start, 1),
-              **evaluate_splits(trainer, corpus, writer, run["sequence"])}
+              **evaluate_splits(trainer, corpus, writer, sequence=run["sequence"])}
     warning = collapse_warning(FLAGS.model, result)
     if warning:
         logging.warning(warning)
