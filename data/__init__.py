@@ -5,7 +5,8 @@
 
 `load(name, data_dir=None, **options)` finds the corpus under the data root (`data.paths`) and
 returns a `Corpus` (parsing is cached per process). Names: `ptb`, `news20` (`variant="nvdm"` or
-`"prodlda"`), `conll2000`, `multi30k`, `tinyshakespeare`, `synthetic_hmm` (generated). The TFDS
+`"prodlda"`), `conll2000`, `multi30k`, `tinyshakespeare`, `synthetic_hmm` (generated),
+`e2e` (records, sentences and copy spans; `data.e2e`). The TFDS
 builders live in `data.tfds` (imported on demand: TFDS is slow to import).
 
 #### References
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from data import conll2000, multi30k, news20, ptb, synthetic_hmm, tinyshakespeare
+from data import e2e
 from data.corpus import Corpus
 from data.errors import CorpusNotFoundError, DataFormatError
 from data.paths import resolve_data_dir
@@ -29,6 +31,7 @@ DATASETS: dict[str, Callable[..., Corpus]] = {
     "multi30k": multi30k.load,
     "tinyshakespeare": tinyshakespeare.load,
     "synthetic_hmm": synthetic_hmm.load,
+    "e2e": e2e.load,
 }
 
 

@@ -205,7 +205,8 @@ def test_bad_shapes_are_named():
 
 
 def test_score_of_a_hand_built_segmentation():
-    """[0 0 | 1] in states (1, 0): θ_0[1] + θ[1, 0] + λ[1, 2] + φ_1[2, 1] + λ[0, 1] + φ_2[1, 0]."""
+    """[0 0 | 1] in states (1, 0):
+    θ_0[1] + θ[1, 0] + λ[1, 2] + φ_1[2, 1] + λ[0, 1] + φ_2[1, 0] (lengths 1-based here)."""
     rng = np.random.default_rng(8)
     init, trans, segment, length = (p[0] for p in random_chain(rng, 1, 3, 2, 2))
     z = Segmentation(np.array([1, 1, 0]), np.array([0, 2, 1]))

@@ -96,7 +96,8 @@ class _Flat(NamedTuple):
 
 def state_marginals(segments: tf.Tensor) -> tf.Tensor:
     """p(z_t = k) [..., T, K] from segment marginals [..., T, L, K]: position t lies in the
-    segment (l, e) exactly when e - l < t <= e, so p(z_t = k) = Σ_l Σ_{o<l} p(l, k ends at t+o)."""
+    segment (l, e) exactly when e - l < t <= e, so
+    p(z_t = k) = Σ_l Σ_{o<l} p(a length-l segment in state k ends at t + o)."""
     steps, max_len = tf.shape(segments)[-3], segments.shape[-2]
     rank = segments.shape.rank
     total = tf.zeros_like(segments[..., 0, :])
