@@ -16,8 +16,9 @@ transition into a segment in state k starting at s, and α_e[k] that of all segm
 The loop carries the last L start scores β_{e-L+1..e} and does, per position, one K × K
 transition contraction — `_forward._contract`, the HMM's (a matmul in the "scaled" semiring,
 max in "max"; a −inf-safe logsumexp in "log") — and one ⊕ over L. Scores stay in log space
-between steps; in "scaled" the contraction exponentiates α_e after subtracting its row maximum and θ
-after subtracting its maximum (exact in float32 while θ's range stays below ~80 nats).
+between steps; in "scaled" the contraction exponentiates α_e after subtracting its row
+maximum and θ after subtracting its maximum (exact in float32 while θ's range stays below ~80
+nats).
 
 −inf is safe everywhere: a forbidden transition, a segment start before position 0, a state
 that no path reaches. Every logarithm of a possibly zero sum takes the "double where" form, so
