@@ -21,8 +21,9 @@ maximum and θ after subtracting its maximum (exact in float32 while θ's range 
 nats).
 
 −inf is safe everywhere: a forbidden transition, a segment start before position 0, a state
-that no path reaches. Every logarithm of a possibly zero sum takes the "double where" form, so
-an all −inf ⊕ gives −inf with zero (not nan) gradients.
+that no path reaches. Every logarithm of a possibly zero sum is taken as log(s + [s = 0]) plus
+log [s > 0] (`safe_log`, `safe_logsumexp`), so an all −inf ⊕ gives −inf with zero (not nan)
+gradients, with one add and no select.
 
 Posterior marginals are ∂ log Z / ∂ ψ (Eisner 2016). The backtrace reads one segment per
 iteration from the end: given the next segment's state j (none for the last segment),
@@ -66,17 +67,27 @@ class SegmentalForward(NamedTuple):
 
 
 def safe_log(x: tf.Tensor) -> tf.Tensor:
-    """log x for x >= 0, −inf at 0 with a zero (not nan) gradient there."""
-    positive = x > 0
-    return tf.where(positive, tf.math.log(tf.where(positive, x, tf.ones_like(x))),
-                    tf.fill(tf.shape(x), tf.constant(-float("inf"), x.dtype)))
+    """log x for x >= 0: −inf at 0 with a zero (not nan) gradient there.
+
+    log(x + [x = 0]) + log [x > 0]: the first term is finite with a finite derivative, the
+    second is 0 or −inf and carries no gradient (a comparison).
+    """
+    return (tf.math.log(x + tf.cast(tf.equal(x, 0), x.dtype))
+            + tf.math.log(tf.cast(x > 0, x.dtype)))
 
 
 def safe_logsumexp(x: tf.Tensor, axis: int) -> tf.Tensor:
-    """log Σ exp x over `axis`: −inf (zero gradients) where every term is −inf."""
+    """log Σ exp x over `axis`: −inf (zero gradients) where every term is −inf.
+
+    With m = max x (no gradient), Σ exp(x - m) >= 1 wherever m is finite; where it is not,
+    m is taken as 0 inside the sum (a sum of zeros), 1 is added to it, and m = −inf is added
+    outside: log 1 + m = −inf, with the zero derivative exp(−inf) = 0.
+    """
     top = tf.stop_gradient(tf.reduce_max(x, axis=axis, keepdims=True))
-    top = tf.where(tf.math.is_finite(top), top, tf.zeros_like(top))
-    return safe_log(tf.reduce_sum(tf.exp(x - top), axis=axis)) + tf.squeeze(top, axis)
+    finite = tf.math.is_finite(top)
+    total = tf.reduce_sum(tf.exp(x - tf.where(finite, top, tf.zeros_like(top))), axis=axis)
+    return (tf.math.log(total + tf.cast(tf.logical_not(tf.squeeze(finite, axis)), x.dtype))
+            + tf.squeeze(top, axis))
 
 
 def _reduce(x: tf.Tensor, axis: int, semiring: str) -> tf.Tensor:
