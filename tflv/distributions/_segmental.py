@@ -23,7 +23,7 @@ nats).
 −inf is safe everywhere: a forbidden transition, a segment start before position 0, a state
 that no path reaches. Every logarithm of a possibly zero sum is taken as log(s + [s = 0]) plus
 log [s > 0] (`safe_log`, `safe_logsumexp`), so an all −inf ⊕ gives −inf with zero (not nan)
-gradients, with one add and no select.
+gradients.
 
 Posterior marginals are ∂ log Z / ∂ ψ (Eisner 2016). The backtrace reads one segment per
 iteration from the end: given the next segment's state j (none for the last segment),
