@@ -121,3 +121,26 @@ def test_misaligned_files_and_missing_separator(tmp_path):
     (folder / "valid.txt").write_text("A <eos>|||0,1,0\nA is nice <eos>\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"valid\.txt:2: expected the sentence, `\|\|\|`"):
         e2e.read_split(str(folder), "valid")
+
+
+def test_reference_sets_name_the_record_set_that_disagrees(tmp_path):
+    folder = tmp_path / "e2e"
+    folder.mkdir()
+    for name in ("src_train.txt", "src_valid.txt"):
+        (folder / name).write_text("__start_name__ A __end_name__\n", encoding="utf-8")
+    for name in ("train.txt", "valid.txt"):
+        (folder / name).write_text("A <eos>|||0,1,0\n", encoding="utf-8")
+    (folder / "src_test.txt").write_text(
+        "__start_name__ A __end_name__ __start_priceRange__ less than £ 20 __end_priceRange__\n"
+        "__start_name__ B __end_name__ __start_area__ riverside __end_area__\n", encoding="utf-8")
+    rows = ['"mr","ref"', '"name[A], priceRange[less than £20]","A is cheap."',
+            '"name[A], priceRange[less than £20]","Cheap: A."',
+            '"name[B], customer rating[high]","B is rated high."']
+    (folder / "testset_w_refs.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"src_test\.txt:2: expected the records of MR "
+                                              r"'name\[B\], customer rating\[high\]' \(row 4"):
+        e2e.reference_sets(str(tmp_path))
+    rows[3] = '"name[B], area[riverside]","B is by the river."'
+    (folder / "testset_w_refs.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert e2e.reference_sets(str(tmp_path)) == [["A is cheap.", "Cheap: A."],
+                                                 ["B is by the river."]]

@@ -214,3 +214,14 @@ def test_score_of_a_hand_built_segmentation():
             + segment[2, 0, 0])
     np.testing.assert_allclose(SemiMarkovChain(init, trans, segment, length).score(z), want,
                                rtol=1e-12)
+
+
+def test_one_position_chains():
+    """T = 1: only length-1 segments, log Z = logsumexp(θ_0 + λ[:, 1] + φ_0[1])."""
+    rng = np.random.default_rng(9)
+    init, trans, segment, length = (p[0] for p in random_chain(rng, 1, 1, 3, 4))
+    post = SemiMarkovChain(init, trans, segment, length).posterior()
+    scores = init + length[:, 0] + segment[0, 0]
+    np.testing.assert_allclose(post.log_partition, scipy.special.logsumexp(scores), rtol=1e-12)
+    np.testing.assert_allclose(post.states[0], scipy.special.softmax(scores), atol=1e-12)
+    assert np.all(post.segments.numpy()[:, 1:] == 0)

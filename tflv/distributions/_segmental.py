@@ -153,14 +153,15 @@ def forward(initial: tf.Tensor, transition: tf.Tensor, segments: tf.Tensor,
     buffer = tf.concat([initial[:, None, :], tf.fill(
         tf.stack([batch, max_len - 1, states]), tf.constant(-float("inf"), initial.dtype))], 1)
 
-    def step(carry, segment):  # segment: [B, L, K]
-        buffer, _ = carry
+    def step(buffer, segment):  # segment: [B, L, K]
         alpha = _reduce(buffer + segment, 1, semiring)  # [B, K]
-        beta = contract(alpha)
-        return tf.concat([beta[:, None], buffer[:, :-1]], axis=1), alpha
+        return tf.concat([contract(alpha)[:, None], buffer[:, :-1]], axis=1)
 
-    buffers, alphas = tf.scan(step, segments, initializer=(buffer, initial))
-    betas = tf.concat([initial[None], buffers[:-1, :, 0]], axis=0)  # β_0..β_{T-1}
+    # The loop carries and stacks only the buffers; every α_e is then one vectorised ⊕ over
+    # the buffer before step e (the loop's backward pass then has one stacked tensor to read).
+    buffers = tf.concat([buffer[None], tf.scan(step, segments[:-1], initializer=buffer)], 0)
+    alphas = _reduce(buffers + segments, 2, semiring)  # [T, B, K]
+    betas = buffers[:, :, 0]  # β_0..β_{T-1}
     steps = tf.shape(segments)[0]
     if lengths is None:
         lengths = tf.fill([batch], steps)
