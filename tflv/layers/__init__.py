@@ -9,3 +9,4 @@ from tflv.layers.heads import (  # noqa: E402,F401
 from tflv.layers.latent import GaussianLatent  # noqa: E402,F401
 from tflv.layers.decoders import RNNDecoder  # noqa: E402,F401
 from tflv.layers.structured import ForwardAlgorithm, MeanField  # noqa: E402,F401
+from tflv.layers.semi_markov import SemiMarkov  # noqa: E402,F401
