@@ -175,8 +175,9 @@ class TopicDecoder(keras.layers.Layer):
             beta = tf.nn.softmax(self.topic_logits(), axis=-1)  # [K, V]
             return tf.math.log(tf.matmul(theta, beta) + 1e-30)  # [B, V]
         logits = tf.matmul(theta, self.topic_logits())  # [..., V]
-        if self.batch_norm:
-            return tf.nn.log_softmax(self.logit_norm(logits, training=training), axis=-1)
+        if self.batch_norm:  # moments over every leading position (samples and documents)
+            flat = self.logit_norm(tf.reshape(logits, [-1, self.vocab_size]), training=training)
+            return tf.nn.log_softmax(tf.reshape(flat, tf.shape(logits)), axis=-1)
         return tf.nn.log_softmax(logits + self.bias, axis=-1)
 
     def get_config(self):
