@@ -286,8 +286,11 @@ def test_trainer_end_to_end_on_20news(tmp_path, data_dir):
     topic_lines = [line for line in proc.stdout.splitlines() if line.startswith("topic ")]
     assert len(topic_lines) == 4 and all(len(line.split()) == 6 + 10 for line in topic_lines)
     assert 0 < result["diversity"] <= 1
-    # The same topics, as a table in TensorBoard.
-    (_, table), = summaries.read_events(str(tmp_path / "run" / "summaries"))["test/topics"]
+    # The same topics, as a table in TensorBoard, beside the diversity as a scalar.
+    events = summaries.read_events(str(tmp_path / "run" / "summaries"))
+    (_, table), = events["test/topics"]
+    (_, diversity), = events["test/diversity"]
+    np.testing.assert_allclose(diversity, result["diversity"], rtol=1e-6)
     rows = [row.split(" | ") for row in table.item().decode().splitlines()[2:]]
     assert [row[3].rstrip(" |") for row in rows] == [
         " ".join(line.split()[6:]) for line in topic_lines]
