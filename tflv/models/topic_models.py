@@ -196,6 +196,9 @@ class NormalizedGaussianHead(keras.layers.Layer):
 
     Args:
       latent_dim: K.
+
+    >>> loc, scale = NormalizedGaussianHead(50)(features, training=True)  # [B, 50] each
+    >>> q = gaussian((loc, scale))  # batch [B], event [50]; loc has mean 0, variance 1 over B
     """
 
     def __init__(self, latent_dim: int, **kwargs):
