@@ -166,8 +166,8 @@ def pyro_prodlda(args, train, test, everything, tokens) -> dict:
             pyro.sample("log_theta", dist.Normal(loc, scale).to_event(1))
 
     pyro.clear_param_store()
-    svi = SVI(model, guide, pyro.optim.Adam({"lr": args.pyro_lr, "betas": (args.pyro_beta_1, 0.999)}),
-              loss=TraceMeanField_ELBO())
+    optimizer = pyro.optim.Adam({"lr": args.pyro_lr, "betas": (args.pyro_beta_1, 0.999)})
+    svi = SVI(model, guide, optimizer, loss=TraceMeanField_ELBO())
     docs = torch.tensor(train.toarray(), dtype=torch.float32)
     batch, steps = args.pyro_batch_size, 0
     start = time.perf_counter()
