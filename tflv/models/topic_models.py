@@ -277,8 +277,8 @@ def collapse_warning(diversity: float, kl: float | None = None) -> str | None:
         return None
     message = ("topics collapsed (" + "; ".join(reasons) + "): the posterior ignores the "
                "document or the topics repeat one another. Remedies: ProdLDA's published recipe "
-               "(--topic_recipe=srivastava_sutton: batch-normalised logits, dropout, Adam β1 "
-               "0.99), more --train_steps, a larger --batch_size (200 as Srivastava & Sutton), "
+               "(prodlda's default, --topic_recipe=srivastava_sutton: batch-normalised logits, "
+               "dropout, Adam β1 0.99), more --train_steps, a larger --batch_size (200 as Srivastava & Sutton), "
                "fewer --num_topics, or a mixture decoder (--topic_decoder=mixture)")
     print("WARNING: " + message, flush=True)
     warnings.warn(message, stacklevel=2)
