@@ -31,7 +31,9 @@ Rows:
 - `tflv_lda`: `python -m trainers.train --model=lda` (online VB, α = η = 1/K, τ0 = 10, κ = 0.7,
   batch 64) for `--lda_epochs` passes.
 - `sklearn_lda`: `sklearn.decomposition.LatentDirichletAllocation`, online, the same α, η, τ0,
-  κ and batch, `max_iter = --lda_epochs` passes.
+  κ and batch, `max_iter = --lda_epochs` passes over the training documents shuffled once
+  (scikit-learn keeps the row order; in file order, grouped by newsgroup, its test perplexity
+  after 5 passes was 3157 against 1020 for the same updates on shuffled batches in tflv).
 
 Published (Srivastava & Sutton 2017, Table 1, K = 50 on this vocabulary): ProdLDA's NPMI about
 0.24, as recalled in ../shared/data/README.md (not checked against the paper).
@@ -232,8 +234,11 @@ def sklearn_lda(args, train, test, everything, tokens) -> dict:
         learning_decay=0.7, batch_size=64, max_iter=args.lda_epochs, random_state=args.seed,
         total_samples=train.shape[0],  # D of the online update (scikit-learn default 1e6)
         n_jobs=1)
+    # scikit-learn's online fit takes the minibatches in row order every pass; the file's
+    # documents come grouped by newsgroup, so they are shuffled once (the others reshuffle)
+    order = np.random.default_rng(args.seed).permutation(train.shape[0])
     start = time.perf_counter()
-    lda.fit(train)
+    lda.fit(train[order])
     seconds = time.perf_counter() - start
     scores = lda_bounds(lda.components_, lda.doc_topic_prior_, lda.topic_word_prior_,
                         train.shape[0], test)
