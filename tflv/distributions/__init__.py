@@ -2,3 +2,4 @@
 from tflv.distributions.factorial_hmm import FactorialHMM, MeanFieldPosterior
 from tflv.distributions.hmm import HMM, Posterior
 from tflv.distributions.vmf import VonMisesFisherFixedConcentration  # noqa: E402,F401
+from tflv.distributions.blocked_hmm import BlockedHMM, BlockedPosterior, WordBlocks  # noqa: E402,F401
