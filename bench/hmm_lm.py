@@ -8,8 +8,8 @@ neural parameters, M blocks of S = K/M states, words assigned round-robin by fre
 a batch [B, T] of tokens drawn from a Zipf(1.1) law over V = 10,000 words, in three ways:
 
 * `blocked`: `BlockedHMM.log_prob` — each step touches the S states of x_t's block ((K/M)²).
-* `blocked_dropout`: the same, with state dropout at rate 0.5, on the kept half of each block's states (training only;
-  evaluation always uses all states).
+* `blocked_dropout`: the same with state dropout at rate 0.5, on the kept half of each block's
+  states (training only; evaluation always uses all states).
 * `dense`: `tflv.distributions.HMM.from_log_potentials` over all K states with the emission
   log-prob -inf outside the word's block — the same likelihood (tests check they agree), at K²
   per step.

@@ -147,7 +147,8 @@ class WordBlocks:
 
     def token_scores(self, emission_log_probs, x, mask=None) -> tuple[tf.Tensor, tf.Tensor]:
         """Emission scores e [B, T, S] and blocks [B, T] of tokens x [B, T], from
-        emission_log_probs [M, S, W]: entry [b, s, j] = log p(block_words[b, j] | state b·S + s)."""
+        emission_log_probs [M, S, W], whose entry [b, s, j] is
+        log p(block_words[b, j] | state b·S + s)."""
         emission_log_probs = tf.convert_to_tensor(emission_log_probs)
         if (emission_log_probs.shape.rank != 3
                 or emission_log_probs.shape[0] not in (None, self.num_blocks)):
