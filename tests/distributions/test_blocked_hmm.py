@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 import pytest
 import scipy.special
+import scipy.stats
 import tensorflow as tf
 
 from tflv.distributions import HMM, BlockedHMM, WordBlocks
@@ -176,3 +177,22 @@ def test_word_outside_every_block_is_a_clear_error():
         BlockedHMM(np.zeros(6), np.zeros((6, 6)), 4)
     with pytest.raises(ValueError, match=r"emission_scores must have shape \[B, T, S=3\]"):
         BlockedHMM(np.zeros(6), np.zeros((6, 6)), 2).log_prob(np.zeros((1, 2, 2)), [[0, 1]])
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_sampler_draws_from_the_model(temperature):
+    """Chi-square of 4000 sampled sequences of length 2 against exp(log_prob) (temperature 1),
+    or against the chain whose log-probs are divided by the temperature and renormalised."""
+    rng = np.random.default_rng(5)
+    k, m, v, t = 4, 2, 5, 2
+    blocks, initial, transition, emission = random_blocked(rng, k, m, v)
+    tempered = [scipy.special.log_softmax(p / temperature, -1)
+                for p in (initial, transition, emission)]
+    samples = BlockedHMM(initial, transition, m).sample(emission, blocks, 4000, t, seed=(3, 4),
+                                                        temperature=temperature).numpy()
+    x = np.array(list(itertools.product(range(v), repeat=t)))
+    scores, block_ids = blocks.token_scores(tempered[2], x)
+    probs = np.exp(BlockedHMM(tempered[0], tempered[1], m).log_prob(scores, block_ids).numpy())
+    observed = np.array([np.sum(np.all(samples == row, -1)) for row in x])
+    assert observed.sum() == len(samples)
+    assert scipy.stats.chisquare(observed, probs * len(samples)).pvalue > 1e-3

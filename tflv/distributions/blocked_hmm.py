@@ -24,6 +24,8 @@ log p(x) with emission log-prob -inf outside the word's block (`tflv.distributio
   (Eisner 2016).
 * `BlockedHMM.viterbi` = argmax_z p(z | x) as global state ids [B, T]: max-plus recursion over
   the same sub-blocks and a backtrace.
+* `BlockedHMM.sample` draws word sequences by ancestral sampling: z_1 ~ π, x_t ~ E[z_t] (a slot
+  of z_t's block), z_{t+1} ~ A[z_t], each log-probability divided by a temperature.
 
 `WordBlocks` is the word → block assignment (block of each word and its slot among the block's
 words), with `WordBlocks.by_frequency`, the round-robin assignment of frequency-ranked words
@@ -298,3 +300,30 @@ class BlockedHMM:
         earlier = tf.scan(back_step, backs, initializer=last, reverse=True)  # [T-1, B]
         local = tf.transpose(tf.concat([earlier, last[None]], 0))  # [B, T]
         return tf.where(mask, blocks * self.block_size + local, tf.zeros_like(local))
+
+    def sample(self, emission_log_probs, blocks: WordBlocks, n, num_steps, seed,
+               temperature=1.0) -> tf.Tensor:
+        """Word ids int32 [n, num_steps] by ancestral sampling (module docstring), from a
+        stateless seed int [2]; emission_log_probs [M, S, W] as in `WordBlocks.token_scores`."""
+        emission = tf.convert_to_tensor(emission_log_probs, self.dtype)
+        temperature = tf.cast(temperature, self.dtype)
+        words = tf.constant(blocks.block_words)
+        seed = tf.cast(seed, tf.int32)
+
+        def draw(logits, step, part):
+            step_seed = tf.random.experimental.stateless_fold_in(
+                tf.random.experimental.stateless_fold_in(seed, step), part)
+            return tf.random.stateless_categorical(logits / temperature, 1, step_seed,
+                                                   dtype=tf.int32)[:, 0]
+
+        z = draw(tf.broadcast_to(self.initial, [n, self.num_states]), 0, 0)
+
+        def body(t, z, out):
+            block, local = z // self.block_size, z % self.block_size
+            slot = draw(tf.gather_nd(emission, tf.stack([block, local], -1)), t, 1)
+            out = out.write(t, tf.gather_nd(words, tf.stack([block, slot], -1)))
+            return t + 1, draw(tf.gather(self.transition, z), t + 1, 0), out
+
+        _, _, out = tf.while_loop(lambda t, *_: t < num_steps, body,
+                                  (0, z, tf.TensorArray(tf.int32, size=num_steps)))
+        return tf.transpose(tf.reshape(out.stack(), [num_steps, n]))

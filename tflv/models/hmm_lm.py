@@ -31,6 +31,7 @@ import keras
 import tensorflow as tf
 
 from tflv.distributions.blocked_hmm import WordBlocks
+from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.blocked_hmm_parameters import BlockedNeuralHMM, kept_count
 from tflv.models.rnnlm import lm_metrics
@@ -94,6 +95,18 @@ class HMMLM(LatentVariableModel):
 
     def metrics_from_sums(self, sums):
         return lm_metrics(sums)
+
+    def sample(self, start_ids, max_length, temperature, seed) -> tf.Tensor:
+        """Word ids [N, max_length] by ancestral sampling from π (start_ids only give N: every
+        window's chain starts from π)."""
+        params = self.hmm(None)
+        return self.hmm.hmm(params).sample(params.emission, self.hmm.blocks,
+                                           tf.shape(start_ids)[0], max_length, seed,
+                                           temperature)
+
+    def serving_signatures(self, batcher) -> dict:
+        """`sample(num_samples, max_length, temperature, seed) -> {text [N]}` for SavedModel."""
+        return {"sample": serving.sample_signature(batcher, self.sample)}
 
     def get_config(self):
         return {**super().get_config(), **self.config}
