@@ -50,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--length", type=int, default=35)
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up")
     parser.add_argument("--impls", default=",".join(IMPLS), help="comma-separated")
+    parser.add_argument("--jit_compile", action="store_true", help="compile the steps with XLA")
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md's section")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -105,7 +106,7 @@ def child(args) -> dict:
     optimizer = tf.keras.optimizers.Adam(1e-3)
     optimizer.build(layer.trainable_variables)
 
-    @tf.function
+    @tf.function(jit_compile=args.jit_compile)
     def train_step():
         with tf.GradientTape() as tape:
             loss = -log_likelihood(impl == "blocked_dropout")
@@ -114,7 +115,7 @@ def child(args) -> dict:
         optimizer.apply_gradients(zip(grads, layer.trainable_variables))
         return loss
 
-    eval_step = tf.function(lambda: log_likelihood(False))
+    eval_step = tf.function(lambda: log_likelihood(False), jit_compile=args.jit_compile)
     base = rss_mib()
     result = {"k": k, "impl": impl}
     for name, fn in (("eval", eval_step), ("train", train_step)):
@@ -140,7 +141,7 @@ def run_child(args, k: int, impl: str) -> dict:
     argv = [sys.executable, os.path.abspath(__file__), f"--child={json.dumps([k, impl])}",
             f"--num_blocks={args.num_blocks}", f"--embed_dim={args.embed_dim}",
             f"--batch_size={args.batch_size}", f"--length={args.length}",
-            f"--steps={args.steps}"]
+            f"--steps={args.steps}"] + (["--jit_compile"] if args.jit_compile else [])
     out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"{impl} K={k} failed:\n{out.stderr[-3000:]}")
@@ -185,7 +186,8 @@ def main():
     command = "python bench/hmm_lm.py " + " ".join(a for a in sys.argv[1:] if a != "--write")
     text = (f"{SECTION}\n\nCommand: `{command.strip()}` ({(time.time() - start) / 60:.0f} min). "
             f"B = {args.batch_size} sequences of T = {args.length} tokens (Zipf(1.1) over "
-            f"V = {VOCAB}), embedding size {args.embed_dim}, float32, `tf.function` without XLA, "
+            f"V = {VOCAB}), embedding size {args.embed_dim}, float32, `tf.function` "
+            f"{'with XLA (jit_compile)' if args.jit_compile else 'without XLA'}, "
             f"median of {args.steps} steps after a warm-up step. **Loaded machine**: 2 shared "
             f"cores, load average (1 min) {load_start:.1f} at the start and "
             f"{os.getloadavg()[0]:.1f} at the end, configurations run one after another, so "
