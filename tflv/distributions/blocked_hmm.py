@@ -36,10 +36,10 @@ Masks: `mask` [B, T] (bool or 0/1, true for real tokens, a prefix per row). A pa
 α and its block; padded rows give exactly the results of the unpadded sequences, with zero
 marginals and state 0 at padding, and log Z = 0 for an empty row.
 
-Speed: every method is plain TF. In graph mode each step pays the while-loop's per-op cost,
-which at small S (16 states a block) outweighs the flops saved; under
-`tf.function(jit_compile=True)` that cost goes (BENCHMARKS.md, "HMM language model: blocked
-emissions"). XLA drops `tf.debugging` assertions: validate token ids outside a compiled step.
+Speed: every method is plain TF that XLA compiles (`tf.function(jit_compile=True)`); blocked
+vs dense training and evaluation speed and memory are in BENCHMARKS.md, "HMM language model:
+blocked emissions". XLA drops `tf.debugging` assertions: validate token ids outside a
+compiled step.
 
 Shapes: the parameters are unbatched (initial [K], transition [K, K]) and the sequences a
 batch [B, T]; emission scores arrive per position, e_t [B, T, S] = log p(x_t | z_t = b(x_t)·S
