@@ -113,6 +113,11 @@ flags.DEFINE_integer("num_chains", 2, "factorial_hmm: Markov chains L.")
 flags.DEFINE_enum("factorial_inference", "exact", ["exact", "mean_field"], "factorial_hmm: exact "
                   "log p(x) over K^L product states, or the structured mean-field ELBO.")
 flags.DEFINE_integer("mean_field_iterations", 5, "factorial_hmm: mean-field sweeps.")
+# hmm_lm (Chiu & Rush 2020; also reads num_states, embed_dim, hidden_dim).
+flags.DEFINE_integer("num_blocks", 1, "hmm_lm: blocks M of states (a divisor of --num_states); "
+                     "each word is emitted by one block, assigned round-robin by frequency.")
+flags.DEFINE_float("state_dropout", 0.0, "hmm_lm: fraction of each block's states dropped per "
+                   "training batch (renormalised over the kept states).")
 
 KL_WARMUP_FRACTION = 0.5  # --kl_warmup_steps default: β reaches 1 at mid-training
 
@@ -133,6 +138,6 @@ MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddin
                "sa_vae_steps", "sa_vae_step_size", "sa_vae_max_grad_norm", "iw_samples",
                "num_states", "hmm_training", "em_decay", "em_pseudo_count", "neural_transitions",
                "num_chains", "factorial_inference", "mean_field_iterations",
-               "topic_recipe")
+               "topic_recipe", "num_blocks", "state_dropout")
 
 FLAGS = flags.FLAGS
