@@ -31,7 +31,6 @@ import tensorflow as tf
 from absl import app
 
 from trainers import flags as tflv_flags
-from trainers.checkpoints import untracked_variables
 
 FLAGS = tflv_flags.FLAGS
 
@@ -152,7 +151,6 @@ class ServingModule(tf.Module):
     def __init__(self, model, corpus):
         super().__init__()
         self.model = model
-        self.untracked_model_variables = untracked_variables(model)
         self.batcher = TextBatcher(corpus, type(model).input_form)
         texts = [tf.TensorSpec([None], tf.string, name=name)
                  for name in ("text", "target")[:self.batcher.num_texts]]
@@ -162,6 +160,23 @@ class ServingModule(tf.Module):
         stats = self.model.objective(self.batcher(*texts), training=False).stats
         return {"log_prob": -stats["nll"], "tokens": stats["tokens"]}
 
+    def track_variables_read_by(self, functions) -> None:
+        """Tracks the `tf.Variable`s that `functions`' graphs read, so the SavedModel restores them.
+
+        A Keras 3 variable wraps a `tf.Variable`; saved through the Keras variable, the
+        SavedModel's checkpoint (its restore op, which TensorFlow Serving's C++ loader and
+        `saved_model_cli run` call) fills a copy, while the signatures' graphs read the wrapped
+        variable, which then nothing restores. Tracking the wrapped variables themselves, as
+        Keras's own `ExportArchive` does, puts exactly what the graphs read in the checkpoint.
+        """
+        seen, read = set(), []
+        for function in functions:
+            for variable in function.get_concrete_function().variables:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    read.append(variable)
+        self.served_variables = read
+
 
 def export_model(model, corpus, export_dir: str) -> None:
     """Writes `model` as a SavedModel serving raw text to `export_dir` (write, then rename)."""
@@ -170,6 +185,7 @@ def export_model(model, corpus, export_dir: str) -> None:
     extra = getattr(model, "serving_signatures", None)
     if extra is not None:
         signatures.update(extra(module.batcher))
+    module.track_variables_read_by(signatures.values())
     tmp = export_dir.rstrip("/") + ".tmp"
     if tf.io.gfile.exists(tmp):
         tf.io.gfile.rmtree(tmp)
