@@ -1,4 +1,5 @@
-"""tflv layers in a user's own functional Keras model: fit, save `.keras`, reload elsewhere.
+"""tflv layers in a user's own functional Keras model: fit, save `.keras`, reload elsewhere; and
+the README's example of it, run verbatim (reload included).
 
 The model is a sentence VAE written with tflv layers alone (the README's example): the reloaded
 model, in a fresh process, gives identical outputs; and its loss is the negative ELBO (token NLL
@@ -76,3 +77,22 @@ print("identical")
     proc = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "identical" in proc.stdout, proc.stderr[-3000:]
+
+
+def readme_keras_example() -> str:
+    """The first ```python block of README.md's "tflv layers in your own Keras model"."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme[readme.index("## tflv layers in your own Keras model"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```\n", start)]
+
+
+def test_readme_keras_example_runs_verbatim_with_its_reload(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": repo}
+    proc = subprocess.run([sys.executable, "-c", readme_keras_example()], cwd=str(tmp_path),
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "vae.keras").exists()
