@@ -30,6 +30,7 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import app
 
+from tflv.models import serving
 from trainers import flags as tflv_flags
 
 FLAGS = tflv_flags.FLAGS
@@ -57,9 +58,15 @@ class _Vocab(tf.Module):
 
 
 def _padded(ragged):
-    """ragged [N, None] → (ids [N, T], mask float32 [N, T], lengths int32 [N])."""
+    """ragged [N, None] → (ids [N, T], mask float32 [N, T], lengths int32 [N]), T ≥ 1.
+
+    Texts without a known word (empty, or all out of vocabulary where the vocabulary has no
+    `<unk>`) get length 0: a row of padding, masked; T is at least 1 so that the models'
+    recursions and attention have a position to read.
+    """
     lengths = tf.cast(ragged.row_lengths(), tf.int32)
     ids = ragged.to_tensor()
+    ids = tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])
     return ids, tf.sequence_mask(lengths, tf.shape(ids)[1], tf.float32), lengths
 
 
@@ -157,8 +164,11 @@ class ServingModule(tf.Module):
         self.score = tf.function(self._score, input_signature=texts)
 
     def _score(self, *texts):
-        stats = self.model.objective(self.batcher(*texts), training=False).stats
-        return {"log_prob": -stats["nll"], "tokens": stats["tokens"]}
+        def score(*texts):
+            stats = self.model.objective(self.batcher(*texts), training=False).stats
+            return {"log_prob": -stats["nll"], "tokens": stats["tokens"]}
+
+        return serving.per_text(score, *texts)
 
     def track_variables_read_by(self, functions) -> None:
         """Tracks the `tf.Variable`s that `functions`' graphs read, so the SavedModel restores them.
