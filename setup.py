@@ -1,18 +1,41 @@
 """Installs tflv: the library (`tflv`), its data pipelines (`data`) and trainers (`trainers`).
 
 Exact versions for a reproducible environment are in requirements.lock (`make venv` uses them);
-the ranges below are what the code is written against.
+the ranges below are what the code is written against. The version is `tflv.__version__`, read
+from tflv/__init__.py without importing it. `python -m build` makes the sdist and the wheel
+(`--no-isolation` builds with the installed setuptools, offline).
 """
+import os
+import re
+
 from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read(path: str) -> str:
+    with open(os.path.join(HERE, path), encoding="utf-8") as f:
+        return f.read()
+
+
+def version() -> str:
+    match = re.search(r'^__version__ = "([^"]+)"$', read("tflv/__init__.py"), re.M)
+    if not match:
+        raise RuntimeError('tflv/__init__.py must define __version__ = "X.Y.Z"')
+    return match.group(1)
+
 
 setup(
     name="tflv",
-    version="0.1.0",
+    version=version(),
     description="Deep latent-variable models of natural language in TensorFlow, Keras 3 and TFP",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=read("README.md"),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
     python_requires=">=3.11",
     packages=find_packages(include=["tflv", "tflv.*", "trainers", "trainers.*", "data", "data.*"]),
+    package_data={"tflv": ["py.typed"]},  # PEP 561: the annotations are for type checkers
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "tensorflow-probability>=0.25,<0.26",
@@ -27,7 +50,7 @@ setup(
         "tensorboard>=2.21,<2.22",
         "sacrebleu>=2.4",
     ],
-    extras_require={"test": ["pytest", "pytest-xdist", "scikit-learn"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "scikit-learn", "build"]},
     entry_points={
         "console_scripts": [
             "tflv-train=trainers.train:run",

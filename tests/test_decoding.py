@@ -1,11 +1,14 @@
-"""Greedy and beam search against exhaustive enumeration of every hypothesis on a tiny model."""
+"""Greedy and beam search against exhaustive enumeration of every hypothesis on a tiny model;
+temperature 0 of every ancestral sampler against greedy decoding of the same model."""
 import itertools
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tflv.decoding import beam_search, greedy, length_penalty
+from tflv.decoding import beam_search, greedy, length_penalty, sample_tokens
+from tflv.layers import RNNDecoder
+from tflv.layers.cnn_decoder import CNNDecoder
 
 EOS = 3
 
@@ -98,3 +101,62 @@ def test_bad_arguments_are_named():
         beam_search(step_fn, {"h": tf.zeros([1, 5])}, tf.constant([2]), 3, EOS, beam_size=0)
     with pytest.raises(ValueError, match="max_length"):
         greedy(step_fn, {"h": tf.zeros([1, 5])}, tf.constant([2]), 0, EOS)
+
+
+def test_sample_tokens_draws_the_tempered_categorical_and_its_zero_limit():
+    logits = tf.random.stateless_normal([64, 7], seed=[3, 1])
+    seed = tf.constant([5, 9])
+    for temperature in (0.5, 1.0, 2.0):  # τ > 0: exactly the categorical of logits / τ
+        expected = tf.random.stateless_categorical(logits / temperature, 1, seed=seed)[:, 0]
+        np.testing.assert_array_equal(sample_tokens(logits, temperature, seed).numpy(),
+                                      expected.numpy())
+    greedy_ids = np.argmax(logits.numpy(), axis=-1)
+    np.testing.assert_array_equal(sample_tokens(logits, 0.0, seed).numpy(), greedy_ids)
+    np.testing.assert_array_equal(sample_tokens(logits, tf.constant(0.0), seed).numpy(), greedy_ids)
+    # the limit τ → 0 of the draws is the argmax (gaps between the top two logits here >> τ)
+    gaps = np.diff(np.sort(logits.numpy(), axis=-1)[:, -2:], axis=-1)[:, 0]
+    clear = gaps > 0.05
+    cold = sample_tokens(logits, 1e-3, seed).numpy()
+    np.testing.assert_array_equal(cold[clear], greedy_ids[clear])
+    with pytest.raises(ValueError, match="temperature"):
+        sample_tokens(logits, -1.0, seed)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="temperature"):
+        sample_tokens(logits, tf.constant(-1.0), seed)
+
+
+def _rnn_step_fn(decoder, z):
+    def step_fn(tokens, states):
+        logits, states = decoder(tokens[:, None], z=z, initial_state=states, return_state=True)
+        return tf.nn.log_softmax(logits[:, 0]), states
+    return step_fn
+
+
+def test_zero_temperature_rnn_sampling_is_greedy_decoding():
+    vocab, n, length = 11, 5, 7
+    decoder = RNNDecoder(vocab, embed_dim=6, hidden_dim=8, num_layers=2)
+    z = tf.random.stateless_normal([n, 3], seed=[2, 2])
+    start = tf.fill([n], 2)
+    sampled = decoder.sample(start, length, z=z, temperature=0.0, seed=[4, 4])
+    zeros = tf.zeros([n, 8])
+    states = [[zeros, zeros], [zeros, zeros]]
+    greedy_ids, _ = greedy(_rnn_step_fn(decoder, z), states, start, length, eos_id=-1)
+    np.testing.assert_array_equal(sampled.numpy(), greedy_ids.numpy())
+    # a serving signature passes the temperature as a float32 tensor, traced once for all τ
+    serve = tf.function(lambda t: decoder.sample(start, length, z=z, temperature=t, seed=[4, 4]),
+                        input_signature=[tf.TensorSpec([], tf.float32)])
+    np.testing.assert_array_equal(serve(tf.constant(0.0)).numpy(), greedy_ids.numpy())
+    np.testing.assert_array_equal(
+        serve(tf.constant(1.0)).numpy(),
+        decoder.sample(start, length, z=z, temperature=1.0, seed=[4, 4]).numpy())
+
+
+def test_zero_temperature_cnn_sampling_takes_the_argmax_of_its_own_prefix():
+    vocab, n, length = 9, 4, 6
+    decoder = CNNDecoder(vocab, embed_dim=6, hidden_dim=8, kernel_size=3, dilations=[1, 2])
+    z = tf.random.stateless_normal([n, 3], seed=[7, 1])
+    start = tf.fill([n], 2)
+    sampled = decoder.sample(start, length, z=z, temperature=0.0, seed=[1, 1]).numpy()
+    assert ((sampled >= 0) & (sampled < vocab)).all()
+    # greedy: x_t = argmax p(· | x_<t, z), scored by teacher forcing on the decoded prefix
+    inputs = np.concatenate([np.full([n, 1], 2), sampled[:, :-1]], axis=1).astype("int32")
+    np.testing.assert_array_equal(np.argmax(decoder(inputs, z=z).numpy(), axis=-1), sampled)

@@ -1,4 +1,4 @@
-"""Greedy and beam-search decoding of any autoregressive model, given its step function.
+"""Greedy, beam-search and temperature decoding of any autoregressive model.
 
 A model exposes one step of its conditional distribution,
 
@@ -20,6 +20,14 @@ within one.
 
 Both return token ids (`<eos>` included, padding id 0 after it) and log p(y | x).
 
+- `sample_tokens`: one token per row drawn from the tempered distribution
+
+      p_τ(v) ∝ exp(logit_v / τ),
+
+  whose limit τ → 0 puts all mass on the argmax; τ = 0 *is* that limit (greedy), so every
+  ancestral sampler built on it (`tflv.layers.RNNDecoder.sample`, `CNNDecoder.sample`, the
+  `sample` and `homotopy` signatures) decodes greedily at temperature 0.
+
 #### References
 - Sutskever, Vinyals & Le (2014). Sequence to Sequence Learning with Neural Networks (beam search).
 - Wu et al. (2016). Google's Neural Machine Translation System. arXiv:1609.08144 (length penalty).
@@ -32,6 +40,38 @@ import tensorflow as tf
 
 StepFn = Callable[[tf.Tensor, Any], tuple[tf.Tensor, Any]]
 PAD_ID = 0
+
+
+def sample_tokens(logits: tf.Tensor, temperature, seed) -> tf.Tensor:
+    """One draw per row from softmax(logits / τ); τ = 0 gives the argmax (greedy decoding).
+
+    Args:
+      logits: float `[N, V]` unnormalised log-probabilities.
+      temperature: τ ≥ 0, a Python number or a scalar tensor (e.g. a serving signature's input).
+      seed: int32 `[2]` stateless seed; the draws are a deterministic function of it.
+
+    Returns:
+      int32 `[N]` token ids in [0, V).
+
+    Raises:
+      ValueError / InvalidArgumentError: τ < 0.
+
+    >>> logits = tf.math.log([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]])
+    >>> sample_tokens(logits, 0.0, seed=[1, 2]).numpy().tolist()
+    [1, 0]
+    """
+    if isinstance(temperature, (int, float)) and temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0: greedy), got {temperature}")
+    logits = tf.convert_to_tensor(logits)
+    temperature = tf.cast(temperature, logits.dtype)
+    with tf.control_dependencies([tf.debugging.assert_non_negative(
+            temperature, message="temperature must be >= 0 (0: greedy)")]):
+        positive = temperature > 0
+    # logits / 0 would be ±inf or NaN, from which the categorical draws an id outside [0, V).
+    scaled = logits / tf.where(positive, temperature, tf.ones_like(temperature))
+    drawn = tf.random.stateless_categorical(scaled, 1, seed=tf.cast(seed, tf.int32))[:, 0]
+    best = tf.argmax(logits, axis=-1)
+    return tf.cast(tf.where(positive, drawn, best), tf.int32)
 
 
 def length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:

@@ -31,9 +31,14 @@ import tensorflow as tf
 from absl import app
 
 from tflv.models import serving
+from trainers import cli
 from trainers import flags as tflv_flags
 
 FLAGS = tflv_flags.FLAGS
+HELP_SECTIONS = [("Flags of tflv-export", (
+    ("model_dir", "A trained run: its tflv_run.json and checkpoints (required)."),
+    ("export_dir", "Where to write the SavedModel, replacing what is there (required)."),
+    "data_dir"))]
 
 
 class _Vocab(tf.Module):
@@ -217,7 +222,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (`tflv-export`)."""
-    app.run(main)
+    cli.run(main, __doc__, HELP_SECTIONS)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ chosen model never reads is an error.
 """
 from absl import flags
 
+from trainers import corpus_flags  # noqa: F401  (the corpus flags: --tokenizer, --vocab_size …)
 from trainers.loop import LEARNING_RATE_SCHEDULES
 
 flags.DEFINE_string("model", "rnnlm", "Model name (tflv.models.MODELS).")
@@ -83,8 +84,9 @@ flags.DEFINE_bool("skip_connections", False, "sentence_vae: z feeds every decode
 flags.DEFINE_float("word_dropout", 0.0, "sentence_vae: decoder input word dropout rate.")
 flags.DEFINE_enum("kl_schedule", "none", ["none", "linear", "sigmoid", "cyclical"],
                   "sentence_vae: KL weight annealing.")
-flags.DEFINE_integer("kl_warmup_steps", 10000, "sentence_vae --kl_schedule: steps to reach "
-                     "weight 1 (cyclical: cycle length).")
+flags.DEFINE_integer("kl_warmup_steps", None, "sentence_vae --kl_schedule: steps to reach "
+                     "weight 1 (cyclical: cycle length); default: KL_WARMUP_FRACTION = 1/2 of "
+                     "--train_steps (a resumed run keeps the one it recorded).")
 flags.DEFINE_float("free_bits", 0.0, "sentence_vae: free bits lambda in nats (0: off).")
 flags.DEFINE_bool("free_bits_per_dimension", False, "sentence_vae --free_bits: per dimension.")
 flags.DEFINE_integer("sa_vae_steps", 0, "sentence_vae: SA-VAE refinement steps (0: off).")
@@ -108,6 +110,15 @@ flags.DEFINE_integer("num_chains", 2, "factorial_hmm: Markov chains L.")
 flags.DEFINE_enum("factorial_inference", "exact", ["exact", "mean_field"], "factorial_hmm: exact "
                   "log p(x) over K^L product states, or the structured mean-field ELBO.")
 flags.DEFINE_integer("mean_field_iterations", 5, "factorial_hmm: mean-field sweeps.")
+
+KL_WARMUP_FRACTION = 0.5  # --kl_warmup_steps default: β reaches 1 at mid-training
+
+
+def default_kl_warmup_steps(train_steps: int) -> int:
+    """The `--kl_warmup_steps` a run without the flag uses: a fraction of `--train_steps`, so an
+    annealed KL weight reaches 1 within training whatever its length."""
+    return max(1, round(KL_WARMUP_FRACTION * train_steps))
+
 
 MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings", "num_topics",
                "topic_decoder", "attention_training", "attention_samples", "beam_size",

@@ -7,8 +7,8 @@
 
 `prior` draws z ~ p(z) and then x ~ p(x | z) (models with `sample_prior`: `sentence_vae`,
 `mixture_lm`); `homotopy` decodes the codes on the line between the posterior means of two
-sentences (Bowman et al. 2016, section 5; models with `homotopy`: `sentence_vae`). A small
-`--temperature` (e.g. 0.01) makes the decoding nearly greedy, as in Bowman et al.'s homotopies.
+sentences (Bowman et al. 2016, section 5; models with `homotopy`: `sentence_vae`).
+`--temperature=0` decodes greedily (the argmax at each step), as in Bowman et al.'s homotopies.
 The model is rebuilt from the run description in `--model_dir` (`trainers.train.make_trainer`)
 and its newest readable checkpoint restored. Prints one generated sentence per line.
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import app, flags
 
+from trainers import cli
 from trainers import flags as tflv_flags
 from trainers.export import TextBatcher
 
@@ -28,10 +29,14 @@ FLAGS = tflv_flags.FLAGS
 flags.DEFINE_enum("mode", "prior", ["prior", "homotopy"], "What to generate.")
 flags.DEFINE_integer("num_samples", 10, "prior: number of sentences.")
 flags.DEFINE_integer("sample_length", 30, "Tokens generated per sentence (cut at <eos>).")
-flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the decoder (> 0).")
+flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the decoder (0: greedy).")
 flags.DEFINE_string("sentence_a", None, "homotopy: the first sentence (whitespace-tokenized).")
 flags.DEFINE_string("sentence_b", None, "homotopy: the second sentence.")
 flags.DEFINE_integer("num_points", 5, "homotopy: codes on the line, endpoints included (>= 2).")
+HELP_SECTIONS = [("Flags of trainers.sample", (
+    ("model_dir", "A trained run: its tflv_run.json and checkpoints (required)."), "mode",
+    "num_samples", "sample_length", "temperature", "sentence_a", "sentence_b", "num_points", "seed",
+    "data_dir"))]
 
 
 def generate(model, batcher: TextBatcher, mode: str, seed: int) -> list[str]:
@@ -59,8 +64,8 @@ def generate(model, batcher: TextBatcher, mode: str, seed: int) -> list[str]:
 def main(argv):
     del argv
     from trainers.train import restore_run
-    if FLAGS.temperature <= 0:
-        raise app.UsageError(f"--temperature must be > 0, got {FLAGS.temperature}")
+    if FLAGS.temperature < 0:
+        raise app.UsageError(f"--temperature must be >= 0 (0: greedy), got {FLAGS.temperature}")
     if FLAGS.sample_length < 1:
         raise app.UsageError(f"--sample_length must be >= 1, got {FLAGS.sample_length}")
     _, corpus, trainer = restore_run(FLAGS.model_dir)
@@ -69,5 +74,10 @@ def main(argv):
         print(text, flush=True)
 
 
+def run():
+    """Entry point of `python -m trainers.sample`."""
+    cli.run(main, __doc__, HELP_SECTIONS)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

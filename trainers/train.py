@@ -24,8 +24,10 @@ from absl import app, logging
 import data
 from data.paths import resolve_data_dir
 from tflv.models import HParams, get_model_class, serving
+from trainers import cli, corpus_flags
 from trainers import flags as tflv_flags
 from trainers.checkpoints import RUN_FILE, Checkpoints, claim_model_dir
+from trainers.collapse import collapse_warning
 from trainers.loop import Progress, Trainer, learning_rate_schedule, write_metrics
 from trainers.strategy import is_chief, make_strategy, split_cpu, task_id
 
@@ -34,7 +36,7 @@ SEQUENCE_FORMS = ("sentences", "tokens", "tagged", "parallel")
 
 
 def dataset_options(dataset: str) -> dict:
-    return {"variant": FLAGS.news20_variant} if dataset == "news20" else {}
+    return corpus_flags.dataset_options(dataset)
 
 
 def form_options(form: str, train: bool) -> dict:
@@ -50,7 +52,7 @@ def run_description() -> dict:
     """What a model directory holds: model, dataset and the settings that shape the weights."""
     return {
         "model": FLAGS.model,
-        "dataset": FLAGS.dataset,
+        "dataset": corpus_flags.canonical_dataset(FLAGS.dataset),
         "dataset_options": dataset_options(FLAGS.dataset),
         "hparams": {name: FLAGS[name].value for name in tflv_flags.MODEL_FLAGS},
     }
@@ -73,11 +75,9 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
     directory records; a recorded run may lack those added since (`with_new_hparams`).
     """
     model_cls = get_model_class(run["model"])
-    if run["dataset"] not in model_cls.datasets:
-        raise app.UsageError(f"--model={run['model']} trains on --dataset="
-                             f"{'|'.join(model_cls.datasets)}, not {run['dataset']!r}")
     corpus = data.load(run["dataset"], data_dir=resolve_data_dir(FLAGS.data_dir),
                        **run["dataset_options"])
+    corpus_flags.check_model_fits(run["model"], model_cls, run["dataset"], corpus)
     hparams = HParams(with_new_hparams(run, tflv_flags.MODEL_FLAGS)["hparams"])
     trainer = Trainer(lambda: model_cls.from_corpus(corpus, hparams), strategy,
                       global_batch_size=FLAGS.batch_size,
@@ -94,6 +94,21 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
                               **form_options(model_cls.input_form, train=True))
     trainer.build(next(iter(train_ds)))
     return corpus, trainer, train_ds
+
+
+def kl_warmup_steps(model_dir: str, given: int | None, train_steps: int) -> int:
+    """`--kl_warmup_steps`: as `given`; if absent, what the run in `model_dir` recorded (a resumed
+    run keeps its schedule whatever its new `--train_steps`), else
+    `flags.default_kl_warmup_steps(train_steps)`."""
+    if given is not None:
+        return given
+    run_file = os.path.join(model_dir, RUN_FILE)
+    if tf.io.gfile.exists(run_file):
+        with tf.io.gfile.GFile(run_file) as f:
+            held = json.load(f).get("hparams", {}).get("kl_warmup_steps")
+        if held:
+            return held
+    return tflv_flags.default_kl_warmup_steps(train_steps)
 
 
 def restore_run(model_dir: str):
@@ -143,13 +158,14 @@ def write_prior_samples(model, corpus, writer, step: int, count: int = 8, length
 
 def main(argv):
     del argv
-    if not FLAGS["verbosity"].present:  # TensorFlow's INFO chatter would bury the progress lines
-        logging.set_verbosity(logging.WARNING)
     split_cpu(FLAGS.num_cpu_devices)
     strategy = make_strategy(FLAGS.strategy)  # before any op: multi-worker needs it first
     keras.utils.set_random_seed(FLAGS.seed)
     chief = is_chief(strategy)
-    model_dir = FLAGS.model_dir or os.path.join("runs", f"{FLAGS.model}_{FLAGS.dataset}")
+    print(cli.device_line(strategy), flush=True)
+    model_dir = FLAGS.model_dir or os.path.join(
+        "runs", f"{FLAGS.model}_{corpus_flags.run_name(FLAGS.dataset)}")
+    FLAGS.kl_warmup_steps = kl_warmup_steps(model_dir, FLAGS.kl_warmup_steps, FLAGS.train_steps)
     run = run_description()
     corpus, trainer, train_ds = make_trainer(run, strategy)
     if chief:
@@ -169,6 +185,9 @@ def main(argv):
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
               "train_seconds": round(time.perf_counter() - start, 1),
               **evaluate_splits(trainer, corpus, writer)}
+    warning = collapse_warning(FLAGS.model, result)
+    if warning:
+        logging.warning(warning)
     write_prior_samples(trainer.model, corpus, writer, trainer.step)
     writer.flush()
     if FLAGS.export_dir and chief:
@@ -180,7 +199,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (`tflv-train`)."""
-    app.run(main)
+    cli.run(main, __doc__, cli.train_sections)
 
 
 if __name__ == "__main__":

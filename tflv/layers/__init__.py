@@ -17,11 +17,12 @@ from tflv.layers.heads import (AutoregressiveNetwork, BaselineHead, CategoricalH
                                PlanarFlowHead, VMFHead, gaussian, von_mises_fisher)
 from tflv.layers.latent import GaussianLatent
 from tflv.layers.mixture_of_softmaxes import MixtureOfSoftmaxes, MoSDecoder
+from tflv.layers.semi_markov import SemiMarkov
 from tflv.layers.structured import ForwardAlgorithm, MeanField
 
 __all__ = [
     "Attention", "AutoregressiveNetwork", "BagOfWordsEncoder", "BaselineHead", "CNNDecoder",
     "CategoricalHead", "ForwardAlgorithm", "GaussianHead", "GaussianLatent", "MeanField",
-    "MixtureOfSoftmaxes", "MoSDecoder", "PlanarFlowHead", "RNNDecoder", "RNNEncoder", "VMFHead",
-    "WordDropout", "gaussian", "soft_context", "von_mises_fisher",
+    "MixtureOfSoftmaxes", "MoSDecoder", "PlanarFlowHead", "RNNDecoder", "RNNEncoder", "SemiMarkov",
+    "VMFHead", "WordDropout", "gaussian", "soft_context", "von_mises_fisher",
 ]

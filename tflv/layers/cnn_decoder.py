@@ -28,6 +28,8 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from tflv.decoding import sample_tokens
+
 
 @keras.saving.register_keras_serializable(package="tflv")
 class CNNDecoder(keras.layers.Layer):
@@ -135,7 +137,8 @@ class CNNDecoder(keras.layers.Layer):
         return self.projection(h)  # [B, T, V]
 
     def sample(self, start_ids, max_length: int, z=None, temperature: float = 1.0, seed=None):
-        """Ancestral sampling, x_t ~ softmax(logits_t / temperature), one token at a time.
+        """Ancestral sampling, x_t ~ softmax(logits_t / temperature), one token at a time
+        (`tflv.decoding.sample_tokens`; temperature 0: greedy, x_t = argmax logits_t).
 
         The whole prefix buffer `(N, max_length)` is re-run at each step (later positions hold
         placeholders that causality hides), which keeps every shape static.
@@ -144,7 +147,7 @@ class CNNDecoder(keras.layers.Layer):
           start_ids: int32 `(N,)` first input token of each sample (`<bos>`).
           max_length: number of tokens to draw.
           z: optional `(N, latent_dim)` latent code held fixed over the sample.
-          temperature: softmax temperature (> 0).
+          temperature: softmax temperature τ ≥ 0 (0: greedy).
           seed: int32 `(2,)` stateless seed; the draws are a deterministic function of it.
 
         Returns:
@@ -158,10 +161,9 @@ class CNNDecoder(keras.layers.Layer):
 
         def step(buffer, t):
             logits = self(buffer, z=z)  # [N, L, V]
-            draw = tf.random.stateless_categorical(logits[:, t] / temperature, 1,
-                                                   seed=seed + tf.stack([0, t]))  # [N, 1]
+            draw = sample_tokens(logits[:, t], temperature, seed + tf.stack([0, t]))  # [N]
             write = tf.equal(positions, t + 1)[None, :]  # [1, L]: the next input position
-            return tf.where(write, tf.cast(draw, tf.int32), buffer), tf.cast(draw[:, 0], tf.int32)
+            return tf.where(write, draw[:, None], buffer), draw
 
         _, tokens = tf.scan(lambda carry, t: step(carry[0], t), positions,
                             initializer=(buffer, tf.zeros([n], tf.int32)))

@@ -19,6 +19,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tflv.decoding import sample_tokens
+
 
 @keras.saving.register_keras_serializable(package="tflv")
 class RNNDecoder(keras.layers.Layer):
@@ -127,13 +129,14 @@ class RNNDecoder(keras.layers.Layer):
         return (logits, states) if return_state else logits
 
     def sample(self, start_ids, max_length: int, z=None, temperature: float = 1.0, seed=None):
-        """Ancestral sampling, x_t ~ softmax(logits_t / temperature), one token at a time.
+        """Ancestral sampling, x_t ~ softmax(logits_t / temperature), one token at a time
+        (`tflv.decoding.sample_tokens`; temperature 0: greedy, x_t = argmax logits_t).
 
         Args:
           start_ids: int32 `(N,)` first input token of each sample (`<bos>`).
           max_length: number of tokens to draw.
           z: optional `(N, latent_dim)` latent code held fixed over the sample.
-          temperature: softmax temperature (> 0).
+          temperature: softmax temperature τ ≥ 0 (0: greedy).
           seed: int32 `(2,)` stateless seed; the draws are a deterministic function of it.
 
         Returns:
@@ -147,9 +150,7 @@ class RNNDecoder(keras.layers.Layer):
         def step(carry, t):
             token, states = carry
             logits, states = self(token[:, None], z=z, initial_state=states, return_state=True)
-            draw = tf.random.stateless_categorical(logits[:, 0] / temperature, 1,
-                                                   seed=seed + tf.stack([0, t]))  # [N, 1]
-            token = tf.cast(draw[:, 0], tf.int32)
+            token = sample_tokens(logits[:, 0], temperature, seed + tf.stack([0, t]))  # [N]
             return token, states
 
         tokens, _ = tf.scan(step, tf.range(max_length),

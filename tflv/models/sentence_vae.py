@@ -414,7 +414,7 @@ class SentenceVAE(LatentVariableModel):
             t_i = i / (P − 1) (projected onto the sphere for a vMF latent).
 
         Returns:
-          int32 `[P, max_length]`, one decoded sentence per point (temperature → 0: greedy).
+          int32 `[P, max_length]`, one decoded sentence per point (temperature 0: greedy).
         """
         means = self.posterior_mean(self.posterior(batch))  # [2, D]
         tf.debugging.assert_equal(tf.shape(means)[0], 2,

@@ -13,7 +13,8 @@ signature takes and returns text, with a fixed `input_signature`:
   cannot run on an empty batch.
 - `sample_signature(batcher, sample)`: `(num_samples, max_length, temperature, seed) ->
   {text string [num_samples]}`, generation; the seed is stateless, so one seed gives one set of
-  samples, in memory and after loading alike.
+  samples, in memory and after loading alike; temperature 0 decodes greedily
+  (`tflv.decoding.sample_tokens`).
 """
 from __future__ import annotations
 
