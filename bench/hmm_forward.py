@@ -433,9 +433,10 @@ def cpu_model() -> str:
     return "unknown CPU"
 
 
-def write_section(text: str, path: str) -> None:
+def write_section(text: str, path: str, section: str = SECTION) -> None:
+    """Replaces (or appends) the section `section` of BENCHMARKS.md with `text`."""
     old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
     new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else (
         old.rstrip("\n") + "\n\n" + text)
     with open(path, "w") as f:

@@ -5,7 +5,8 @@
 
 `load(name, data_dir=None, **options)` finds the corpus under the data root (`data.paths`) and
 returns a `Corpus` (parsing is cached per process). Names: `ptb`, `news20` (`variant="nvdm"` or
-`"prodlda"`), `conll2000`, `multi30k`, `tinyshakespeare`, `synthetic_hmm` (generated). The TFDS
+`"prodlda"`), `conll2000`, `multi30k`, `tinyshakespeare`, `synthetic_hmm` (generated),
+`e2e` (records, sentences and copy spans; `data.e2e`). The TFDS
 builders live in `data.tfds` (imported on demand: TFDS is slow to import).
 
 Your own corpus is named by a prefix and a folder (`GENERIC`): `text:DIR` (one sentence or
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from data import (conll2000, multi30k, news20, parallel_corpus, ptb, synthetic_hmm,
+from data import (conll2000, e2e, multi30k, news20, parallel_corpus, ptb, synthetic_hmm,
                   tagged_corpus, text_corpus, tfds_corpus, tinyshakespeare)
 from data.corpus import Corpus
 from data.errors import CorpusNotFoundError, DataFormatError
@@ -38,6 +39,7 @@ DATASETS: dict[str, Callable[..., Corpus]] = {
     "multi30k": multi30k.load,
     "tinyshakespeare": tinyshakespeare.load,
     "synthetic_hmm": synthetic_hmm.load,
+    "e2e": e2e.load,
 }
 # Corpora in a user's folder: `PREFIX:DIR`, loaded by `GENERIC[PREFIX](DIR, **options)`.
 GENERIC: dict[str, Callable[..., Corpus]] = {

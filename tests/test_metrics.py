@@ -117,3 +117,22 @@ def test_npmi_against_the_definition():
         metrics.npmi(np.array([[0], [1]]), counts)
     with pytest.raises(ValueError, match="V > every topic word id"):
         metrics.npmi(np.array([[0, 9]]), counts)
+
+
+def test_npmi_and_topic_diversity_on_a_hand_computed_corpus():
+    # documents 0..3; word 0 occurs in {0, 1, 3}, word 1 in {0, 2, 3}, word 2 in {2}, word 3 nowhere
+    counts = np.array([[1, 2, 0, 0], [3, 0, 0, 0], [0, 1, 1, 0], [1, 1, 0, 0]])
+    # p(0) = p(1) = 3/4, p(0, 1) = 1/2: NPMI = log((1/2) / (9/16)) / −log(1/2) = 3 − 2 log2 3
+    # p(1, 2) = p(2) = 1/4, p(1) = 3/4: NPMI = log((1/4) / (3/16)) / −log(1/4) = log2(4/3) / 2
+    # (0, 2) never co-occur: −1
+    npmi = metrics.npmi(np.array([[0, 1], [1, 2], [0, 2]]), counts)
+    np.testing.assert_allclose(npmi, [3 - 2 * np.log2(3), np.log2(4 / 3) / 2, -1.0], rtol=1e-12)
+    # a three-word topic: the mean of its three pairs
+    np.testing.assert_allclose(metrics.npmi(np.array([[0, 1, 2]]), counts),
+                               [(3 - 2 * np.log2(3) + np.log2(4 / 3) / 2 - 1) / 3], rtol=1e-12)
+    # diversity: words {0, 1, 2, 5} among 2 × 3 top words = 4/6; identical topics: 1/K
+    assert metrics.topic_diversity([[0, 1, 2], [1, 2, 5]]) == pytest.approx(4 / 6)
+    assert metrics.topic_diversity([[3, 4, 5]] * 5) == pytest.approx(1 / 5)
+    assert metrics.topic_diversity(np.arange(12).reshape(3, 4)) == 1.0
+    with pytest.raises(ValueError, match=r"\[K, N\]"):
+        metrics.topic_diversity([1, 2, 3])

@@ -18,6 +18,9 @@
   NPMI(w_i, w_j) = log(p(w_i, w_j) / (p(w_i) p(w_j))) / −log p(w_i, w_j), with document
   frequencies of the corpus given (Lau et al. 2014); −1 when a pair never co-occurs and 1 when it
   occurs in every document (Bouma 2009).
+- `topic_diversity(topics)`: the share of distinct words among all topics' top-N words,
+  |∪_k top_N(k)| / (K N), N = 25 (Dieng, Ruiz & Blei 2020): 1 when no two topics share a top
+  word, 1/K when every topic has the same top words (collapsed topics).
 
 #### References
 - Burda, Grosse & Salakhutdinov (2016). Importance Weighted Autoencoders.
@@ -28,6 +31,7 @@
 - Rosenberg & Hirschberg (2007). V-Measure: A Conditional Entropy-Based External Cluster
   Evaluation Measure.
 - Bouma (2009). Normalized (Pointwise) Mutual Information in Collocation Extraction.
+- Dieng, Ruiz & Blei (2020). Topic Modeling in Embedding Spaces. TACL 8.
 - Lau, Newman & Baldwin (2014). Machine Reading Tea Leaves: Automatically Evaluating Topic
   Coherence and Topic Model Quality.
 """
@@ -43,7 +47,7 @@ from tflv.vi.elbo import kl_divergence as kl
 tfd = tfp.distributions
 
 __all__ = ["perplexity", "kl", "active_units", "mutual_information", "many_to_one_accuracy",
-           "one_to_one_accuracy", "v_measure", "npmi"]
+           "one_to_one_accuracy", "v_measure", "npmi", "topic_diversity"]
 
 
 def perplexity(nll_sum, num_tokens) -> tf.Tensor:
@@ -182,3 +186,18 @@ def npmi(topics, counts) -> np.ndarray:
         value = np.where(p_pair == 0, -1.0, np.where(p_pair == 1, 1.0, value))
         scores.append(value.mean())
     return np.asarray(scores)
+
+
+def topic_diversity(topics) -> float:
+    """|∪_k topics[k]| / (K N): the share of distinct word ids among all topics' top words.
+
+    Args:
+      topics: int `[K, N]`, each topic's top-N word ids (Dieng et al. 2020 take N = 25).
+
+    >>> topic_diversity([[0, 1], [1, 2]])  # 3 distinct words of 4
+    0.75
+    """
+    topics = np.asarray(topics)
+    if topics.ndim != 2 or topics.size == 0:
+        raise ValueError(f"topics must be [K, N] word ids, got shape {topics.shape}")
+    return float(np.unique(topics).size / topics.size)

@@ -30,9 +30,9 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import app
 
+from tflv.models import serving
 from trainers import cli
 from trainers import flags as tflv_flags
-from trainers.checkpoints import untracked_variables
 
 FLAGS = tflv_flags.FLAGS
 HELP_SECTIONS = [("Flags of tflv-export", (
@@ -63,9 +63,15 @@ class _Vocab(tf.Module):
 
 
 def _padded(ragged):
-    """ragged [N, None] → (ids [N, T], mask float32 [N, T], lengths int32 [N])."""
+    """ragged [N, None] → (ids [N, T], mask float32 [N, T], lengths int32 [N]), T ≥ 1.
+
+    Texts without a known word (empty, or all out of vocabulary where the vocabulary has no
+    `<unk>`) get length 0: a row of padding, masked; T is at least 1 so that the models'
+    recursions and attention have a position to read.
+    """
     lengths = tf.cast(ragged.row_lengths(), tf.int32)
     ids = ragged.to_tensor()
+    ids = tf.pad(ids, [[0, 0], [0, tf.maximum(1 - tf.shape(ids)[1], 0)]])
     return ids, tf.sequence_mask(lengths, tf.shape(ids)[1], tf.float32), lengths
 
 
@@ -157,15 +163,34 @@ class ServingModule(tf.Module):
     def __init__(self, model, corpus):
         super().__init__()
         self.model = model
-        self.untracked_model_variables = untracked_variables(model)
         self.batcher = TextBatcher(corpus, type(model).input_form)
         texts = [tf.TensorSpec([None], tf.string, name=name)
                  for name in ("text", "target")[:self.batcher.num_texts]]
         self.score = tf.function(self._score, input_signature=texts)
 
     def _score(self, *texts):
-        stats = self.model.objective(self.batcher(*texts), training=False).stats
-        return {"log_prob": -stats["nll"], "tokens": stats["tokens"]}
+        def score(*texts):
+            stats = self.model.objective(self.batcher(*texts), training=False).stats
+            return {"log_prob": -stats["nll"], "tokens": stats["tokens"]}
+
+        return serving.per_text(score, *texts)
+
+    def track_variables_read_by(self, functions) -> None:
+        """Tracks the `tf.Variable`s that `functions`' graphs read, so the SavedModel restores them.
+
+        A Keras 3 variable wraps a `tf.Variable`; saved through the Keras variable, the
+        SavedModel's checkpoint (its restore op, which TensorFlow Serving's C++ loader and
+        `saved_model_cli run` call) fills a copy, while the signatures' graphs read the wrapped
+        variable, which then nothing restores. Tracking the wrapped variables themselves, as
+        Keras's own `ExportArchive` does, puts exactly what the graphs read in the checkpoint.
+        """
+        seen, read = set(), []
+        for function in functions:
+            for variable in function.get_concrete_function().variables:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    read.append(variable)
+        self.served_variables = read
 
 
 def export_model(model, corpus, export_dir: str) -> None:
@@ -175,6 +200,7 @@ def export_model(model, corpus, export_dir: str) -> None:
     extra = getattr(model, "serving_signatures", None)
     if extra is not None:
         signatures.update(extra(module.batcher))
+    module.track_variables_read_by(signatures.values())
     tmp = export_dir.rstrip("/") + ".tmp"
     if tf.io.gfile.exists(tmp):
         tf.io.gfile.rmtree(tmp)

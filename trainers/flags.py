@@ -52,6 +52,9 @@ flags.DEFINE_integer("num_topics", 50, "Topics K of lda, gsm, prodlda (nvdm: lat
 flags.DEFINE_enum("topic_decoder", None, ["mixture", "log_linear"], "gsm, prodlda: p(w | θ) as a "
                   "mixture of topics or log-linear in θ (default: gsm mixture, nvdm and prodlda "
                   "log_linear; gsm log_linear = GSM as a document model, prodlda mixture = NVLDA).")
+flags.DEFINE_enum("topic_recipe", None, ["srivastava_sutton", "nvdm"], "nvdm, gsm, prodlda: "
+                  "training recipe (default: prodlda srivastava_sutton = batch norm, dropout, Adam "
+                  "beta1 0.99, two softplus layers of 100; nvdm and gsm nvdm = Miao et al.'s).")
 flags.DEFINE_enum("attention_training", "exact", ["exact", "elbo"], "latent_attention: train by "
                   "the exact marginal over source positions or by the ELBO (REINFORCE).")
 flags.DEFINE_integer("attention_samples", 2, "latent_attention ELBO: samples of z_t per token "
@@ -113,6 +116,11 @@ flags.DEFINE_integer("num_chains", 2, "factorial_hmm: Markov chains L.")
 flags.DEFINE_enum("factorial_inference", "exact", ["exact", "mean_field"], "factorial_hmm: exact "
                   "log p(x) over K^L product states, or the structured mean-field ELBO.")
 flags.DEFINE_integer("mean_field_iterations", 5, "factorial_hmm: mean-field sweeps.")
+# hmm_lm (Chiu & Rush 2020; also reads num_states, embed_dim, hidden_dim).
+flags.DEFINE_integer("num_blocks", 1, "hmm_lm: blocks M of states (a divisor of --num_states); "
+                     "each word is emitted by one block, assigned round-robin by frequency.")
+flags.DEFINE_float("state_dropout", 0.0, "hmm_lm: fraction of each block's states dropped per "
+                   "training batch (renormalised over the kept states).")
 
 # Checked where parsed (absl validators): a bad value stops the command line with the flag's name
 # before anything runs, instead of a loss that climbs or a ZeroDivisionError mid-run.
@@ -162,6 +170,7 @@ MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddin
                "kl_schedule", "kl_warmup_steps", "free_bits", "free_bits_per_dimension",
                "sa_vae_steps", "sa_vae_step_size", "sa_vae_max_grad_norm", "iw_samples",
                "num_states", "hmm_training", "em_decay", "em_pseudo_count", "neural_transitions",
-               "num_chains", "factorial_inference", "mean_field_iterations")
+               "num_chains", "factorial_inference", "mean_field_iterations",
+               "topic_recipe", "num_blocks", "state_dropout")
 
 FLAGS = flags.FLAGS

@@ -111,8 +111,9 @@ class Trainer:
         self.global_batch_size = global_batch_size
         with strategy.scope():
             self.model = build_model()
-            self.optimizer = keras.optimizers.Adam(
-                learning_rate, global_clipnorm=clip_norm if clip_norm > 0 else None)
+            self.optimizer = keras.optimizers.Adam(  # β1: the model's recipe's (ProdLDA 0.99)
+                learning_rate, beta_1=getattr(self.model, "adam_beta_1", 0.9),
+                global_clipnorm=clip_norm if clip_norm > 0 else None)
         self.rejected = tf.Variable(False, trainable=False, name="step_rejected")
         # Sentence batches vary in length: relax shapes instead of tracing every length.
         self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)

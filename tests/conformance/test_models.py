@@ -2,11 +2,16 @@
 mirrored replicas, checkpoints every variable, and exports a SavedModel whose signatures (`score`
 and the model's own: sampling, tags, marginals, topics, posteriors, translations, summaries) on
 raw text return the in-memory model's numbers (after Sonnet's conformance suite), checked
-against references where one is cheap. A fresh process that cannot import tflv serves them too.
+against references where one is cheap. For one model of each family, a fresh process that
+cannot import tflv serves every signature through TensorFlow's `saved_model_cli run` (the
+loader of TensorFlow Serving: the SavedModel's restore op) and `tf.saved_model.load` alike.
+Edge inputs (no texts, empty texts, one word, unknown words only, empty sources) give finite
+numbers, a language model's one-word log p its closed form.
 
 Models are built tiny from their flag defaults, on their fastest dataset.
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -74,6 +79,8 @@ def test_model_conformance(name, tmp_path):
         loss, _ = step(batch)
         losses.append(float(loss))
     assert np.all(np.isfinite(losses)) and trainer.step == 2
+    if name == "copy_attention":  # switch to copying: translations are the source's words
+        model.gate.bias.assign(tf.fill(model.gate.bias.shape, 20.0))
 
     # SavedModel: score raw text, reload, same numbers.
     texts = [tf.constant(TEXTS[corpus.name])]
@@ -90,6 +97,10 @@ def test_model_conformance(name, tmp_path):
     if not model.stochastic_score:
         np.testing.assert_allclose(served["log_prob"].numpy(), in_memory["log_prob"].numpy(),
                                    rtol=1e-4, atol=1e-4)
+
+    if name in CLI_MODELS:
+        check_saved_model_cli(model, corpus, str(tmp_path / "export"), str(tmp_path),
+                              executable=name == "prodlda")
 
     # Every signature the model declares: loaded = in memory (all are deterministic: greedy
     # inference or stateless seeds), then what each one's output must satisfy.
@@ -208,6 +219,9 @@ def check_translations(model, corpus, batcher, inputs, outputs):
     ids = model.translate(batch["source"], batch["source_mask"]).numpy()
     expected = model.ids_to_text(ids, batch["source"].numpy(), corpus)
     assert [t.decode() for t in outputs["text"]] == expected
+    if hasattr(model, "gate"):  # copy_attention, switched to copying
+        for text, source in zip(expected, TEXTS[corpus.name]):
+            assert text and set(text.split()) <= set(source.split()), (text, source)
 
 
 def check_summaries(model, corpus, batcher, inputs, outputs):
@@ -229,50 +243,99 @@ CHECKS = {"sample": check_generated, "homotopy": check_generated, "tag": check_t
           "translate": check_translations, "summarize": check_summaries}
 
 
-# A fresh process where tflv, trainers and data cannot be imported loads each export and calls
-# one signature; its outputs must be the in-memory model's.
+# A fresh process where tflv, trainers and data cannot be imported serves each call of argv[2]
+# (JSON: {argv, dir, signature, inputs, outdir}) twice, writing each output as outdir/KEY.npy:
+# through TensorFlow's `saved_model_cli run` (the console script's own `main`, with the call's
+# command line; skipped when argv[1] is "python", the executable having run it), which loads the
+# SavedModel the way TensorFlow Serving's C++ loader does, into a graph whose variables the
+# SavedModel's restore op fills; and through Python's `tf.saved_model.load`, into outdir/python/.
 WITHOUT_TFLV = """
-import json, sys
+import json, os, sys
 for name in ("tflv", "trainers", "data"):
     sys.modules[name] = None  # importing them now fails
+from tensorflow.python.tools.saved_model_cli import main
+calls = json.loads(sys.argv[2])
+if sys.argv[1] == "cli":
+    for call in calls:
+        sys.argv = ["saved_model_cli", *call["argv"]]
+        try:
+            main()
+        except SystemExit as exit:
+            if exit.code:
+                raise
+import numpy as np
 import tensorflow as tf
-outputs = {}
-for export_dir, signature, inputs in json.loads(sys.argv[1]):
-    served = tf.saved_model.load(export_dir).signatures[signature](
-        **{k: tf.constant(v) for k, v in inputs.items()})
-    outputs[export_dir] = {k: [x.decode() if isinstance(x, bytes) else x
-                               for x in v.numpy().tolist()] for k, v in served.items()}
-print(json.dumps(outputs))
+for directory in sorted({call["dir"] for call in calls}):
+    loaded = tf.saved_model.load(directory)
+    for call in calls:
+        if call["dir"] == directory:
+            outputs = loaded.signatures[call["signature"]](
+                **{k: tf.constant(v) for k, v in call["inputs"].items()})
+            os.makedirs(os.path.join(call["outdir"], "python"))
+            for key, value in outputs.items():
+                np.save(os.path.join(call["outdir"], "python", key + ".npy"), value.numpy())
 """
+# One model of each family (language model, VAE, HMM, topic model, translation) also serves
+# through `saved_model_cli run`.
+CLI_MODELS = ("mixture_lm", "sentence_vae", "hmm", "prodlda", "copy_attention")
 
 
-def test_signatures_serve_without_tflv(tmp_path):
+def literals(inputs: dict[str, tf.Tensor]) -> dict:
+    """Tensors as Python values (text as `str`), for a command line or JSON."""
+    values = {}
+    for name, value in inputs.items():
+        values[name] = value.numpy().tolist()
+        if value.dtype == tf.string:  # text inputs are vectors
+            values[name] = [text.decode() for text in values[name]]
+    return values
+
+
+def saved_model_cli_argv(export_dir, signature, inputs, outdir) -> list[str]:
+    """`saved_model_cli run` arguments: `inputs` as `--input_exprs`, outputs as .npy files."""
+    exprs = ";".join(f"{name}={value!r}" for name, value in literals(inputs).items())
+    return ["run", "--dir", export_dir, "--tag_set", "serve", "--signature_def", signature,
+            "--input_exprs", exprs, "--outdir", outdir, "--overwrite"]
+
+
+def check_saved_model_cli(model, corpus, export_dir, workdir, executable=False):
+    """Every signature of the export at `export_dir`, in a process without tflv, through
+    `saved_model_cli run` (the `saved_model_cli` executable itself, one process per signature,
+    when `executable`) and through `tf.saved_model.load`, returns the in-memory model's
+    outputs."""
+    saved = [v.numpy() for v in model.variables]  # the values the export holds
+    module = ServingModule(model, corpus)
+    functions = {"score": module.score, **model.serving_signatures(module.batcher)}
     calls, expected = [], {}
-    for name, signature in (("prodlda", "topics"), ("lda", "topics"),
-                            ("copy_attention", "translate")):
-        corpus, trainer, _ = setup(name, tf.distribute.get_strategy())
-        model = trainer.model
-        if name == "copy_attention":  # switch to copying: the source words come back
-            gate = model.gate.bias
-            gate.assign(tf.fill(gate.shape, 20.0))
-        export_dir = str(tmp_path / name)
-        export_model(model, corpus, export_dir)
-        function = model.serving_signatures(ServingModule(model, corpus).batcher)[signature]
-        expected[export_dir] = function(text=tf.constant(TEXTS[corpus.name]))
-        calls.append((export_dir, signature, {"text": TEXTS[corpus.name]}))
-    proc = subprocess.run([sys.executable, "-c", WITHOUT_TFLV, json.dumps(calls)],
-                          cwd=str(tmp_path), capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    served = json.loads(proc.stdout.strip().splitlines()[-1])
-    for export_dir, outputs in expected.items():
-        if "theta" in outputs:
-            np.testing.assert_allclose(served[export_dir]["theta"], outputs["theta"].numpy(),
-                                       rtol=1e-5, atol=1e-6)
-        else:
-            texts = served[export_dir]["text"]
-            assert texts == [t.decode() for t in outputs["text"].numpy()]
-            for text, source in zip(texts, TEXTS["multi30k"]):  # copies of source words only
-                assert text and set(text.split()) <= set(source.split()), (text, source)
+    for signature, function in functions.items():
+        inputs = signature_inputs(function, corpus.name)
+        for variable, value in zip(model.variables, saved):  # seed states as exported
+            variable.assign(value)
+        outdir = os.path.join(workdir, signature)
+        expected[signature] = {k: v.numpy() for k, v in function(*inputs.values()).items()}
+        calls.append({"argv": saved_model_cli_argv(export_dir, signature, inputs, outdir),
+                      "dir": export_dir, "signature": signature, "inputs": literals(inputs),
+                      "outdir": outdir})
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    commands = [[sys.executable, "-c", WITHOUT_TFLV, "python" if executable else "cli",
+                 json.dumps(calls)]]
+    if executable:
+        commands += [[os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
+                      *call["argv"]] for call in calls]
+    for command in commands:
+        proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    for signature, outputs in expected.items():
+        for key, value in outputs.items():
+            for loader in ("", "python"):  # saved_model_cli, tf.saved_model.load
+                served = np.load(os.path.join(workdir, signature, loader, key + ".npy"),
+                                 allow_pickle=True)
+                assert served.shape == value.shape, (signature, loader, key)
+                if value.dtype == object:  # strings
+                    assert served.tolist() == value.tolist(), (signature, loader, key)
+                else:
+                    np.testing.assert_allclose(served, value, rtol=1e-5, atol=1e-5,
+                                               err_msg=f"{signature} {loader}: {key}")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -282,3 +345,48 @@ def test_model_trains_on_mirrored_replicas(name):
     data_iter = iter(strategy.experimental_distribute_dataset(batches))
     loss, _ = trainer._train_step(next(data_iter))
     assert np.isfinite(float(loss)) and trainer.step == 1
+
+
+def test_served_edge_inputs(tmp_path):
+    """A batch of no texts, empty texts, one-word texts, texts of unknown words only, and
+    empty sources, through the loaded signatures: 0 rows, or finite numbers; a language model's
+    log p of one word is its closed form, log p(w | <eos>) + log p(<eos> | <eos> w), and of the
+    empty text log p(<eos> | <eos>). (The HMM taggers' one-position texts wait on the forward
+    recursion's T ≤ 1 case, `tflv.distributions`.)"""
+    nothing = tf.zeros([0], tf.string)
+    for name in ("rnnlm", "prodlda", "copy_attention"):
+        corpus, trainer, _ = setup(name, tf.distribute.get_strategy())
+        model = trainer.model
+        export_model(model, corpus, str(tmp_path / name))
+        loaded = tf.saved_model.load(str(tmp_path / name))
+        parallel = type(model).input_form == "parallel"
+        for signature, function in loaded.signatures.items():
+            names = set(function.structured_input_signature[1])
+            if not names <= {"text", "target"}:
+                continue  # generation signatures take no texts
+            outputs = function(**{k: nothing for k in names})
+            for key, value in outputs.items():
+                assert value.shape[0] == 0, (name, signature, key, value.shape)
+            texts = ["", "xyzzy-a xyzzy-b", "a"]
+            outputs = function(**{k: tf.constant(texts) for k in names})
+            for key, value in outputs.items():
+                assert value.shape[0] == len(texts), (name, signature, key)
+                if value.dtype.is_floating:
+                    assert np.all(np.isfinite(value.numpy())), (name, signature, key, value)
+            if "log_prob" in outputs:
+                assert np.all(outputs["log_prob"].numpy() <= 1e-4), (name, signature)
+        if parallel:  # every source empty, real targets
+            served = loaded.signatures["score"](text=tf.constant(["", ""]),
+                                                target=tf.constant(TARGETS))
+            assert np.all(np.isfinite(served["log_prob"].numpy()))
+            assert served["tokens"].numpy().tolist() == [len(t.split()) + 1 for t in TARGETS]
+            translated = loaded.signatures["translate"](text=tf.constant(["", ""]))["text"]
+            assert translated.shape == (2,)
+        if name == "rnnlm":
+            eos, the = corpus.vocab.encode(["<eos>", "the"])
+            logits = model.decoder(tf.constant([[eos, the]]))[0].numpy().astype(np.float64)
+            log_p = scipy.special.log_softmax(logits, axis=-1)
+            served = loaded.signatures["score"](text=tf.constant(["", "the"]))
+            np.testing.assert_allclose(served["log_prob"].numpy(),
+                                       [log_p[0, eos], log_p[0, the] + log_p[1, eos]], rtol=1e-5)
+            np.testing.assert_allclose(served["tokens"].numpy(), [1, 2])

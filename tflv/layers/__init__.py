@@ -1,11 +1,28 @@
 """Keras 3 layers: encoders and decoders that return tensors (distribution parameters).
 
-Every layer is registered serializable (`keras.saving.register_keras_serializable(package="tflv")`).
+Every layer is registered serializable (`keras.saving.register_keras_serializable(package="tflv")`)
+when its module is imported, and `import tflv.layers` imports them all, so a `.keras` file that
+uses any of them reloads after `import tflv.layers` (`__all__` lists the layers and helpers).
+
+Example:
+>>> import keras, tflv.layers
+>>> tokens = keras.Input((6,), dtype="int32")
+>>> logits = tflv.layers.RNNDecoder(vocab_size=20, embed_dim=8, hidden_dim=8)(tokens)
 """
-from tflv.layers.encoders import BagOfWordsEncoder, RNNEncoder, WordDropout  # noqa: E402,F401
-from tflv.layers.heads import (  # noqa: E402,F401
-    AutoregressiveNetwork, BaselineHead, CategoricalHead, GaussianHead, PlanarFlowHead, VMFHead,
-    gaussian, von_mises_fisher)
-from tflv.layers.latent import GaussianLatent  # noqa: E402,F401
-from tflv.layers.decoders import RNNDecoder  # noqa: E402,F401
-from tflv.layers.structured import ForwardAlgorithm, MeanField  # noqa: E402,F401
+from tflv.layers.attention import Attention, soft_context
+from tflv.layers.cnn_decoder import CNNDecoder
+from tflv.layers.decoders import RNNDecoder
+from tflv.layers.encoders import BagOfWordsEncoder, RNNEncoder, WordDropout
+from tflv.layers.heads import (AutoregressiveNetwork, BaselineHead, CategoricalHead, GaussianHead,
+                               PlanarFlowHead, VMFHead, gaussian, von_mises_fisher)
+from tflv.layers.latent import GaussianLatent
+from tflv.layers.mixture_of_softmaxes import MixtureOfSoftmaxes, MoSDecoder
+from tflv.layers.semi_markov import SemiMarkov
+from tflv.layers.structured import ForwardAlgorithm, MeanField
+
+__all__ = [
+    "Attention", "AutoregressiveNetwork", "BagOfWordsEncoder", "BaselineHead", "CNNDecoder",
+    "CategoricalHead", "ForwardAlgorithm", "GaussianHead", "GaussianLatent", "MeanField",
+    "MixtureOfSoftmaxes", "MoSDecoder", "PlanarFlowHead", "RNNDecoder", "RNNEncoder", "SemiMarkov",
+    "VMFHead", "WordDropout", "gaussian", "soft_context", "von_mises_fisher",
+]

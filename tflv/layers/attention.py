@@ -59,15 +59,16 @@ class Attention(keras.layers.Layer):
 
     def __init__(self, units: int = 256, score: str = "additive", **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         if score not in SCORES:
             raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
         self.units = units
         self.score = score
         self.supports_masking = True  # padding comes as `memory_mask`; Keras masks are dropped
         if score == "additive":
-            self.query_dense = keras.layers.Dense(units, use_bias=False, name="query")
-            self.memory_dense = keras.layers.Dense(units, name="memory")
-            self.vector = keras.layers.Dense(1, use_bias=False, name="vector")
+            self.query_dense = keras.layers.Dense(units, use_bias=False, dtype=policy, name="query")
+            self.memory_dense = keras.layers.Dense(units, dtype=policy, name="memory")
+            self.vector = keras.layers.Dense(1, use_bias=False, dtype=policy, name="vector")
         else:
             self.query_dense = None
 
@@ -89,7 +90,8 @@ class Attention(keras.layers.Layer):
             m = self.memory_dense(memory)[:, None, :, :]  # [B, 1, S, U]
             scores = self.vector(tf.tanh(q + m))[..., 0]  # [B, T, S]
         else:
-            scores = tf.einsum("btq,qm,bsm->bts", query, self.kernel, memory)  # [B, T, S]
+            kernel = tf.cast(self.kernel, query.dtype)  # float32 variable
+            scores = tf.einsum("btq,qm,bsm->bts", query, kernel, tf.cast(memory, query.dtype))
         keep = tf.cast(memory_mask, tf.bool)[:, None, :]  # [B, 1, S]
         scores = tf.where(keep, scores, tf.cast(MASKED_SCORE, scores.dtype))
         return tf.nn.log_softmax(scores, axis=-1)

@@ -62,6 +62,7 @@ class CNNDecoder(keras.layers.Layer):
                  kernel_size: int = 3, dilations: Sequence[int] = (1, 2, 4), dropout: float = 0.0,
                  skip_connections: bool = False, **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         self.supports_masking = True
         if kernel_size < 1:
             raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
@@ -75,15 +76,19 @@ class CNNDecoder(keras.layers.Layer):
         self.dilations = [int(d) for d in dilations]
         self.dropout = dropout
         self.skip_connections = skip_connections
-        self.embedding = keras.layers.Embedding(vocab_size, embed_dim, name="embedding")
-        self.input_projection = keras.layers.Dense(hidden_dim, name="input_projection")
+        self.embedding = keras.layers.Embedding(vocab_size, embed_dim, dtype=policy,
+                                                name="embedding")
+        self.input_projection = keras.layers.Dense(hidden_dim, dtype=policy,
+                                                   name="input_projection")
         # One attribute per block: tf.train.Checkpoint does not traverse Keras 3 list attributes.
         for i, d in enumerate(self.dilations):
-            setattr(self, f"conv_{i}", keras.layers.Conv1D(hidden_dim, kernel_size, dilation_rate=d,
-                                                           padding="causal", name=f"conv_{i}"))
-            setattr(self, f"mix_{i}", keras.layers.Dense(hidden_dim, name=f"mix_{i}"))
-        self.drop = keras.layers.Dropout(dropout)
-        self.projection = keras.layers.Dense(vocab_size, name="projection")
+            setattr(self, f"conv_{i}", keras.layers.Conv1D(
+                hidden_dim, kernel_size, dilation_rate=d, padding="causal", dtype=policy,
+                name=f"conv_{i}"))
+            setattr(self, f"mix_{i}", keras.layers.Dense(hidden_dim, dtype=policy,
+                                                         name=f"mix_{i}"))
+        self.drop = keras.layers.Dropout(dropout, dtype=policy)
+        self.projection = keras.layers.Dense(vocab_size, dtype=policy, name="projection")
 
     @property
     def blocks(self) -> list[tuple[keras.layers.Layer, keras.layers.Layer]]:
@@ -96,9 +101,19 @@ class CNNDecoder(keras.layers.Layer):
         """Number of input positions (current and previous) that logits at t can depend on."""
         return 1 + (self.kernel_size - 1) * sum(self.dilations)
 
-    def build(self, input_shape):
-        self.embedding.build(input_shape)
-        self.built = True  # the other sublayers build on first call (their width depends on z)
+    def build(self, inputs_shape, z_shape=None):
+        """Creates every weight: the input (and, with skip connections, each block's and the
+        output) projection's width grows by the latent's."""
+        latent = 0 if z_shape is None else z_shape[-1]
+        skip = latent if self.skip_connections else 0
+        batch_time = tuple(inputs_shape)
+        self.embedding.build(batch_time)
+        self.input_projection.build(batch_time + (self.embed_dim + latent,))
+        for conv, mix in self.blocks:
+            conv.build(batch_time + (self.hidden_dim + skip,))
+            mix.build(batch_time + (self.hidden_dim,))
+        self.projection.build(batch_time + (self.hidden_dim + skip,))
+        self.built = True
 
     @staticmethod
     def _with_latent(h, z):

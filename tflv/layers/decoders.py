@@ -55,6 +55,7 @@ class RNNDecoder(keras.layers.Layer):
                  num_layers: int = 1, dropout: float = 0.0, skip_connections: bool = False,
                  tie_embeddings: bool = False, **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         self.supports_masking = True
         if tie_embeddings and embed_dim != hidden_dim:
             raise ValueError(f"tie_embeddings needs embed_dim == hidden_dim, got {embed_dim} and "
@@ -69,21 +70,32 @@ class RNNDecoder(keras.layers.Layer):
         self.dropout = dropout
         self.skip_connections = skip_connections
         self.tie_embeddings = tie_embeddings
-        self.embedding = keras.layers.Embedding(vocab_size, embed_dim, name="embedding")
+        self.embedding = keras.layers.Embedding(vocab_size, embed_dim, dtype=policy,
+                                                name="embedding")
         # One attribute per layer: Keras 3 wraps a list attribute in a container that
         # tf.train.Checkpoint does not traverse, so listed layers would not be checkpointed.
         for i in range(num_layers):
             setattr(self, f"lstm_{i}", keras.layers.LSTM(
-                hidden_dim, return_sequences=True, return_state=True, name=f"lstm_{i}"))
-        self.drop = keras.layers.Dropout(dropout)
+                hidden_dim, return_sequences=True, return_state=True, dtype=policy,
+                name=f"lstm_{i}"))
+        self.drop = keras.layers.Dropout(dropout, dtype=policy)
         if not tie_embeddings:
-            self.projection = keras.layers.Dense(vocab_size, name="projection")
+            self.projection = keras.layers.Dense(vocab_size, dtype=policy, name="projection")
 
-    def build(self, input_shape):
-        self.embedding.build(input_shape)
-        if self.tie_embeddings:  # the projection otherwise builds on first call (its width depends on z)
+    def build(self, inputs_shape, z_shape=None):
+        """Creates every weight: the LSTMs' and the projection's widths grow by the latent's."""
+        latent = 0 if z_shape is None else z_shape[-1]
+        batch_time = tuple(inputs_shape)
+        self.embedding.build(batch_time)
+        width = self.embed_dim + latent
+        for cell in self.cells:
+            cell.build(batch_time + (width,))
+            width = self.hidden_dim + (latent if self.skip_connections else 0)
+        if self.tie_embeddings:
             self.output_bias = self.add_weight(name="output_bias", shape=(self.vocab_size,),
                                                initializer="zeros")
+        else:
+            self.projection.build(batch_time + (width,))
         self.built = True
 
     @property
@@ -110,7 +122,8 @@ class RNNDecoder(keras.layers.Layer):
             if z is not None and self.skip_connections:
                 h = self._with_latent(h, z)
         if self.tie_embeddings:
-            logits = tf.einsum("bth,vh->btv", h, self.embedding.embeddings) + self.output_bias
+            embeddings = tf.cast(self.embedding.embeddings, h.dtype)  # float32 variable
+            logits = tf.einsum("bth,vh->btv", h, embeddings) + tf.cast(self.output_bias, h.dtype)
         else:
             logits = self.projection(h)  # [B, T, V]
         return (logits, states) if return_state else logits
@@ -131,7 +144,7 @@ class RNNDecoder(keras.layers.Layer):
         """
         seed = tf.zeros([2], tf.int32) if seed is None else tf.cast(seed, tf.int32)
         n = tf.shape(start_ids)[0]
-        zeros = tf.zeros([n, self.hidden_dim])
+        zeros = tf.zeros([n, self.hidden_dim], self.compute_dtype)
         states = [[zeros, zeros] for _ in self.cells]
 
         def step(carry, t):

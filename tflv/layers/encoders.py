@@ -51,11 +51,15 @@ class RNNEncoder(keras.layers.Layer):
                  bidirectional: bool = False, return_states: bool = False, pad_id: int = PAD_ID,
                  **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         self.vocab_size, self.embed_dim, self.hidden_dim = vocab_size, embed_dim, hidden_dim
         self.bidirectional, self.return_states, self.pad_id = bidirectional, return_states, pad_id
-        self.embedding = keras.layers.Embedding(vocab_size, embed_dim, name="embedding")
-        lstm = keras.layers.LSTM(hidden_dim, return_sequences=True, return_state=True, name="lstm")
-        self.rnn = keras.layers.Bidirectional(lstm, name="bidirectional") if bidirectional else lstm
+        self.embedding = keras.layers.Embedding(vocab_size, embed_dim, dtype=policy,
+                                                name="embedding")
+        lstm = keras.layers.LSTM(hidden_dim, return_sequences=True, return_state=True,
+                                 dtype=policy, name="lstm")
+        self.rnn = keras.layers.Bidirectional(
+            lstm, dtype=policy, name="bidirectional") if bidirectional else lstm
 
     def build(self, input_shape):
         self.embedding.build(input_shape)
@@ -96,6 +100,7 @@ class BagOfWordsEncoder(keras.layers.Layer):
     def __init__(self, hidden_units: Sequence[int] = (500, 500), activation: str = "relu",
                  **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         if not hidden_units:
             raise ValueError("hidden_units must name at least one layer")
         self.hidden_units, self.activation = list(hidden_units), activation
@@ -103,7 +108,7 @@ class BagOfWordsEncoder(keras.layers.Layer):
         # tf.train.Checkpoint does not traverse, so listed layers would not be checkpointed.
         for i, h in enumerate(self.hidden_units):
             setattr(self, f"dense_{i}", keras.layers.Dense(h, activation=activation,
-                                                           name=f"dense_{i}"))
+                                                           dtype=policy, name=f"dense_{i}"))
 
     @property
     def mlp(self) -> list:
@@ -152,7 +157,6 @@ class WordDropout(keras.layers.Layer):
         self.rate, self.unk_id, self.seed = rate, unk_id, seed
         self.protected_ids = list(protected_ids)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.built = True
 
     def call(self, inputs, training=None):
         if not training or self.rate == 0.0:

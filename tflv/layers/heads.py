@@ -57,8 +57,9 @@ class GaussianHead(keras.layers.Layer):
 
     def __init__(self, latent_dim: int, **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         self.latent_dim = latent_dim
-        self.dense = keras.layers.Dense(2 * latent_dim, name="dense")
+        self.dense = keras.layers.Dense(2 * latent_dim, dtype=policy, name="dense")
 
     def build(self, input_shape):
         self.dense.build(input_shape)
@@ -91,13 +92,14 @@ class VMFHead(keras.layers.Layer):
 
     def __init__(self, latent_dim: int, concentration: float, **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         if latent_dim < 2:
             raise ValueError(f"latent_dim must be >= 2 for a sphere, got {latent_dim}")
         if concentration <= 0:
             raise ValueError(f"concentration must be > 0, got {concentration}")
         self.latent_dim = latent_dim
         self.concentration = concentration
-        self.dense = keras.layers.Dense(latent_dim, name="dense")
+        self.dense = keras.layers.Dense(latent_dim, dtype=policy, name="dense")
 
     def build(self, input_shape):
         self.dense.build(input_shape)
@@ -124,8 +126,9 @@ class CategoricalHead(keras.layers.Layer):
 
     def __init__(self, num_classes: int, **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         self.num_classes = num_classes
-        self.dense = keras.layers.Dense(num_classes, name="dense")
+        self.dense = keras.layers.Dense(num_classes, dtype=policy, name="dense")
 
     def build(self, input_shape):
         self.dense.build(input_shape)
@@ -150,10 +153,12 @@ class BaselineHead(keras.layers.Layer):
 
     def __init__(self, hidden_units: Sequence[int] = (), **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         self.hidden_units = list(hidden_units)
-        self.hidden = [keras.layers.Dense(h, activation="tanh", name=f"hidden_{i}")
+        self.hidden = [keras.layers.Dense(h, activation="tanh", dtype=policy,
+                                          name=f"hidden_{i}")
                        for i, h in enumerate(self.hidden_units)]
-        self.out = keras.layers.Dense(1, name="out")
+        self.out = keras.layers.Dense(1, dtype=policy, name="out")
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -249,15 +254,22 @@ class AutoregressiveNetwork(keras.layers.Layer):
 
     def call(self, inputs):
         z, context = inputs if self.conditional else (inputs, None)
-        h = z  # [..., D]
+        dtype = self.compute_dtype  # weights are float32 variables; masks are NumPy arrays
+
+        def masked(kernel, mask):
+            return tf.cast(kernel, dtype) * tf.constant(mask, dtype)
+
+        h = tf.cast(z, dtype)  # [..., D]
         for i in range(len(self.hidden_units)):
-            h = tf.matmul(h, self.kernels[i] * self._masks[i]) + self.biases[i]  # [..., H_i]
+            h = tf.matmul(h, masked(self.kernels[i], self._masks[i])) + \
+                tf.cast(self.biases[i], dtype)  # [..., H_i]
             if context is not None:
-                h = h + tf.matmul(context, self.context_kernels[i])
+                h = h + tf.matmul(tf.cast(context, dtype), tf.cast(self.context_kernels[i], dtype))
             h = self._activation_fn(h)
-        shift = tf.matmul(h, self.kernels[-1] * self._masks[-1]) + self.biases[-1]  # [..., D]
-        log_scale = tf.matmul(h, self.out_kernel_log_scale * self._masks[-1]) + \
-            self.out_bias_log_scale
+        shift = tf.matmul(h, masked(self.kernels[-1], self._masks[-1])) + \
+            tf.cast(self.biases[-1], dtype)  # [..., D]
+        log_scale = tf.matmul(h, masked(self.out_kernel_log_scale, self._masks[-1])) + \
+            tf.cast(self.out_bias_log_scale, dtype)
         return tf.stack([shift, log_scale], axis=-1)  # [..., D, 2]
 
     def get_config(self):
@@ -282,7 +294,8 @@ class PlanarFlowHead(keras.layers.Layer):
             raise ValueError(f"num_flows must be >= 1, got {num_flows}")
         self.latent_dim = latent_dim
         self.num_flows = num_flows
-        self.dense = keras.layers.Dense(num_flows * (2 * latent_dim + 1), name="dense")
+        self.dense = keras.layers.Dense(num_flows * (2 * latent_dim + 1), dtype=self.dtype_policy,
+                                        name="dense")
 
     def build(self, input_shape):
         self.dense.build(input_shape)

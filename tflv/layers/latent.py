@@ -48,12 +48,13 @@ class GaussianLatent(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         loc, scale = inputs
-        q = gaussian((loc, scale))
-        prior = tfd.MultivariateNormalDiag(loc=tf.zeros_like(loc))
+        # The KL term in float32 whatever the compute dtype (mixed precision).
+        q = gaussian((tf.cast(loc, tf.float32), tf.cast(scale, tf.float32)))
+        prior = tfd.MultivariateNormalDiag(loc=tf.zeros_like(q.loc))
         self.add_loss(self.kl_weight * tf.reduce_mean(kl_divergence(q, prior)))
         if not training:
             return loc
-        return loc + scale * keras.random.normal(tf.shape(loc), seed=self.noise)
+        return loc + scale * keras.random.normal(tf.shape(loc), dtype=loc.dtype, seed=self.noise)
 
     def get_config(self):
         config = super().get_config()

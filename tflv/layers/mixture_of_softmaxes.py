@@ -48,17 +48,19 @@ class MixtureOfSoftmaxes(keras.layers.Layer):
     def __init__(self, vocab_size: int, num_softmaxes: int = 5, latent_dim: int | None = None,
                  **kwargs):
         super().__init__(**kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         if num_softmaxes < 1:
             raise ValueError(f"num_softmaxes must be >= 1, got {num_softmaxes}")
         self.vocab_size, self.num_softmaxes, self.latent_dim = vocab_size, num_softmaxes, latent_dim
         self.supports_masking = True  # per position: a mask passes through unchanged
-        self.prior = keras.layers.Dense(num_softmaxes, name="prior")
-        self.projection = keras.layers.Dense(vocab_size, name="projection")
+        self.prior = keras.layers.Dense(num_softmaxes, dtype=policy, name="prior")
+        self.projection = keras.layers.Dense(vocab_size, dtype=policy, name="projection")
 
     def build(self, input_shape):
         d = self.latent_dim or input_shape[-1]
         self.prior.build(input_shape)
-        self.latent = keras.layers.Dense(self.num_softmaxes * d, activation="tanh", name="latent")
+        self.latent = keras.layers.Dense(self.num_softmaxes * d, activation="tanh",
+                                         dtype=self.dtype_policy, name="latent")
         self.latent.build(input_shape)
         self.projection.build(tuple(input_shape[:-1]) + (self.num_softmaxes, d))
         self.built = True
@@ -91,9 +93,12 @@ class MoSDecoder(RNNDecoder):
         if kwargs.get("tie_embeddings"):
             raise ValueError("MoSDecoder does not support tie_embeddings")
         super().__init__(vocab_size, **kwargs)
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
         self.num_softmaxes = num_softmaxes
         # Replaces RNNDecoder's Dense projection, which stays unbuilt and holds no weights.
-        self.projection = MixtureOfSoftmaxes(vocab_size, num_softmaxes, name="mixture_of_softmaxes")
+        self.projection = MixtureOfSoftmaxes(vocab_size, num_softmaxes,
+                                             dtype=policy,
+                                             name="mixture_of_softmaxes")
 
     def get_config(self):
         return {**super().get_config(), "num_softmaxes": self.num_softmaxes}

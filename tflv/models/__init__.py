@@ -4,6 +4,7 @@
 contract in `tflv.models.base`.
 """
 from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.hmm_lm import HMMLM
 from tflv.models.hmm_taggers import FactorialHMMTagger, HMMTagger, NeuralHMMTagger
 from tflv.models.latent_summary import LatentSummary
 from tflv.models.lda import LatentDirichletAllocation
@@ -30,6 +31,7 @@ MODELS = {
     "hmm": HMMTagger,
     "neural_hmm": NeuralHMMTagger,
     "factorial_hmm": FactorialHMMTagger,
+    "hmm_lm": HMMLM,
 }
 
 

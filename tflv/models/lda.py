@@ -32,8 +32,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tflv.models.base import HParams, LatentVariableModel, Objective
-from tflv.models.topic_models import (TOP_WORDS, check_counts, document_metrics, document_stats,
-                                      evaluate_topics, topics_signature)
+from tflv.models.topic_models import (DIVERSITY_WORDS, check_counts, document_metrics,
+                                      document_stats, evaluate_topics, topics_signature)
 from tflv.vi.conjugate import LDA
 
 tfd = tfp.distributions
@@ -133,7 +133,8 @@ class LatentDirichletAllocation(LatentVariableModel):
         return tf.math.log(tf.convert_to_tensor(self.lda.topic_word))
 
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
-        return evaluate_topics(self.lda.top_words(TOP_WORDS).numpy(), corpus, split, batch_size)
+        return evaluate_topics(self.lda.top_words(DIVERSITY_WORDS).numpy(), corpus, split,
+                               batch_size)
 
     def topic_proportions(self, counts: tf.Tensor) -> tf.Tensor:
         """E_q[θ_d] = γ_d / Σ_k γ_dk, the mean of q(θ_d) = Dir(γ_d) at the current λ: [B, K]."""

@@ -8,6 +8,9 @@ signature takes and returns text, with a fixed `input_signature`:
 
 - `text_signature(batcher, outputs)`: `text string [N] -> outputs(batcher(text))`, an inference
   on each string (tags, posterior marginals, topic proportions, translations, summaries).
+- `per_text(function, *texts)`: the rule every signature on texts follows for a batch of none,
+  N = 0: outputs with 0 rows (the model runs on one empty text, cut away), since Keras's LSTM
+  cannot run on an empty batch.
 - `sample_signature(batcher, sample)`: `(num_samples, max_length, temperature, seed) ->
   {text string [num_samples]}`, generation; the seed is stateless, so one seed gives one set of
   samples, in memory and after loading alike; temperature 0 decodes greedily
@@ -33,9 +36,25 @@ def text_signature(batcher, outputs: Callable[[dict], dict]) -> Signature:
 
     @tf.function(input_signature=[TEXT])
     def serve(text):
-        return outputs(batcher(text))
+        return per_text(lambda text: outputs(batcher(text)), text)
 
     return serve
+
+
+def per_text(function: Callable[..., dict], *texts: tf.Tensor) -> dict:
+    """`function(*texts)`, a dict of tensors with leading dimension N, also for N = 0.
+
+    With no texts the function runs on one empty text (of each argument) and its outputs keep
+    0 rows: `{name: [0, ...]}`, of the same dtypes and trailing shapes.
+
+    Example:
+    >>> per_text(lambda t: {"n": tf.strings.length(t)}, tf.zeros([0], tf.string))["n"].shape
+    TensorShape([0])
+    """
+    n = tf.shape(texts[0])[0]
+    extra = tf.maximum(1 - n, 0)  # one empty text when there are none
+    outputs = function(*[tf.concat([t, tf.fill([extra], "")], axis=0) for t in texts])
+    return {name: value[:n] for name, value in outputs.items()}
 
 
 def sample_signature(batcher, sample: Callable[..., tf.Tensor]) -> Signature:

@@ -39,7 +39,13 @@ the pseudo-inverse of its negative Hessian, diag(α) − ααᵀ/Σα, restricte
 Evaluation (../shared/data/README.md, 20news): `ppl` = exp(mean_d −ELBO_d / N_d), the per-document
 convention of Miao et al. 2016; `ppl_corpus` = exp(−Σ_d ELBO_d / Σ_d N_d); `kl` = mean_d KL;
 `evaluate_corpus` adds the mean NPMI of each topic's top 10 words on the split's own document
-co-occurrences (`tflv.metrics.npmi`) and prints those words.
+co-occurrences (`tflv.metrics.npmi`) and the topic diversity of their top 25 words
+(`tflv.metrics.topic_diversity`, Dieng et al. 2020), prints those words and warns when the topics
+collapse (diversity or mean KL below `COLLAPSE_DIVERSITY`, `COLLAPSE_KL`).
+
+ProdLDA trains by Srivastava & Sutton's recipe by default (`RECIPES`, the argument `recipe`):
+batch-normalised decoder logits and posterior moments, dropout on the encoder and on θ, Adam
+with β1 = 0.99; `recipe="nvdm"` trains it as NVDM (tflv's ProdLDA before issue 19).
 
 #### References
 - Miao, Yu & Blunsom (2016). Neural Variational Inference for Text Processing. ICML.
@@ -48,10 +54,12 @@ co-occurrences (`tflv.metrics.npmi`) and prints those words.
 - Srivastava & Sutton (2017). Autoencoding Variational Inference for Topic Models. ICLR.
 - MacKay (1998). Choice of Basis for Laplace Approximation. Machine Learning 33.
 - Lau, Newman & Baldwin (2014). Machine Reading Tea Leaves (NPMI coherence).
+- Dieng, Ruiz & Blei (2020). Topic Modeling in Embedding Spaces. TACL (topic diversity).
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Mapping, Sequence
 
 import keras
@@ -71,7 +79,16 @@ tfd = tfp.distributions
 
 TOPIC_MODELS = ("nvdm", "gsm", "prodlda")
 TOPIC_DECODERS = ("mixture", "log_linear")
-TOP_WORDS = 10
+TOP_WORDS = 10  # NPMI's top words per topic
+DIVERSITY_WORDS = 25  # topic diversity's (Dieng et al. 2020)
+# Below either, `evaluate_topics` warns that the topics collapsed.
+COLLAPSE_DIVERSITY, COLLAPSE_KL = 0.3, 0.5
+RECIPES = {  # training recipes: the encoder, regularisation and Adam's β1 they set
+    "srivastava_sutton": dict(hidden_units=(100, 100), activation="softplus", dropout=0.2,
+                              batch_norm=True, adam_beta_1=0.99),
+    "nvdm": dict(hidden_units=(500,), activation="tanh", dropout=0.0, batch_norm=False,
+                 adam_beta_1=0.9),
+}
 
 
 def laplace_dirichlet_prior(concentration: tf.Tensor) -> tfd.MultivariateNormalDiag:
@@ -100,6 +117,11 @@ class TopicDecoder(keras.layers.Layer):
         the mixture log Σ_k θ_k softmax(T_k) (GSM's; θ must lie on the simplex).
       embed_dim: H: factor the topic logits (T or R) = t vᵀ through topic embeddings t `[K, H]`
         and word embeddings v `[H, V]` (stored transposed). None: they are free.
+      batch_norm: log-linear decoder only: log softmax(BN(θᵀR)), the logits batch-normalised
+        per word without a scale, their learned shift standing for the bias b (Srivastava &
+        Sutton 2017's ProdLDA; BN's running moments at evaluation). Pyro's tutorial drops the
+        shift too; on 20news_prodlda that halved the NPMI and raised the per-document
+        perplexity from 1062 to 2491 (BENCHMARKS.md).
 
     The mixture's logits start as N(0, 1), and factored logits of either decoder as t ~ N(0, 1),
     v ~ N(0, 1/H), so that the topics differ from the first step: from Glorot's small logits
@@ -109,14 +131,20 @@ class TopicDecoder(keras.layers.Layer):
     """
 
     def __init__(self, vocab_size: int, mixture: bool = False, embed_dim: int | None = None,
-                 **kwargs):
+                 batch_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if batch_norm and mixture:
+            raise ValueError("batch_norm normalises the log-linear decoder's logits; the mixture "
+                             "decoder has none")
         if vocab_size < 1:
             raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         if embed_dim is not None and embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1 (or None: free topic logits), got "
                              f"{embed_dim}")
         self.vocab_size, self.mixture, self.embed_dim = vocab_size, mixture, embed_dim
+        self.batch_norm = batch_norm
+        self.logit_norm = keras.layers.BatchNormalization(
+            scale=False, name="logit_norm") if batch_norm else None
 
     def build(self, input_shape):
         num_topics = input_shape[-1]
@@ -132,8 +160,10 @@ class TopicDecoder(keras.layers.Layer):
             self.topic_word = self.add_weight(
                 name="topic_word", shape=(num_topics, self.vocab_size),
                 initializer=normal(1.0) if self.mixture else "glorot_uniform")  # [K, V]
-        self.bias = None if self.mixture else self.add_weight(
+        self.bias = None if self.mixture or self.batch_norm else self.add_weight(
             name="bias", shape=(self.vocab_size,), initializer="zeros")  # [V]
+        if self.batch_norm:
+            self.logit_norm.build((None, self.vocab_size))
         self.built = True
 
     def topic_logits(self) -> tf.Tensor:
@@ -142,16 +172,60 @@ class TopicDecoder(keras.layers.Layer):
             return tf.matmul(self.topic_embedding, self.word_embedding)
         return tf.convert_to_tensor(self.topic_word)
 
-    def call(self, theta):
+    def call(self, theta, training=False):
         if self.mixture:
             beta = tf.nn.softmax(self.topic_logits(), axis=-1)  # [K, V]
             return tf.math.log(tf.matmul(theta, beta) + 1e-30)  # [B, V]
-        return tf.nn.log_softmax(tf.matmul(theta, self.topic_logits()) + self.bias, axis=-1)
+        logits = tf.matmul(theta, self.topic_logits())  # [..., V]
+        if self.batch_norm:  # moments over every leading position (samples and documents)
+            flat = self.logit_norm(tf.reshape(logits, [-1, self.vocab_size]), training=training)
+            return tf.nn.log_softmax(tf.reshape(flat, tf.shape(logits)), axis=-1)
+        return tf.nn.log_softmax(logits + self.bias, axis=-1)
 
     def get_config(self):
         config = super().get_config()
         config.update(vocab_size=self.vocab_size, mixture=self.mixture,
-                      embed_dim=self.embed_dim)
+                      embed_dim=self.embed_dim, batch_norm=self.batch_norm)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class NormalizedGaussianHead(keras.layers.Layer):
+    """features `(batch_size, features)` → (loc, scale), each `(batch_size, latent_dim)`, with
+    loc = BN(W_μ h) and log scale² = BN(W_σ h), each batch-normalised without a scale
+    (Srivastava & Sutton 2017's ProdLDA encoder; Pyro's tutorial calls it the remedy for
+    component collapse: no latent dimension's mean or variance can stay fixed across documents).
+
+    Args:
+      latent_dim: K.
+
+    >>> loc, scale = NormalizedGaussianHead(50)(features, training=True)  # [B, 50] each
+    >>> q = gaussian((loc, scale))  # batch [B], event [50]; loc has mean 0, variance 1 over B
+    """
+
+    def __init__(self, latent_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = latent_dim
+        self.dense = keras.layers.Dense(2 * latent_dim, name="dense")
+        self.loc_norm = keras.layers.BatchNormalization(scale=False, name="loc_norm")
+        self.log_variance_norm = keras.layers.BatchNormalization(scale=False,
+                                                                 name="log_variance_norm")
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+        self.loc_norm.build((None, self.latent_dim))
+        self.log_variance_norm.build((None, self.latent_dim))
+        self.built = True
+
+    def call(self, features, training=False):
+        loc, log_variance = tf.split(self.dense(features), 2, axis=-1)  # [B, K] each
+        loc = self.loc_norm(loc, training=training)
+        log_variance = self.log_variance_norm(log_variance, training=training)
+        return loc, tf.exp(0.5 * log_variance)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim)
         return config
 
 
@@ -162,18 +236,55 @@ def split_counts(corpus, split: str, batch_size: int) -> scipy.sparse.csr_matrix
     return scipy.sparse.vstack(rows).tocsr()
 
 
-def evaluate_topics(top_words: np.ndarray, corpus, split: str, batch_size: int
-                    ) -> dict[str, float]:
-    """Mean NPMI of topics `top_words` (int `[K, N]`) on `split`; prints each topic's words and
-    writes them, with their NPMI, as the text summary `{split}/topics`."""
-    npmi = metrics.npmi(top_words, split_counts(corpus, split, batch_size))  # [K]
+def evaluate_topics(top_words: np.ndarray, corpus, split: str, batch_size: int,
+                    kl: float | None = None) -> dict[str, float]:
+    """`npmi`, the mean NPMI of each topic's first `TOP_WORDS` words on the documents of `split`,
+    and `diversity`, the share of distinct words among all topics' top words (`top_words`, int
+    `[K, N]`, best first, N = `DIVERSITY_WORDS` as Dieng et al. 2020), and a warning when the
+    topics collapsed (diversity below `COLLAPSE_DIVERSITY`, or the mean KL `kl`, if given, below
+    `COLLAPSE_KL` nats).
+
+    Prints each topic's words and writes them as the text summary `{split}/topics`: per topic
+    its NPMI, the share of its top-N words in no other topic's top N, and its top 10 words.
+    """
+    top_words = np.asarray(top_words)
+    npmi = metrics.npmi(top_words[:, :TOP_WORDS], split_counts(corpus, split, batch_size))  # [K]
+    diversity = metrics.topic_diversity(top_words)
+    words, owners = np.unique(top_words, return_counts=True)
+    shared = set(words[owners > 1].tolist())  # assumes no topic lists a word twice
     tokens = corpus.vocab.tokens
-    rows = [[k, f"{score:+.3f}", " ".join(tokens[i] for i in ids)]
+    rows = [[k, f"{score:+.3f}", f"{np.mean([w not in shared for w in ids]):.2f}",
+             " ".join(tokens[i] for i in ids[:TOP_WORDS])]
             for k, (ids, score) in enumerate(zip(top_words, npmi))]
-    for k, score, words in rows:
-        print(f"topic {k:3d}  npmi {score}  {words}", flush=True)
-    summaries.text_table(f"{split}/topics", ["topic", "NPMI", "top words"], rows)
-    return {"npmi": float(np.mean(npmi))}
+    for k, score, unique, line in rows:
+        print(f"topic {k:3d}  npmi {score}  unique {unique}  {line}", flush=True)
+    print(f"topics: mean npmi {np.mean(npmi):+.3f} (top {TOP_WORDS}), diversity {diversity:.3f} "
+          f"(top {top_words.shape[1]})", flush=True)
+    summaries.text_table(f"{split}/topics",
+                         ["topic", "NPMI", f"unique top-{top_words.shape[1]}", "top words"], rows)
+    collapse_warning(diversity, kl)
+    return {"npmi": float(np.mean(npmi)), "diversity": diversity}
+
+
+def collapse_warning(diversity: float, kl: float | None = None) -> str | None:
+    """Warns (`UserWarning`, also printed) when the topics collapsed: `diversity` below
+    `COLLAPSE_DIVERSITY` (many topics share their top words) or the mean KL(q || p) `kl` below
+    `COLLAPSE_KL` nats (θ barely depends on the document). Returns the message, or None."""
+    reasons = []
+    if diversity < COLLAPSE_DIVERSITY:
+        reasons.append(f"topic diversity {diversity:.3f} < {COLLAPSE_DIVERSITY}")
+    if kl is not None and kl < COLLAPSE_KL:
+        reasons.append(f"mean KL {kl:.3f} nats < {COLLAPSE_KL}")
+    if not reasons:
+        return None
+    message = ("topics collapsed (" + "; ".join(reasons) + "): the posterior ignores the "
+               "document or the topics repeat one another. Remedies: ProdLDA's published recipe "
+               "(prodlda's default, --topic_recipe=srivastava_sutton: batch-normalised logits, "
+               "dropout, Adam β1 0.99), more --train_steps, a larger --batch_size (200 as Srivastava & Sutton), "
+               "fewer --num_topics, or a mixture decoder (--topic_decoder=mixture)")
+    print("WARNING: " + message, flush=True)
+    warnings.warn(message, stacklevel=2)
+    return message
 
 
 def document_metrics(sums: Mapping[str, float]) -> dict[str, float]:
@@ -231,8 +342,18 @@ class NeuralTopicModel(LatentVariableModel):
       vocab_size: V.
       topic_model: `"nvdm"`, `"gsm"` or `"prodlda"`.
       num_topics: K, the latent dimension.
-      hidden_units: widths of the encoder MLP.
-      activation: its activation (tanh, as Miao et al.'s code).
+      recipe: how the networks are regularised and trained (`RECIPES`); None: the model's own,
+        `"srivastava_sutton"` for ProdLDA, `"nvdm"` (Miao et al.'s settings) for NVDM and GSM.
+        `"srivastava_sutton"` (Srivastava & Sutton 2017, as their code and Pyro's tutorial):
+        two softplus layers of 100 units, dropout 0.2 on the encoder's output and on θ, the
+        posterior's mean and log variance batch-normalised (`NormalizedGaussianHead`), the
+        decoder's logits batch-normalised (`TopicDecoder(batch_norm=True)`) and Adam with
+        β1 = 0.99 (`adam_beta_1`, read by the trainer; their step size 2e-3 is the trainer's
+        default, their batch 200 `--batch_size=200`). `"nvdm"`: none of these (tflv's
+        ProdLDA before issue 19). Only ProdLDA takes `"srivastava_sutton"`.
+      hidden_units: widths of the encoder MLP (None: the recipe's).
+      activation: its activation (None: the recipe's; tanh, as Miao et al.'s code, for `"nvdm"`).
+      dropout: the rate on the encoder's output and on θ (None: the recipe's).
       dirichlet_prior: ProdLDA's α (the same for every topic; 1 in Srivastava & Sutton).
       embed_dim: the topic and word embedding size H (`TopicDecoder`; the trainer sets it for
         GSM only); None leaves the topic logits free.
@@ -252,13 +373,26 @@ class NeuralTopicModel(LatentVariableModel):
     default_topic_model = ""  # set by the registered subclasses
 
     def __init__(self, vocab_size: int, topic_model: str, num_topics: int = 50,
-                 hidden_units: Sequence[int] = (500,), activation: str = "tanh",
+                 hidden_units: Sequence[int] | None = None, activation: str | None = None,
                  dirichlet_prior: float = 1.0, embed_dim: int | None = None,
-                 topic_decoder: str | None = None, **kwargs):
+                 topic_decoder: str | None = None, recipe: str | None = None,
+                 dropout: float | None = None, **kwargs):
         super().__init__(**kwargs)
         if topic_model not in TOPIC_MODELS:
             raise ValueError(f"unknown topic_model {topic_model!r}; valid: "
                              f"{', '.join(TOPIC_MODELS)}")
+        recipe = recipe or ("srivastava_sutton" if topic_model == "prodlda" else "nvdm")
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; valid: {', '.join(RECIPES)}")
+        if recipe == "srivastava_sutton" and topic_model != "prodlda":
+            raise ValueError(f"recipe 'srivastava_sutton' is ProdLDA's; {topic_model} takes "
+                             f"recipe 'nvdm'")
+        settings = RECIPES[recipe]
+        hidden_units = settings["hidden_units"] if hidden_units is None else hidden_units
+        activation = activation or settings["activation"]
+        dropout = settings["dropout"] if dropout is None else dropout
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if num_topics < 2:
             raise ValueError(f"num_topics must be >= 2, got {num_topics}")
         if dirichlet_prior <= 0:
@@ -270,27 +404,40 @@ class NeuralTopicModel(LatentVariableModel):
         if topic_model == "nvdm" and topic_decoder == "mixture":
             raise ValueError("topic_decoder='mixture' needs θ on the simplex (gsm, prodlda); "
                              "nvdm's θ = z is a real vector")
+        batch_norm = settings["batch_norm"]
+        if batch_norm and topic_decoder == "mixture":
+            raise ValueError("recipe 'srivastava_sutton' batch-normalises log-linear logits; "
+                             "with topic_decoder='mixture' (NVLDA) take recipe 'nvdm'")
         self.config = dict(vocab_size=vocab_size, topic_model=topic_model, num_topics=num_topics,
                            hidden_units=list(hidden_units), activation=activation,
                            dirichlet_prior=dirichlet_prior, embed_dim=embed_dim,
-                           topic_decoder=topic_decoder)
+                           topic_decoder=topic_decoder, recipe=recipe, dropout=dropout)
         self.vocab_size, self.topic_model, self.num_topics = vocab_size, topic_model, num_topics
-        self.dirichlet_prior = dirichlet_prior
+        self.dirichlet_prior, self.recipe = dirichlet_prior, recipe
+        self.adam_beta_1 = settings["adam_beta_1"]  # the trainer's Adam reads it
         self.encoder = BagOfWordsEncoder(hidden_units, activation=activation, name="encoder")
-        self.head = GaussianHead(num_topics, name="head")
+        self.head = (NormalizedGaussianHead(num_topics, name="head") if batch_norm
+                     else GaussianHead(num_topics, name="head"))
+        self.encoder_dropout = keras.layers.Dropout(dropout, name="encoder_dropout")
+        self.theta_dropout = keras.layers.Dropout(dropout, name="theta_dropout")
         self.theta_projection = (keras.layers.Dense(num_topics, name="theta_projection")
                                  if topic_model == "gsm" else None)
         self.decoder = TopicDecoder(vocab_size, mixture=topic_decoder == "mixture",
-                                    embed_dim=embed_dim, name="decoder")
+                                    embed_dim=embed_dim, batch_norm=batch_norm, name="decoder")
         self.step = TrainingStep(name="training_step")
 
     @classmethod
     def from_corpus(cls, corpus, hparams: HParams) -> "NeuralTopicModel":
+        """`--topic_recipe` (default: the model's own); `--hidden_dim`, `--num_layers` shape the
+        encoder under recipe `nvdm` only (`srivastava_sutton` fixes two layers of 100)."""
+        recipe = hparams["topic_recipe"] or ("srivastava_sutton"
+                                             if cls.default_topic_model == "prodlda" else "nvdm")
+        hidden_units = ([hparams["hidden_dim"]] * hparams["num_layers"] if recipe == "nvdm"
+                        else None)
         return cls(vocab_size=corpus.info["vocab_size"], topic_model=cls.default_topic_model,
-                   num_topics=hparams["num_topics"],
-                   hidden_units=[hparams["hidden_dim"]] * hparams["num_layers"],
+                   num_topics=hparams["num_topics"], hidden_units=hidden_units,
                    embed_dim=hparams["embed_dim"] if cls.default_topic_model == "gsm" else None,
-                   topic_decoder=hparams["topic_decoder"])
+                   topic_decoder=hparams["topic_decoder"], recipe=recipe)
 
     def prior(self) -> tfd.MultivariateNormalDiag:
         """p(z), event `[K]`."""
@@ -309,20 +456,26 @@ class NeuralTopicModel(LatentVariableModel):
     def posterior(self, counts: tf.Tensor, training: bool = False) -> tfd.MultivariateNormalDiag:
         """q(z | n): counts `[B, V]` → batch `[B]`, event `[K]`."""
         counts = check_counts(counts, self.vocab_size)
-        return gaussian(self.head(self.encoder(counts, training=training)))
+        features = self.encoder_dropout(self.encoder(counts), training=training)
+        if isinstance(self.head, NormalizedGaussianHead):
+            return gaussian(self.head(features, training=training))
+        return gaussian(self.head(features))
 
     def elbo_terms(self, counts: tf.Tensor, noise: tf.Tensor, training: bool = False
                    ) -> vi.ELBO:
         """The ELBO of counts `[B, V]` at z = μ + σ ε for given noise ε `[S, B, K]` or `[B, K]`."""
-        return self.elbo_under(self.posterior(counts, training=training), counts, noise)
+        return self.elbo_under(self.posterior(counts, training=training), counts, noise,
+                               training=training)
 
     def elbo_under(self, posterior: tfd.MultivariateNormalDiag, counts: tf.Tensor,
-                   noise: tf.Tensor) -> vi.ELBO:
+                   noise: tf.Tensor, training: bool = False) -> vi.ELBO:
         """The ELBO of counts `[B, V]` under any Gaussian q(z | n) (batch `[B]`, event `[K]`;
         e.g. one refined per document, Kim et al. 2018's semi-amortized inference) at
-        z = μ + σ ε, noise ε `[S, B, K]` or `[B, K]`."""
+        z = μ + σ ε, noise ε `[S, B, K]` or `[B, K]`. `training`: dropout on θ and batch
+        statistics in the decoder (recipe `srivastava_sutton`)."""
         z = posterior.loc + posterior.stddev() * noise  # [S, B, K]
-        log_word = self.decoder(self.document_topics(z))  # [S, B, V]
+        theta = self.theta_dropout(self.document_topics(z), training=training)
+        log_word = self.decoder(theta, training=training)  # [S, B, V]
         log_likelihood = tf.reduce_sum(counts * log_word, axis=-1)  # [S, B]
         return vi.elbo(log_likelihood, posterior, self.prior(), z=z)
 
@@ -340,12 +493,28 @@ class NeuralTopicModel(LatentVariableModel):
         return document_metrics(sums)
 
     def topic_word(self) -> tf.Tensor:
-        """Topic-word scores `[K, V]`: R (log-linear decoder) or T (mixture, β = softmax(T))."""
+        """Topic-word scores `[K, V]`: R (log-linear decoder, with or without batch norm, as
+        Srivastava & Sutton's code and Pyro's tutorial rank them) or T (mixture, β = softmax(T)).
+
+        Under batch norm the evaluation logit of word v is θᵀR_v / sqrt(Var_v + ε) + const; ranking
+        by that rescaled R lifts rare words (tiny Var_v): on 20news_prodlda after 300 steps half
+        the topics led with `_eos_`, which never occurs."""
         return self.decoder.topic_logits()
 
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
-        top = tf.math.top_k(self.topic_word(), k=TOP_WORDS).indices.numpy()  # [K, 10]
-        return evaluate_topics(top, corpus, split, batch_size)
+        k = min(DIVERSITY_WORDS, self.vocab_size)
+        top = tf.math.top_k(self.topic_word(), k=k).indices.numpy()  # [K, 25]
+        return evaluate_topics(top, corpus, split, batch_size, kl=self.mean_kl(corpus, split,
+                                                                                batch_size))
+
+    def mean_kl(self, corpus, split: str, batch_size: int) -> float:
+        """Mean over the documents of `split` of KL(q(z | n) || p(z)) (evaluation mode)."""
+        total, documents = 0.0, 0
+        for batch in corpus.dataset(split, "bow", batch_size):
+            posterior = self.posterior(batch["counts"])
+            total += float(tf.reduce_sum(vi.kl_divergence(posterior, self.prior())))
+            documents += int(batch["counts"].shape[0])
+        return total / max(documents, 1)
 
     def topic_proportions(self, counts: tf.Tensor) -> tf.Tensor:
         """θ = g(E_q[z | n]), the document representation at the posterior mean: `[B, K]`.

@@ -1,0 +1,112 @@
+"""`hmm_lm`: an HMM language model with blocked emissions, neural parameters and state dropout.
+
+Chiu & Rush (2020): p(x) = Σ_z π[z_1] Π_t A[z_{t-1}, z_t] Π_t E[z_t, x_t] with K states in M
+blocks, each word emitted by the states of one block only (`tflv.distributions.BlockedHMM`),
+π, A and E computed from state and word embeddings (`BlockedNeuralHMM`), trained by the exact
+log-likelihood. Words are assigned to blocks by frequency: the training targets' words sorted
+by decreasing count are dealt round-robin to the M blocks (rank r → block r mod M), so every
+block emits a mix of frequent and rare words (`WordBlocks.by_frequency`).
+
+On the continuous stream (form `stream`, e.g. PTB) every window of T target tokens is one
+sequence whose chain starts from π (no state carried between windows, like `rnnlm`'s zero
+state); on form `sentences` each sentence is one. The per-example loss is −log p(x) per real
+token; `nll` = −log p(x), so perplexity is exp(Σ nll / Σ tokens) over a split, exactly.
+During training (`training=True`) state dropout keeps n = S - round(rate·S) random states of
+each block for the whole batch and renormalises over them (`BlockedNeuralHMM`); evaluation
+uses all K states.
+
+#### Example
+
+    python -m trainers.train --model=hmm_lm --dataset=ptb --num_states=1024 --num_blocks=64 \\
+        --embed_dim=128 --hidden_dim=128 --state_dropout=0.5
+
+#### References
+
+Chiu, J. T. & Rush, A. M. (2020). Scaling hidden Markov language models. EMNLP
+(arXiv:2011.04640).
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tflv.distributions.blocked_hmm import WordBlocks
+from tflv.models import serving
+from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.blocked_hmm_parameters import BlockedNeuralHMM, kept_count
+from tflv.models.rnnlm import lm_metrics
+from tflv.models.unigram import token_counts
+
+
+@keras.saving.register_keras_serializable(package="tflv")
+class HMMLM(LatentVariableModel):
+    """Blocked neural HMM language model (module docstring).
+
+    Args:
+      num_states: K, a multiple of num_blocks.
+      word_blocks: the block of every word id, a list [V].
+      num_blocks: M.
+      embed_dim, hidden_dim: state/word embedding size and residual-MLP width.
+      state_dropout: the fraction of each block's states dropped per training batch, in [0, 1).
+
+    Batch (form `stream` or `sentences`): `targets` int32 [B, T], `mask` [B, T].
+    """
+
+    input_form = "stream"
+    datasets = ("ptb", "synthetic_hmm")
+
+    def __init__(self, num_states: int, word_blocks, num_blocks: int, embed_dim: int = 64,
+                 hidden_dim: int | None = None, state_dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.config = dict(num_states=num_states, word_blocks=[int(b) for b in word_blocks],
+                           num_blocks=num_blocks, embed_dim=embed_dim, hidden_dim=hidden_dim,
+                           state_dropout=state_dropout)
+        self.hmm = BlockedNeuralHMM(num_states, self.config["word_blocks"], num_blocks,
+                                    embed_dim=embed_dim, hidden_dim=hidden_dim, name="hmm")
+        kept_count(self.hmm.block_size, state_dropout)  # checks the rate
+        self.seed_generator = keras.random.SeedGenerator(0)
+
+    @classmethod
+    def from_corpus(cls, corpus, hparams: HParams) -> "HMMLM":
+        vocab_size, num_states = corpus.info["vocab_size"], hparams["num_states"]
+        num_blocks = hparams["num_blocks"]
+        if num_blocks < 1 or num_states % num_blocks or num_blocks > vocab_size:
+            raise ValueError(f"--num_blocks={num_blocks} must divide --num_states={num_states} "
+                             f"and be at most the vocabulary size {vocab_size}")
+        counts = token_counts(corpus.dataset("train", cls.input_form, 1024), vocab_size)
+        blocks = WordBlocks.by_frequency(counts, num_blocks)
+        return cls(num_states, blocks.block_of.tolist(), num_blocks,
+                   embed_dim=hparams["embed_dim"], hidden_dim=hparams["hidden_dim"],
+                   state_dropout=hparams["state_dropout"])
+
+    def log_likelihood(self, tokens, mask, training: bool = False) -> tf.Tensor:
+        """Exact log p(x) [B] (of the kept-state HMM under state dropout when training)."""
+        kept = None
+        if training and self.config["state_dropout"] > 0:
+            seed = keras.random.randint([2], 0, 2 ** 31 - 1, seed=self.seed_generator)
+            kept = self.hmm.keep_states(self.config["state_dropout"], tf.cast(seed, tf.int32))
+        return self.hmm.log_prob(tokens, mask, kept)
+
+    def objective(self, batch, training=False) -> Objective:
+        mask = tf.cast(batch["mask"], tf.bool)
+        nll = -self.log_likelihood(batch["targets"], mask, training)
+        tokens = tf.reduce_sum(tf.cast(mask, tf.float32), axis=1)
+        return Objective(loss=nll / tf.maximum(tokens, 1.0), stats={"nll": nll, "tokens": tokens})
+
+    def metrics_from_sums(self, sums):
+        return lm_metrics(sums)
+
+    def sample(self, start_ids, max_length, temperature, seed) -> tf.Tensor:
+        """Word ids [N, max_length] by ancestral sampling from π (start_ids only give N: every
+        window's chain starts from π)."""
+        params = self.hmm(None)
+        return self.hmm.hmm(params).sample(params.emission, self.hmm.blocks,
+                                           tf.shape(start_ids)[0], max_length, seed,
+                                           temperature)
+
+    def serving_signatures(self, batcher) -> dict:
+        """`sample(num_samples, max_length, temperature, seed) -> {text [N]}` for SavedModel."""
+        return {"sample": serving.sample_signature(batcher, self.sample)}
+
+    def get_config(self):
+        return {**super().get_config(), **self.config}
