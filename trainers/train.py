@@ -78,13 +78,20 @@ def run_description() -> dict:
     }
 
 
+# Hyperparameters whose flag default is not, for some models, the behaviour from before they
+# existed: per model, the value a run recorded without them was built with (prodlda trained by NVDM's settings before issue 19).
+BEFORE_IT_EXISTED = {"topic_recipe": {"prodlda": "nvdm"}}
+
+
 def with_new_hparams(run: dict, names) -> dict:
     """`run` with each model hyperparameter of `names` it does not record at its flag default.
 
     A run description written before a hyperparameter existed lacks it; a new hyperparameter's
-    default keeps the behaviour from before, so the run was built with that default.
+    default keeps the behaviour from before, so the run was built with that default, except
+    where the default itself changed the behaviour (`BEFORE_IT_EXISTED`: the value that does not).
     """
-    added = {name: FLAGS[name].default for name in names if name not in run["hparams"]}
+    added = {name: BEFORE_IT_EXISTED.get(name, {}).get(run.get("model"), FLAGS[name].default)
+             for name in names if name not in run["hparams"]}
     return {**run, "hparams": {**added, **run["hparams"]}}
 
 

@@ -339,3 +339,13 @@ def tf_load(path):
 def tf_constant(values):
     import tensorflow as tf
     return tf.constant(values)
+
+
+@pytest.mark.parametrize("model, recipe", [("prodlda", "nvdm"), ("nvdm", None), ("gsm", None)])
+def test_a_topic_run_recorded_before_recipes_keeps_the_recipe_it_was_built_with(model, recipe):
+    # Before issue 19 prodlda trained by NVDM's settings; the new default recipe
+    # (srivastava_sutton) would rebuild such a run with other layers and fail to restore it.
+    from trainers import train as train_module  # imports the flags; parses none
+    old = {"model": model, "dataset": "news20", "hparams": {"num_topics": 5}}
+    hparams = train_module.with_new_hparams(old, ["topic_recipe", "num_topics"])["hparams"]
+    assert hparams == {"num_topics": 5, "topic_recipe": recipe}
