@@ -132,10 +132,10 @@ _AT_LEAST = {"train_steps": 1, "batch_size": 1, "eval_batch_size": 1, "log_every
              "beam_size": 1, "summary_length": 1, "free_bits": 0, "sa_vae_steps": 0,
              "iw_samples": 0, "kl_warmup_steps": 1, "num_flows": 1, "bleu_max_examples": 0,
              "em_pseudo_count": 0, "mean_field_iterations": 1, "attention_samples": 1,
-             "summary_samples": 1, "sa_vae_max_grad_norm": 0, "em_decay": 0}
+             "summary_samples": 1, "sa_vae_max_grad_norm": 0, "em_decay": 0, "num_blocks": 1}
 _POSITIVE = ("learning_rate", "worker_timeout", "gumbel_temperature", "vmf_concentration",
              "sa_vae_step_size")
-_UNIT_INTERVAL = ("dropout", "word_dropout")  # probabilities in [0, 1)
+_UNIT_INTERVAL = ("dropout", "word_dropout", "state_dropout")  # probabilities in [0, 1)
 
 
 def _register_validators() -> None:

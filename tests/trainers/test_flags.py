@@ -18,6 +18,8 @@ from trainers.flags import FLAGS
     ("--clip_norm=-1", "--clip_norm must be >= 0"),
     ("--dropout=1.5", "--dropout must be in [0, 1)"),
     ("--seq_len=0", "--seq_len must be >= 1"),
+    ("--num_blocks=0", "--num_blocks must be >= 1"),
+    ("--state_dropout=1", "--state_dropout must be in [0, 1)"),
 ])
 def test_bad_values_are_refused_naming_the_flag(argument, message):
     try:
