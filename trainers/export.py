@@ -8,8 +8,8 @@ log-probability (or its bound, for latent-variable models) of each whitespace-to
 (`score(text, target)` for translation models); a model adds its own signatures through
 `serving_signatures(batcher)`, built with `tflv.models.serving`:
 
-    sample      rnnlm, mos_lm, mixture_lm, sentence_vae   (num_samples, max_length, temperature,
-                                                           seed) -> {text [num_samples]}
+    sample      rnnlm, mos_lm, mixture_lm, sentence_vae,  (num_samples, max_length, temperature,
+                hmm_lm                                     seed) -> {text [num_samples]}
     homotopy    sentence_vae                              (text [2], num_points, …) -> {text [P]}
     posterior   mixture_lm                                text [N] -> {probs [N, K]}
     tag         hmm, neural_hmm, factorial_hmm            text [N] -> {tags [N, T], lengths [N]}
