@@ -27,7 +27,7 @@ setup(
         "tensorboard>=2.21,<2.22",
         "sacrebleu>=2.4",
     ],
-    extras_require={"test": ["pytest", "pytest-xdist", "scikit-learn"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "scikit-learn", "pdoc>=16,<17"]},
     entry_points={
         "console_scripts": [
             "tflv-train=trainers.train:run",

@@ -1,0 +1,114 @@
+"""The API reference: `docs/build.py` (what `make docs` runs) builds it without a problem, and a
+real headless Chromium, reading it from a local HTTP server with no network, shows typeset math
+(KaTeX's output, no `katex-error`) on the landing page and reaches `HMM` by following links from
+it: index → `tflv.distributions` → `tflv.distributions.hmm` → `#HMM`.
+
+Chromium is Debian's `chromium` package (.ci/run installs it); without it the test is skipped,
+except under CI (`CI` set), where it fails.
+"""
+import functools
+import html.parser
+import http.server
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.parse
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--virtual-time-budget=10000", "--dump-dom"]
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is not installed (Debian: apt-get install chromium; .ci/run does it)")
+    pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+
+
+class _Links(html.parser.HTMLParser):
+    """(href, text) of every `<a>`, and every element's id and class."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids, self.classes = [], set(), []
+        self._href, self._text = None, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.ids.add(attrs.get("id"))
+        self.classes.extend((attrs.get("class") or "").split())
+        if tag == "a":
+            self._href, self._text = attrs.get("href"), []
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, "".join(self._text).strip()))
+            self._href = None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The built reference, served on 127.0.0.1; yields its base URL."""
+    output = tmp_path_factory.mktemp("docs")
+    cache = ROOT / "build" / "docs-cache" if os.access(ROOT, os.W_OK) else tmp_path_factory.mktemp("cache")
+    build = subprocess.run([sys.executable, str(ROOT / "docs" / "build.py"), "--output", str(output),
+                            "--cache", str(cache)], cwd=ROOT, capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+    assert build.returncode == 0, build.stderr[-5000:]
+    handler = functools.partial(_QuietHandler, directory=str(output))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _render(url: str, tmp_path) -> _Links:
+    """The DOM Chromium builds for `url` once its scripts ran, parsed."""
+    result = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", url],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = _Links()
+    page.feed(result.stdout)
+    return page
+
+
+def _follow(url: str, page: _Links, text: str) -> str:
+    """The URL of the link on `page` whose text is `text`."""
+    hrefs = [href for href, label in page.links if label == text]
+    assert hrefs, f"no link {text!r} on {url}; links: {[label for _, label in page.links][:80]}"
+    return urllib.parse.urljoin(url, hrefs[0])
+
+
+def test_reference_renders_math_and_reaches_hmm(site, tmp_path):
+    index = _render(site + "index.html", tmp_path)
+    # KaTeX replaced the $…$ and $$…$$ sources by typeset HTML (+ MathML), and none failed to parse.
+    assert index.classes.count("katex-display") >= 3, sorted(set(index.classes))
+    assert index.classes.count("katex") >= 10
+    assert "katex-error" not in index.classes
+
+    url = _follow(site + "index.html", index, "tflv.distributions")
+    distributions = _render(url, tmp_path)
+    url = _follow(url, distributions, "hmm")
+    hmm = _render(url, tmp_path)
+    assert "HMM" in hmm.ids and "HMM.log_prob" in hmm.ids and "HMM.viterbi" in hmm.ids
+    # The landing page's HMM link lands on the same class.
+    assert urllib.parse.urljoin(site, "tflv/distributions/hmm.html#HMM") == _follow(site, index, "HMM")
