@@ -1,16 +1,22 @@
-"""The API reference: `docs/build.py` (what `make docs` runs) builds it without a problem, and a
+"""The documentation. The API reference: `docs/build.py` (what `make docs` runs) builds it without a problem, and a
 real headless Chromium, reading it from a local HTTP server with no network, shows typeset math
 (KaTeX's output, no `katex-error`) on the landing page and reaches `HMM` by following links from
 it: index → `tflv.distributions` → `tflv.distributions.hmm` → `#HMM`.
 
 Chromium is Debian's `chromium` package (.ci/run installs it); without it the test is skipped,
 except under CI (`CI` set), where it fails.
+
+docs/architecture.md: every file it names exists, every name it puts in a file's table row is
+defined there, and it places every package of tflv/, data/ and trainers/.
 """
 import functools
 import html.parser
 import http.server
+import importlib
+import inspect
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -112,3 +118,51 @@ def test_reference_renders_math_and_reaches_hmm(site, tmp_path):
     assert "HMM" in hmm.ids and "HMM.log_prob" in hmm.ids and "HMM.viterbi" in hmm.ids
     # The landing page's HMM link lands on the same class.
     assert urllib.parse.urljoin(site, "tflv/distributions/hmm.html#HMM") == _follow(site, index, "HMM")
+
+
+# -- docs/architecture.md ------------------------------------------------------------------------
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+_PATH = re.compile(r"^(?!\.\./)[\w.\-]+(/[\w.\-]*)+$|^[\w\-]+\.(py|md|txt|lock|ini|bzl)$|^(BUILD|WORKSPACE|Makefile)$")
+
+
+def _code_spans(text: str) -> list[str]:
+    """The contents of the `code spans` of Markdown `text` (fenced blocks excluded)."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+    return re.findall(r"`([^`\n]+)`", text)
+
+
+def test_architecture_names_only_files_that_exist():
+    named = [span for span in _code_spans(ARCHITECTURE.read_text(encoding="utf-8")) if _PATH.match(span)]
+    assert len(named) >= 60, named
+    missing = [path for path in named if not (ROOT / path).exists()]
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
+
+
+def test_architecture_names_what_each_file_defines():
+    """In each table row that names Python files, every bare identifier in backticks is defined
+    there: a module attribute, or a member of a class the module defines."""
+    sys.path.insert(0, str(ROOT))
+    wrong = []
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        spans = _code_spans(line)
+        files = [span for span in spans if span.endswith(".py") and "/" in span]
+        if not line.startswith("|") or not files:
+            continue
+        modules = [importlib.import_module(f.removesuffix(".py").removesuffix("/__init__").replace("/", "."))
+                   for f in files]
+        scopes = modules + [value for module in modules for value in vars(module).values()
+                            if inspect.isclass(value) and value.__module__ == module.__name__]
+        for name in spans:
+            if re.fullmatch(r"[A-Za-z_]\w*", name) and not any(hasattr(scope, name) for scope in scopes):
+                wrong.append(f"{name} ({', '.join(files)})")
+    assert not wrong, f"docs/architecture.md names what its files do not define: {wrong}"
+
+
+def test_architecture_covers_every_package():
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    packages = sorted({path.parent.relative_to(ROOT).as_posix() + "/"
+                       for root in ("tflv", "data", "trainers")
+                       for path in (ROOT / root).rglob("__init__.py")})
+    unplaced = [package for package in packages if package not in text]
+    assert not unplaced, f"docs/architecture.md does not place the packages {unplaced}"
