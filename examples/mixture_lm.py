@@ -30,10 +30,10 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     args = parse_args(__doc__.splitlines()[0], steps=300, argv=argv)
     size = dict(embed_dim=16, hidden_dim=32, code_dim=8) if args.smoke else \
         dict(embed_dim=64, hidden_dim=128, code_dim=16)
-    batch_size, eval_batches = (8, 2) if args.smoke else (32, 20)
+    batch_size, eval_size, eval_batches = (8, 16, 1) if args.smoke else (32, 64, 20)
     corpus = data.load("ptb", args.data_dir)
     train = corpus.dataset("train", "sentences", batch_size, shuffle=True, max_length=30)
-    valid = corpus.dataset("valid", "sentences", 64)
+    valid = corpus.dataset("valid", "sentences", eval_size)
     results = {}
     for name, options in ESTIMATORS.items():
         model = MixtureLM(corpus.info["vocab_size"], num_components=4, estimator=name,

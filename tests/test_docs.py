@@ -116,6 +116,7 @@ def test_reference_renders_math_and_reaches_hmm(site, tmp_path):
     url = _follow(url, distributions, "hmm")
     hmm = _render(url, tmp_path)
     assert "HMM" in hmm.ids and "HMM.log_prob" in hmm.ids and "HMM.viterbi" in hmm.ids
+    assert "katex-display" in hmm.classes and "katex-error" not in hmm.classes  # p(x, z) typeset
     # The landing page's HMM link lands on the same class.
     assert urllib.parse.urljoin(site, "tflv/distributions/hmm.html#HMM") == _follow(site, index, "HMM")
 
