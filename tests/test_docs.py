@@ -13,6 +13,7 @@ import functools
 import html.parser
 import http.server
 import importlib
+import importlib.util
 import inspect
 import os
 import pathlib
@@ -119,6 +120,27 @@ def test_reference_renders_math_and_reaches_hmm(site, tmp_path):
     assert "katex-display" in hmm.classes and "katex-error" not in hmm.classes  # p(x, z) typeset
     # The landing page's HMM link lands on the same class.
     assert urllib.parse.urljoin(site, "tflv/distributions/hmm.html#HMM") == _follow(site, index, "HMM")
+
+
+def test_build_check_reports_what_is_broken(tmp_path):
+    """`docs/build.py`'s check, on a hand-made site: a link to no page, a link to no anchor, a
+    backticked name that names nothing, a public name with no page — and not a name that exists."""
+    spec = importlib.util.spec_from_file_location("docs_build", ROOT / "docs" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    (tmp_path / "tflv").mkdir()
+    (tmp_path / "index.html").write_text(
+        '<a href="tflv/gone.html">x</a> <a href="tflv/page.html#Missing">y</a> '
+        '<a href="tflv/page.html#Here">z</a>')
+    (tmp_path / "tflv" / "page.html").write_text(
+        '<section id="Here"><code>tflv.vi.no_such_bound</code> <code>tflv.vi.iwae_bound</code> '
+        '<code>data.Corpus.dataset()</code></section>')
+    problems = build.check(tmp_path)
+    assert "index.html: link 'tflv/gone.html' reaches no file" in problems
+    assert "index.html: link 'tflv/page.html#Missing' reaches no anchor on tflv/page.html" in problems
+    assert "tflv/page.html: `tflv.vi.no_such_bound` names nothing" in problems
+    assert "tflv.distributions.HMM: no page tflv/distributions/hmm.html" in problems
+    assert not [p for p in problems if "#Here" in p or "iwae_bound`" in p or "Corpus.dataset" in p]
 
 
 # -- docs/architecture.md ------------------------------------------------------------------------
