@@ -7,6 +7,7 @@ chosen model never reads is an error.
 """
 from absl import flags
 
+from trainers import corpus_flags  # noqa: F401  (the corpus flags: --tokenizer, --vocab_size …)
 from trainers.loop import LEARNING_RATE_SCHEDULES
 
 flags.DEFINE_string("model", "rnnlm", "Model name (tflv.models.MODELS).")

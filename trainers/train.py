@@ -24,6 +24,7 @@ from absl import app, logging
 import data
 from data.paths import resolve_data_dir
 from tflv.models import HParams, get_model_class, serving
+from trainers import corpus_flags
 from trainers import flags as tflv_flags
 from trainers.checkpoints import RUN_FILE, Checkpoints, claim_model_dir
 from trainers.loop import Progress, Trainer, learning_rate_schedule, write_metrics
@@ -34,7 +35,7 @@ SEQUENCE_FORMS = ("sentences", "tokens", "tagged", "parallel")
 
 
 def dataset_options(dataset: str) -> dict:
-    return {"variant": FLAGS.news20_variant} if dataset == "news20" else {}
+    return corpus_flags.dataset_options(dataset)
 
 
 def form_options(form: str, train: bool) -> dict:
@@ -50,7 +51,7 @@ def run_description() -> dict:
     """What a model directory holds: model, dataset and the settings that shape the weights."""
     return {
         "model": FLAGS.model,
-        "dataset": FLAGS.dataset,
+        "dataset": corpus_flags.canonical_dataset(FLAGS.dataset),
         "dataset_options": dataset_options(FLAGS.dataset),
         "hparams": {name: FLAGS[name].value for name in tflv_flags.MODEL_FLAGS},
     }
@@ -73,11 +74,9 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy):
     directory records; a recorded run may lack those added since (`with_new_hparams`).
     """
     model_cls = get_model_class(run["model"])
-    if run["dataset"] not in model_cls.datasets:
-        raise app.UsageError(f"--model={run['model']} trains on --dataset="
-                             f"{'|'.join(model_cls.datasets)}, not {run['dataset']!r}")
     corpus = data.load(run["dataset"], data_dir=resolve_data_dir(FLAGS.data_dir),
                        **run["dataset_options"])
+    corpus_flags.check_model_fits(run["model"], model_cls, run["dataset"], corpus)
     hparams = HParams(with_new_hparams(run, tflv_flags.MODEL_FLAGS)["hparams"])
     trainer = Trainer(lambda: model_cls.from_corpus(corpus, hparams), strategy,
                       global_batch_size=FLAGS.batch_size,
@@ -149,7 +148,8 @@ def main(argv):
     strategy = make_strategy(FLAGS.strategy)  # before any op: multi-worker needs it first
     keras.utils.set_random_seed(FLAGS.seed)
     chief = is_chief(strategy)
-    model_dir = FLAGS.model_dir or os.path.join("runs", f"{FLAGS.model}_{FLAGS.dataset}")
+    model_dir = FLAGS.model_dir or os.path.join(
+        "runs", f"{FLAGS.model}_{corpus_flags.run_name(FLAGS.dataset)}")
     run = run_description()
     corpus, trainer, train_ds = make_trainer(run, strategy)
     if chief:

@@ -69,8 +69,10 @@ class LatentVariableModel(keras.Model):
     and implement `from_corpus`, `objective` and `metrics_from_sums`.
     """
 
+    # The form of batch the model reads: it trains on any corpus that offers this form (a
+    # bundled one or a user's `text:DIR`, `parallel:DIR`, `tagged:DIR`); the trainer checks it.
     input_form: str = ""
-    # Datasets a model can train on (names of `data.DATASETS`); the trainer checks the flag.
+    # The bundled corpora (names of `data.DATASETS`) it is documented and tested on.
     datasets: tuple[str, ...] = ()
     # True when the `nll` statistic is a Monte Carlo estimate (two evaluations differ).
     stochastic_score: bool = False
