@@ -106,7 +106,7 @@ def public_names(package: str) -> list[tuple[str, object]]:
             continue
         origin = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", "")
         if (inspect.isclass(value) or inspect.isfunction(value) or isinstance(value, types.ModuleType)) \
-                and (origin or "").startswith(package + "."):
+                and (origin == package or (origin or "").startswith(package + ".")):
             names.append((name, value))
     return names
 
