@@ -1,6 +1,6 @@
 """Model 2 of the tutorial: the sentence VAE, its posterior collapse, and two of its remedies.
 
-    python examples/sentence_vae.py [--data_dir DIR] [--steps 1000] [--smoke]
+    python examples/sentence_vae.py [--data_dir DIR] [--steps 400] [--smoke]
 
 Trains three `tflv.models.SentenceVAE` on PTB sentences, identical but for the objective:
 
@@ -38,9 +38,9 @@ def posterior_usage(model, dataset: tf.data.Dataset) -> dict[str, float]:
 
 
 def main(argv=None) -> dict[str, dict[str, float]]:
-    args = parse_args(__doc__.splitlines()[0], steps=1000, argv=argv)
+    args = parse_args(__doc__.splitlines()[0], steps=400, argv=argv)
     size = dict(embed_dim=16, hidden_dim=32, latent_dim=4) if args.smoke else \
-        dict(embed_dim=64, hidden_dim=128, latent_dim=16)
+        dict(embed_dim=32, hidden_dim=64, latent_dim=16)
     batch_size, eval_batches = (8, 2) if args.smoke else (32, 20)
     variants = {
         "plain": {},
