@@ -13,8 +13,10 @@ Trains three `tflv.models.SentenceVAE` on PTB sentences, identical but for the o
 
 It prints, on PTB's validation sentences, the ELBO per sentence, its KL term, the mutual
 information I_q(x; z) and the active units (posterior means that vary across sentences by more
-than 0.01, Burda et al. 2016; `tflv.metrics`): the tutorial's section 6 in numbers (on the default settings, a
-few minutes on 2 CPU cores).
+than 0.01, Burda et al. 2016; `tflv.metrics`): the tutorial's section 6 in numbers. With the
+defaults (about 3 CPU minutes) one run gave KL 0.001 and 0/16 active units for both the plain and
+the annealed model (its β reaches 1 after only 200 steps) and KL 1.29, 12/16 active units with
+free bits; `--steps` buys a longer annealing.
 """
 from __future__ import annotations
 
