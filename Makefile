@@ -3,13 +3,15 @@
 #   make test    creates .venv, installs tflv, runs the pytest suite (one worker process per
 #                logical CPU, at most 4: pytest-xdist; every test seeds itself, so the split
 #                is free)
+#   make docs    the API reference from the docstrings (pdoc, KaTeX from the npm registry for
+#                offline math) into build/docs; fails on a missing name or a broken link
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= $(or $(TFLV_DATA_DIR),../shared/data)
 MODEL_DIR ?= runs/rnnlm_ptb
 
-.PHONY: venv train test bazel-test bench clean
+.PHONY: venv train test docs bazel-test bench clean
 
 $(VENV)/.installed: requirements.lock setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,9 @@ train: venv
 
 test: venv
 	TFLV_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q -n logical --maxprocesses=4 tests
+
+docs: venv
+	$(PY) docs/build.py --output build/docs
 
 bazel-test: venv
 	TFLV_DATA_DIR=$(abspath $(DATA_DIR)) PATH=$(abspath $(VENV))/bin:$$PATH bazel test //... --test_output=errors

@@ -50,7 +50,7 @@ setup(
         "tensorboard>=2.21,<2.22",
         "sacrebleu>=2.4",
     ],
-    extras_require={"test": ["pytest", "pytest-xdist", "scikit-learn", "build"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "scikit-learn", "build", "pdoc>=16,<17"]},
     entry_points={
         "console_scripts": [
             "tflv-train=trainers.train:run",

@@ -41,7 +41,8 @@ class Corpus:
       references: `(split, raw) -> list[str]`, the reference sentences (Multi30k).
 
     Examples:
-      >>> corpus = data.load("ptb")
+      >>> import data
+      >>> corpus = data.load("ptb")                  # from the data root (TFLV_DATA_DIR)
       >>> batch = next(iter(corpus.dataset("train", "stream", 20, seq_len=35)))
       >>> batch["inputs"].shape
       TensorShape([20, 35])

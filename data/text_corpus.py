@@ -279,7 +279,11 @@ def load(folder: str, **options) -> Corpus:
     """The `text:` corpus in `folder` (see the module docstring for the files and options).
 
     Examples:
-      >>> corpus = load("my_corpus", lowercase=True, vocab_size=10000)
+      >>> import os, tempfile
+      >>> folder = tempfile.mkdtemp()                    # e.g. my_corpus/ with train.txt
+      >>> with open(os.path.join(folder, "train.txt"), "w") as f:
+      ...     _ = f.write("The cat sat .\\nA dog ran .\\n" * 50)
+      >>> corpus = load(folder, lowercase=True, vocab_size=10000)
       >>> corpus.forms
       ('stream', 'sentences', 'tokens', 'bow')
     """

@@ -5,9 +5,14 @@ Each function writes to the default summary writer, the one a trainer makes curr
 `LatentVariableModel.evaluate_corpus`), and writes nothing without one (returning False, as
 `tf.summary` does), so a model can call them unconditionally:
 
-    >>> with tf.summary.create_file_writer("runs/x/summaries").as_default(step=100):
-    ...     text_table("test/topics", ["topic", "words"], [[0, "game team season"]])
-    ...     heatmap("test/state_tag_confusion", counts / counts.sum(1, keepdims=True))
+    >>> import tempfile
+    >>> logdir = tempfile.mkdtemp()                         # e.g. runs/x/summaries
+    >>> counts = np.array([[8.0, 2.0], [1.0, 9.0]])         # state × tag
+    >>> with tf.summary.create_file_writer(logdir).as_default(step=100):
+    ...     _ = text_table("test/topics", ["topic", "words"], [[0, "game team season"]])
+    ...     _ = heatmap("test/state_tag_confusion", counts / counts.sum(1, keepdims=True))
+    >>> sorted(read_events(logdir))
+    ['test/state_tag_confusion', 'test/topics']
 
 TensorBoard shows a text summary as rendered Markdown (its "Text" tab) and an image summary under
 "Images"; `read_events` gives them back to a program.

@@ -1,10 +1,11 @@
-"""Hidden Markov model over token sequences, with exact inference by dynamic programming.
+r"""Hidden Markov model over token sequences, with exact inference by dynamic programming.
 
 The model (Model 3 of Kim, Wiseman & Rush 2018) over states z_t ∈ {1..K} and tokens
 x_t ∈ {0..V-1}:
 
-    p(x, z) = π[z_1] Π_{t=2..T} A[z_{t-1}, z_t] Π_{t=1..T} E[z_t, x_t],
-    π = softmax(initial_logits), A = softmax(transition_logits), E = softmax(emission_logits),
+$$p(x, z) = \pi_{z_1} \prod_{t=2}^{T} A_{z_{t-1} z_t} \prod_{t=1}^{T} E_{z_t x_t},$$
+
+π = softmax(initial_logits), A = softmax(transition_logits), E = softmax(emission_logits),
 
 normalised once (log_softmax over K or V), the emission column of each token then gathered:
 no per-position normalisation. `HMM.from_log_potentials` takes per-position scores instead

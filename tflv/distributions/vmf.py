@@ -41,8 +41,11 @@ class VonMisesFisherFixedConcentration(tfd.VonMisesFisher):
       validate_args, allow_nan_stats, name: as in `tfd.VonMisesFisher`.
 
     Examples:
-    >>> q = VonMisesFisherFixedConcentration(tf.math.l2_normalize(v, -1), 50.0)   # [B], [D]
-    >>> kl = tfd.kl_divergence(q, tfd.SphericalUniform(dimension=D))               # [B]
+    >>> v = tf.constant([[1.0, 0.0, 0.0], [0.0, 3.0, 4.0]])
+    >>> q = VonMisesFisherFixedConcentration(tf.math.l2_normalize(v, -1), 50.0)  # batch [2], event [3]
+    >>> kl = tfd.kl_divergence(q, tfd.SphericalUniform(dimension=3))             # [2]
+    >>> print(kl.numpy().round(3))   # κ alone sets it: D = 3 gives κ coth κ − 1 + log(κ / sinh κ)
+    [3.605 3.605]
     """
 
     def __init__(self, mean_direction, concentration, validate_args: bool = False,

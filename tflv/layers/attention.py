@@ -54,7 +54,11 @@ class Attention(keras.layers.Layer):
 
     Examples:
     >>> attention = Attention(units=8)
-    >>> log_alignment = attention((tf.zeros([2, 3, 4]), tf.zeros([2, 5, 6]), tf.ones([2, 5])))
+    >>> memory_mask = tf.constant([[1.0] * 5, [1.0, 1.0, 0.0, 0.0, 0.0]])  # source lengths 5, 2
+    >>> log_alignment = attention((tf.zeros([2, 3, 4]), tf.zeros([2, 5, 6]), memory_mask))
+    >>> print(tf.exp(log_alignment)[:, 0].numpy().round(2))   # equal scores: uniform on the real tokens
+    [[0.2 0.2 0.2 0.2 0.2]
+     [0.5 0.5 0.  0.  0. ]]
     """
 
     def __init__(self, units: int = 256, score: str = "additive", **kwargs):

@@ -55,7 +55,9 @@ class CNNDecoder(keras.layers.Layer):
 
     Examples:
     >>> decoder = CNNDecoder(vocab_size=100, embed_dim=16, hidden_dim=32, dilations=(1, 2))
-    >>> logits = decoder(tf.zeros([2, 5], tf.int32), z=tf.zeros([2, 8]))  # (2, 5, 100)
+    >>> logits = decoder(tf.zeros([2, 5], tf.int32), z=tf.zeros([2, 8]))
+    >>> logits.shape
+    TensorShape([2, 5, 100])
     """
 
     def __init__(self, vocab_size: int, embed_dim: int = 256, hidden_dim: int = 256,

@@ -48,7 +48,9 @@ class RNNDecoder(keras.layers.Layer):
 
     Examples:
     >>> decoder = RNNDecoder(vocab_size=100, embed_dim=16, hidden_dim=32)
-    >>> logits = decoder(tf.zeros([2, 5], tf.int32))  # (2, 5, 100)
+    >>> logits = decoder(tf.zeros([2, 5], tf.int32))
+    >>> logits.shape
+    TensorShape([2, 5, 100])
     """
 
     def __init__(self, vocab_size: int, embed_dim: int = 256, hidden_dim: int = 256,

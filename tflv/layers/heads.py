@@ -51,8 +51,10 @@ class GaussianHead(keras.layers.Layer):
       latent_dim: D.
 
     Examples:
-    >>> loc, scale = GaussianHead(16)(features)
-    >>> q = gaussian((loc, scale))  # MultivariateNormalDiag, batch [B], event [16]
+    >>> loc, scale = GaussianHead(16)(tf.ones([4, 8]))  # (4, 16) each, scale > 0
+    >>> q = gaussian((loc, scale))                      # MultivariateNormalDiag
+    >>> q.batch_shape, q.event_shape
+    (TensorShape([4]), TensorShape([16]))
     """
 
     def __init__(self, latent_dim: int, **kwargs):

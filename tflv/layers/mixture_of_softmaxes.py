@@ -42,7 +42,10 @@ class MixtureOfSoftmaxes(keras.layers.Layer):
 
     Examples:
     >>> mos = MixtureOfSoftmaxes(vocab_size=10, num_softmaxes=3)
-    >>> log_p = mos(tf.zeros([2, 4, 8]))  # (2, 4, 10)
+    >>> log_p = mos(tf.random.normal([2, 4, 8]))  # (2, 4, 10)
+    >>> print(tf.reduce_sum(tf.exp(log_p), -1).numpy().round(5))   # a distribution over V
+    [[1. 1. 1. 1.]
+     [1. 1. 1. 1.]]
     """
 
     def __init__(self, vocab_size: int, num_softmaxes: int = 5, latent_dim: int | None = None,

@@ -50,7 +50,13 @@ class ForwardAlgorithm(keras.layers.Layer):
         of the inputs' Keras masks, of which the emission's is used.
 
     Examples:
+    >>> initial = tf.math.log(tf.fill([2, 3], 1 / 3))          # uniform over K = 3 states
+    >>> transition = tf.math.log(tf.fill([2, 3, 3], 1 / 3))
+    >>> emission = tf.math.log(tf.fill([2, 4, 3], 0.5))         # p(x_t | z_t) = 1/2, T = 4
+    >>> mask = tf.constant([[True] * 4, [True, True, False, False]])
     >>> log_z, marginals = ForwardAlgorithm()([initial, transition, emission], mask=mask)
+    >>> print((log_z / tf.math.log(0.5)).numpy())               # log Z = (real positions) · log 1/2
+    [4. 2.]
     >>> loss = -tf.reduce_mean(log_z)     # a neural HMM's negative log-likelihood
     """
 
@@ -97,8 +103,13 @@ class MeanField(keras.layers.Layer):
       mask: `(batch_size, T)` bool, true for real tokens (a prefix per row), or None.
 
     Examples:
-    >>> elbo, marginals = MeanField(num_chains=3, num_states=4, vocab_size=10000)(tokens)
-    >>> model.add_loss(-tf.reduce_mean(elbo))
+    >>> tokens = tf.constant([[5, 7, 9], [2, 2, 0]])
+    >>> elbo, q = MeanField(num_chains=3, num_states=4, vocab_size=10)(tokens)
+    >>> elbo.shape, q.shape                 # q(z_t^(l) = k): (batch_size, T, L, K)
+    (TensorShape([2]), TensorShape([2, 3, 3, 4]))
+    >>> print(tf.reduce_sum(q, -1).numpy().min().round(5))   # each chain's marginal sums to 1
+    1.0
+    >>> loss = -tf.reduce_mean(elbo)        # e.g. model.add_loss(loss) in a Keras model
     """
 
     def __init__(self, num_chains: int, num_states: int, vocab_size: int,

@@ -3,7 +3,7 @@
 One model, the attention mode a parameter. A bidirectional LSTM encodes the source x into memory
 m_1..m_S; an LSTM over the target prefix gives h_t = LSTM(h_{t-1}, e(y_{t-1})) (no input feeding,
 so the attention choice z_t does not change later states and can be marginalised per token);
-`tflv.layers.Attention` gives α_ts = p(z_t = s | h_t, m). With o(h, c) = W tanh(U [h ; c]) + b:
+`tflv.layers.attention.Attention` gives α_ts = p(z_t = s | h_t, m). With o(h, c) = W tanh(U [h ; c]) + b:
 
 - `soft` (Bahdanau et al. 2015): p(y_t | ·) = softmax(o(h_t, Σ_s α_ts m_s)).
 - `latent_exact` (Deng et al. 2018): z_t is a categorical latent variable,

@@ -27,10 +27,13 @@ class TrainingStep(keras.layers.Layer):
     """A non-trainable step counter t with stateless seeds derived from it.
 
     Examples:
+    >>> from tflv.vi import schedules
     >>> step = TrainingStep()
-    >>> beta = tflv.vi.schedules.linear_kl_weight(step.value, warmup_steps=1000)
-    >>> z = q.sample(seed=step.seed(1))
-    >>> step.increment()   # once per training update
+    >>> step.increment(); step.increment()   # once per training update
+    >>> round(float(schedules.linear_kl_weight(step.value, warmup_steps=1000)), 6)  # β(t) = t / 1000
+    0.002
+    >>> step.seed(1).numpy()                 # the stateless seed (t, salt) of this step's noise
+    array([2, 1], dtype=int32)
     """
 
     def __init__(self, **kwargs):

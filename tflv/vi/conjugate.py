@@ -96,9 +96,16 @@ class LDA(tf.Module):
       num_updates: t, the number of `online_vb` updates so far.
 
     Examples:
-    >>> lda = LDA(num_topics=20, vocab_size=2000)
-    >>> trace = lda.cavi(counts, num_iterations=10)   # counts: [D, V]
-    >>> lda.perplexity(test_counts), lda.top_words(10)
+    >>> import numpy as np
+    >>> counts = np.kron(np.eye(2), np.ones((3, 3))) * 4   # D = 6 documents, two word groups
+    >>> lda = LDA(num_topics=2, vocab_size=6, seed=0)
+    >>> trace = lda.cavi(counts, num_iterations=10)        # the ELBO after each sweep
+    >>> bool(np.all(np.diff(trace.numpy()) > -1e-6))       # coordinate ascent never goes down
+    True
+    >>> sorted(sorted(words) for words in lda.top_words(3).numpy().tolist())  # one topic per group
+    [[0, 1, 2], [3, 4, 5]]
+    >>> float(lda.perplexity(counts)) < 6                  # better than uniform over V = 6
+    True
     """
 
     def __init__(self, num_topics: int, vocab_size: int, doc_topic_prior: float | None = None,

@@ -144,10 +144,16 @@ def elbo(log_likelihood: tf.Tensor, posterior: tfd.Distribution, prior: tfd.Dist
       `ELBO(elbo, objective, reconstruction, kl)`, each `[B]`.
 
     Examples:
-    >>> q = tfd.MultivariateNormalDiag(loc, scale)         # [B, D]
-    >>> z = q.sample(seed=seed)                             # [B, D]
-    >>> terms = elbo(decoder_log_prob(x, z), q, prior, kl_weight=beta, free_bits=0.5)
-    >>> loss = -terms.objective                              # [B]
+    >>> q = tfd.MultivariateNormalDiag(tf.zeros([3, 2]), tf.fill([3, 2], 0.5))  # batch [3], event [2]
+    >>> prior = tfd.MultivariateNormalDiag(tf.zeros(2))
+    >>> z = q.sample(seed=[1, 2])                                            # [3, 2]
+    >>> log_likelihood = -tf.reduce_sum(tf.square(z), -1)                    # log p(x | z), [3]
+    >>> terms = elbo(log_likelihood, q, prior, kl_weight=0.5, free_bits=1.0)
+    >>> print(terms.kl.numpy().round(4))          # 2 · (σ²/2 − 1/2 − log σ), σ = 1/2
+    [0.6363 0.6363 0.6363]
+    >>> bool(tf.reduce_all(terms.objective == log_likelihood - 0.5 * 1.0))  # KL below λ = 1: β·λ
+    True
+    >>> loss = -terms.objective                              # [3]
     """
     if free_bits < 0:
         raise ValueError(f"free_bits must be >= 0 nats, got {free_bits}")
