@@ -130,7 +130,7 @@ def test_per_step_potentials_match_enumeration(mode):
     mask = np.arange(t)[None, :] < np.array(lengths)[:, None]
 
     def run(initial, transition, emission, mask):
-        hmm = HMM.from_log_potentials(initial, transition, emission)
+        hmm = HMM.from_log_potentials(initial, transition, emission, per_step_transitions=True)
         unary, pairwise = hmm.posterior_marginals(mask=mask)
         return dict(log_z=hmm.log_prob(mask=mask), unary=unary, pairwise=pairwise,
                     entropy=hmm.posterior_entropy(mask=mask), viterbi=hmm.viterbi(mask=mask))
@@ -175,7 +175,7 @@ def test_marginals_are_the_gradients_of_log_z():
     mask = tf.constant(np.arange(t)[None, :] < np.array([[5], [3]]))
     with tf.GradientTape() as tape:
         tape.watch(potentials)
-        hmm = HMM.from_log_potentials(*potentials)
+        hmm = HMM.from_log_potentials(*potentials, per_step_transitions=True)
         log_z = hmm.log_prob(mask=mask)
     _, d_transition, d_emission = tape.gradient(log_z, potentials)
     unary, pairwise = hmm.posterior_marginals(mask=mask)
@@ -408,7 +408,9 @@ def test_run_time_checks_precede_the_recursion(method):
         return getattr(HMM(initial, transition, emission), method)(x, mask)
 
     graph = run.get_concrete_function().graph
-    loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
+    # The recursion is a while loop, or a cond (the "auto" semiring's choice) holding loops.
+    loops = [op for op in graph.get_operations()
+             if op.type in ("While", "StatelessWhile", "If", "StatelessIf")]
     assert loops
     for loop in loops:
         messages = assertion_messages(loop)
@@ -427,7 +429,8 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="number of states K"):
         HMM.from_log_potentials(initial, transition, rng.normal(size=(2, 5, k + 1)))
     with pytest.raises(ValueError, match="T-1"):
-        HMM.from_log_potentials(initial, rng.normal(size=(3, k, k)), rng.normal(size=(5, k)))
+        HMM.from_log_potentials(initial, rng.normal(size=(3, k, k)), rng.normal(size=(5, k)),
+                                per_step_transitions=True)
     with pytest.raises(tf.errors.InvalidArgumentError, match="token ids"):
         hmm.log_prob([[0, v]])
     with pytest.raises(tf.errors.InvalidArgumentError, match="token ids"):

@@ -23,9 +23,9 @@ def test_forward_algorithm_conformance_and_values():
     b, t, k = 3, 5, 4
     potentials = chain_potentials(rng, b, t, k)
     log_z, unary, pairwise = run_layer_test(
-        ForwardAlgorithm, dict(semiring="log", pairwise=True), potentials,
+        ForwardAlgorithm, dict(per_step_transitions=True, semiring="log", pairwise=True), potentials,
         expected_output_shape=((b,), (b, t, k), (b, t - 1, k, k)))
-    hmm = HMM.from_log_potentials(*potentials)
+    hmm = HMM.from_log_potentials(*potentials, per_step_transitions=True)
     np.testing.assert_allclose(log_z, hmm.log_prob(), rtol=1e-5)
     for got, want in zip((unary, pairwise), hmm.posterior_marginals()):
         np.testing.assert_allclose(got, want, atol=1e-5)
@@ -72,7 +72,7 @@ def test_layers_export_to_saved_model(make):
     if make == "forward":
         inputs = [keras.Input(shape=(k,)), keras.Input(shape=(None, k, k)),
                   keras.Input(shape=(None, k))]
-        model = keras.Model(inputs, ForwardAlgorithm()(inputs))
+        model = keras.Model(inputs, ForwardAlgorithm(per_step_transitions=True)(inputs))
         data = [d.numpy() for d in chain_potentials(rng, b, t, k)]
     else:
         inputs = keras.Input(shape=(None,), dtype="int32")
@@ -92,3 +92,37 @@ def test_bad_configuration_raises():
         ForwardAlgorithm(semiring="max")
     with pytest.raises(ValueError, match="num_states"):
         MeanField(num_chains=2, num_states=0, vocab_size=4)
+
+
+@pytest.mark.parametrize("length", [0, 1])
+def test_layers_take_zero_and_one_step_inputs_of_unknown_length(length):
+    """A traced call whose longest input has T <= 1 (T unknown when the graph is built) failed
+    with "Tried to stack elements of an empty list"; T = 0 gives log Z = 0 (the empty path)."""
+    rng = np.random.default_rng(34)
+    b, k, v = 2, 3, 5
+    forward = ForwardAlgorithm(per_step_transitions=True)
+    mean_field = MeanField(2, k, v, num_iterations=2)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, k]), tf.TensorSpec([None, None, k, k]),
+                                  tf.TensorSpec([None, None, k]),
+                                  tf.TensorSpec([None, None], tf.int32)])
+    def run(initial, transition, emission, tokens):
+        return forward([initial, transition, emission]), mean_field(tokens)
+
+    potentials = [rng.normal(size=s).astype(np.float32)
+                  for s in ((b, k), (b, 0, k, k), (b, length, k))]
+    tokens = rng.integers(0, v, size=(b, length)).astype(np.int32)
+    (log_z, unary), (elbo, marginals) = run(*potentials, tokens)
+    assert unary.shape == (b, length, k) and marginals.shape == (b, length, 2, k)
+    fhmm = FactorialHMM(*(w.numpy() for w in (mean_field.initial_logits,
+                                               mean_field.transition_logits,
+                                               mean_field.emission_logits)))
+    if length == 0:
+        np.testing.assert_array_equal(log_z, 0.0)
+        np.testing.assert_array_equal(elbo, 0.0)
+    else:  # one position: log Z = logsumexp(initial + emission); the bound is below log p
+        np.testing.assert_allclose(log_z, tf.reduce_logsumexp(potentials[0] + potentials[2][:, 0],
+                                                              -1), rtol=1e-6)
+        np.testing.assert_allclose(unary[:, 0], tf.nn.softmax(potentials[0] + potentials[2][:, 0]),
+                                   atol=1e-6)
+        assert np.all(elbo.numpy() <= fhmm.log_prob(tokens).numpy() + 1e-5)

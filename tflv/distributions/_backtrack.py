@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tflv.distributions._forward import at_least_two_steps
+
 
 def _column(transition: tf.Tensor, state: tf.Tensor) -> tf.Tensor:
     """θ[:, z] per row. transition: [K, K] or [B, K, K]; state: int32 [B] -> [B, K]."""
@@ -64,10 +66,14 @@ def backtrack(log_filtered: tf.Tensor, transition: tf.Tensor, mask: tf.Tensor | 
     Returns:
       int32 [T, B] states, 0 at padded positions.
     """
-    if mask is None:
-        mask = tf.ones(tf.shape(log_filtered)[:2], dtype=tf.bool)
     scores = log_filtered if noise is None else log_filtered + noise
     per_step = transition.shape.rank == 4
+    # T = 0 or 1 (possibly unknown when the graph is built): pad with masked positions.
+    scores, mask, padded, steps = at_least_two_steps(scores, mask, [transition] if per_step
+                                                     else [])
+    transition = padded[0] if per_step else transition
+    if mask is None:
+        mask = tf.ones(tf.shape(scores)[:2], dtype=tf.bool)
     last = tf.argmax(scores[-1], axis=-1, output_type=tf.int32)  # [B]
 
     def step(following, elems):
@@ -80,7 +86,7 @@ def backtrack(log_filtered: tf.Tensor, transition: tf.Tensor, mask: tf.Tensor | 
     elems = (scores[:-1], mask[1:]) + ((transition,) if per_step else ())
     earlier = tf.scan(step, elems, initializer=last, reverse=True)  # [T-1, B]
     path = tf.concat([earlier, last[None]], axis=0)
-    return tf.where(mask, path, tf.zeros_like(path))
+    return tf.where(mask, path, tf.zeros_like(path))[:steps]
 
 
 def pairwise_marginals(log_filtered: tf.Tensor, transition: tf.Tensor,

@@ -33,8 +33,11 @@ G_{-l,t} = Π_{m≠l} q_{m,t} U_m, and its marginals q_{l,t} are the gradient of
 (`_forward.log_partition_gradients`). Each update (ξ, then one chain) maximises the bound over
 one block, so the ELBO never decreases. With one chain (or when the other chains' emissions do
 not depend on their state) the bound is tight: ELBO = log p(x). A sweep costs O(T L K (K + V))
-per row, linear in L. The returned ELBO is differentiable w.r.t. the model parameters at the
-final q (held fixed, as in variational EM).
+per row, linear in L. Numerics: the marginals (a gradient) are clipped at 0, q U at the
+smallest normal number (which only raises S_t, so the bound stays a bound) and ξ_t is taken in
+log space, so the sweeps stay finite and monotone with logits of ±50 in float32. The
+returned ELBO is differentiable w.r.t. the model parameters at the final q (held fixed, as in
+variational EM).
 
 #### References
 
@@ -51,10 +54,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 from tflv.distributions import _checks
-from tflv.distributions._forward import check_semiring, forward, log_partition_gradients
+from tflv.distributions._forward import (SUM_SEMIRINGS, check_semiring, forward,
+                                         log_partition_gradients)
 
 
 class MeanFieldPosterior(NamedTuple):
@@ -80,15 +85,16 @@ class FactorialHMM:
       initial_logits: [L, K].
       transition_logits: [L, K, K] (rows: from-state).
       emission_logits: [L, K, V]; p(x_t | z_t) = softmax(Σ_l emission_logits[l, z^l_t]).
-      semiring: "scaled" or "log", for every forward pass.
+      semiring: "auto" (default), "scaled" or "log", for every forward pass (all exact; see
+        `tflv.distributions.HMM`).
       validate_args: check token ids and masks with assertions.
       name: name scope.
     """
 
     def __init__(self, initial_logits, transition_logits, emission_logits,
-                 semiring: str = "scaled", validate_args: bool = True,
+                 semiring: str = "auto", validate_args: bool = True,
                  name: str = "FactorialHMM"):
-        self._semiring = check_semiring(semiring, ("scaled", "log"))
+        self._semiring = check_semiring(semiring, SUM_SEMIRINGS)
         self._validate_args = validate_args
         self._name = name
         first = _checks.float_tensor(initial_logits, name="initial_logits")
@@ -176,9 +182,15 @@ class FactorialHMM:
                                         [0, 2, 3, 1])
                 return observed, tf.exp(log_emit)
 
+            tiny = np.finfo(self.dtype.as_numpy_dtype).tiny
+
             def log_mixture(q, emit_probs):  # log (q U) [..., T, B, V], uniform q at padding
-                safe = tf.where(mask[..., None], q, tf.ones_like(q) / num_states)
-                return tf.math.log(tf.einsum("...tbk,...kv->...tbv", safe, emit_probs))
+                # Marginals from a gradient can be −1e-17 and U can underflow: q is clipped at
+                # 0 and q U at the smallest normal number, which only raises S_t (the bound
+                # stays a lower bound) and keeps the log and its gradient finite.
+                safe = tf.where(mask[..., None], tf.maximum(q, 0), tf.ones_like(q) / num_states)
+                return tf.math.log(tf.maximum(
+                    tf.einsum("...tbk,...kv->...tbv", safe, emit_probs), tiny))
 
             def chain_rows(t):  # [L, ...] -> [L * B, ...], chain-major
                 shape = tf.shape(t)[1:]
@@ -200,9 +212,11 @@ class FactorialHMM:
                 for chain in range(num_chains):
                     others = tf.add_n([log_mix[m] for m in range(num_chains) if m != chain]
                                       or [tf.zeros_like(log_mix[chain])])
-                    g = tf.exp(others - tf.reduce_max(others, axis=-1, keepdims=True))
-                    xi = tf.reduce_sum(tf.exp(log_mix[chain]) * g, axis=-1, keepdims=True)
-                    c[chain] = tf.einsum("tbv,kv->tbk", g, emit_probs[chain]) / xi * real
+                    others -= tf.reduce_max(others, axis=-1, keepdims=True)
+                    # ξ_t / max G in log space: exp(log_mix) alone may flush to zero.
+                    log_xi = tf.reduce_logsumexp(log_mix[chain] + others, axis=-1, keepdims=True)
+                    c[chain] = tf.exp(tf.math.log(tf.einsum(
+                        "tbv,kv->tbk", tf.exp(others), emit_probs[chain])) - log_xi) * real
                     q[chain] = chain_marginals(chain, c[chain])
                     log_mix[chain] = log_mixture(q[chain], emit_probs[chain])
                 return i + 1, tf.stack(q), tf.stack(c), tf.stack(log_mix)
@@ -224,7 +238,9 @@ class FactorialHMM:
             log_z = tf.reshape(log_z, [num_chains, rows])
             log_s = tf.reduce_logsumexp(
                 tf.reduce_sum(log_mixture(q, emit_probs), axis=0), axis=-1)  # [T, B]
-            elbo = (tf.reduce_sum(log_z + tf.reduce_sum(q * c, axis=[1, 3]), axis=0)
+            # multiply_no_nan: a state with q = 0 may have c = inf (a −inf potential).
+            elbo = (tf.reduce_sum(log_z + tf.reduce_sum(tf.math.multiply_no_nan(c, q),
+                                                        axis=[1, 3]), axis=0)
                     - tf.reduce_sum(log_s * real[..., 0], axis=0))
             marginals = tf.transpose(q, [2, 1, 0, 3])  # [B, T, L, K]
             return MeanFieldPosterior(batch.unflatten(elbo), batch.unflatten(marginals))

@@ -13,7 +13,11 @@ no per-position normalisation. `HMM.from_log_potentials` takes per-position scor
 which case the "log probability" is the log-partition log Σ_z exp score(z)).
 
 * `log_prob(x)` = log p(x) = log Σ_z p(x, z): the forward algorithm (`_forward.forward`), in
-  scaled probability space (one [B, K] × [K, K] matmul per step) or in log space.
+  scaled probability space (one [B, K] × [K, K] matmul per step) or in log space; by default
+  ("auto") the scaled pass wherever it is guaranteed exact, else log space (the rule is in
+  `_forward`'s docstring). Exact on every input: a sequence of probability 0 (a token no
+  state can emit, a path the −inf transitions forbid) has log p = −inf, unreachable states
+  have zero marginals and every gradient is finite. T = 0 gives log p = 0 (the empty path).
 * `posterior(x)`: log p(x) and the posterior marginals p(z_t | x), p(z_{t-1}, z_t | x), taken as
   the gradient of log p(x) w.r.t. the log-potentials (Eisner 2016).
 * `viterbi(x)` = argmax_z p(z | x): the max-semiring forward pass and its backtrace.
@@ -35,7 +39,9 @@ subclass, because its methods take a mask and a potentials-HMM takes no x.
 Speed: every method is plain TF that XLA compiles. In graph mode each step of the recursion
 pays the while-loop's per-op overhead; inside `tf.function(jit_compile=True)` that overhead
 goes and the scaled forward pass runs as fast as a bare matmul loop (BENCHMARKS.md, "HMM
-forward algorithm"). XLA drops `tf.debugging` assertions: under `jit_compile` an
+forward algorithm"). With semiring "auto" or "scaled" the choice of pass is a `tf.cond`; in a
+graph its gradient reruns the taken pass under its own tape (`_forward._branch`), so a
+gradient costs one forward pass more than autodiff through a single loop. XLA drops `tf.debugging` assertions: under `jit_compile` an
 out-of-range token id is clamped, not reported, so validate inputs outside the compiled step.
 
 #### Examples
@@ -46,7 +52,7 @@ log_px = hmm.log_prob(x, mask)                      # [B]
 unary, pairwise = hmm.posterior_marginals(x, mask)  # [B, T, K], [B, T-1, K, K]
 path = hmm.viterbi(x, mask)                         # int32 [B, T]
 neural = tflv.distributions.HMM.from_log_potentials(init [B, K], trans [B, T-1, K, K],
-                                                    emit [B, T, K])
+                                                    emit [B, T, K], per_step_transitions=True)
 neural.log_prob(mask=mask)
 ```
 
@@ -74,7 +80,8 @@ import tensorflow_probability as tfp
 
 from tflv.distributions import _checks
 from tflv.distributions._backtrack import backtrack, pairwise_marginals
-from tflv.distributions._forward import check_semiring, forward, log_partition_gradients
+from tflv.distributions._forward import (SUM_SEMIRINGS, check_semiring, forward,
+                                         log_partition_gradients)
 
 
 class Posterior(NamedTuple):
@@ -111,43 +118,49 @@ class HMM:
       transition_logits: [..., K, K] logits of p(z_t | z_{t-1}) (rows: from-state).
       emission_logits: [..., K, V] logits of p(x_t | z_t).
       num_steps: T for `sample` (optional).
-      semiring: "scaled" (probability space, a matmul per step) or "log" (logsumexp) for
-        log_prob, marginals, entropy and posterior sampling.
+      semiring: for log_prob, marginals, entropy and posterior sampling: "auto" (the
+        default: the scaled pass when the range rule of `_forward` guarantees it exact for
+        every row, else the log pass), "scaled" (probability space, a matmul per step; rows
+        that break the rule are recomputed in log space) or "log" (logsumexp). All three are
+        exact; they differ in speed only.
       validate_args: check values (token ids, masks, dynamic K) with assertions.
       name: name scope.
     """
 
     def __init__(self, initial_logits, transition_logits, emission_logits,
-                 num_steps: int | None = None, semiring: str = "scaled",
+                 num_steps: int | None = None, semiring: str = "auto",
                  validate_args: bool = True, name: str = "HMM"):
-        self._setup((initial_logits, transition_logits, emission_logits), False, num_steps,
-                    semiring, validate_args, name)
+        self._setup((initial_logits, transition_logits, emission_logits), False, False,
+                    num_steps, semiring, validate_args, name)
 
     @classmethod
     def from_log_potentials(cls, initial_log_probs, transition_log_probs, emission_log_probs,
-                            semiring: str = "scaled", validate_args: bool = True,
-                            name: str = "HMM") -> "HMM":
+                            per_step_transitions: bool = False, semiring: str = "auto",
+                            validate_args: bool = True, name: str = "HMM") -> "HMM":
         """An HMM scored per position, e.g. by a network (a neural HMM).
 
         Args:
           initial_log_probs: [..., K] initial log-potentials.
-          transition_log_probs: [..., K, K] shared by all steps, or [..., T-1, K, K] per step
-            (entry t-1 scores z_{t-1} -> z_t): per step exactly when its rank is one more than
-            emission_log_probs'.
+          transition_log_probs: [..., K, K] shared by all steps, or, with
+            per_step_transitions=True, [..., T-1, K, K] (entry t-1 scores z_{t-1} -> z_t).
           emission_log_probs: [..., T, K], e.g. log p(x_t | z_t = k) of the observed tokens.
+          per_step_transitions: whether transition_log_probs has a time axis (as TFP's
+            `time_varying_transition_distribution`); never guessed from ranks, since
+            [7, K, K] transitions may be a batch of 7 as well as 7 steps.
+          semiring, validate_args, name: as the constructor.
 
         The methods then take x=None (the emission scores already are per position);
         log_prob returns log Σ_z exp score(z), which is log p(x) when the potentials are
         normalised log-probabilities.
         """
         hmm = cls.__new__(cls)
-        hmm._setup((initial_log_probs, transition_log_probs, emission_log_probs), True, None,
-                   semiring, validate_args, name)
+        hmm._setup((initial_log_probs, transition_log_probs, emission_log_probs), True,
+                   bool(per_step_transitions), None, semiring, validate_args, name)
         return hmm
 
-    def _setup(self, params, per_position: bool, num_steps, semiring: str, validate_args: bool,
-               name: str) -> None:
-        self._semiring = check_semiring(semiring, ("scaled", "log"))
+    def _setup(self, params, per_position: bool, per_step: bool, num_steps, semiring: str,
+               validate_args: bool, name: str) -> None:
+        self._semiring = check_semiring(semiring, SUM_SEMIRINGS)
         self._per_position = per_position
         self._num_steps = num_steps
         self._validate_args = validate_args
@@ -160,14 +173,14 @@ class HMM:
                                             for p, n in zip(params[1:], names[1:]))
         initial, transition, emission = self._params
         _checks.known_rank(initial, names[0], 1)
-        _checks.known_rank(transition, names[1], 2)
-        emission_rank = _checks.known_rank(emission, names[2], 2)
-        self._per_step = per_position and transition.shape.rank == emission_rank + 1
+        _checks.known_rank(transition, names[1], 3 if per_step else 2)
+        _checks.known_rank(emission, names[2], 2)
+        self._per_step = per_step
         sizes = [(names[0], initial, -1), (names[1], transition, -2), (names[1], transition, -1),
                  (names[2], emission, -1 if per_position else -2)]
         _checks.same_size(sizes, "number of states K", validate_args=False)
         if self._per_step and None not in (transition.shape[-3], emission.shape[-2]) and (
-                transition.shape[-3] != emission.shape[-2] - 1):
+                transition.shape[-3] != max(emission.shape[-2] - 1, 0)):
             raise ValueError(f"per-step {names[1]} must have T-1={emission.shape[-2] - 1} steps "
                              f"(shape [..., T-1, K, K]), got shape {transition.shape}")
         self._names = names
@@ -291,20 +304,27 @@ class HMM:
         return result.unary, result.pairwise
 
     def posterior_entropy(self, x=None, mask=None) -> tf.Tensor:
-        """H[p(z | x)] [...] = log Z - Σ θ · ∂ log Z / ∂ θ; differentiable (second order)."""
+        """H[p(z | x)] [...] = log Z - Σ θ · ∂ log Z / ∂ θ; differentiable (second order).
+
+        Under XLA (`jit_compile`) with semiring "auto" or "scaled", its gradient (and the
+        entropy itself while an outer `GradientTape` records) does not compile: TF cannot
+        lower the second-order gradient of a `tf.cond` holding while loops (a FakeParam of a
+        variant). Use semiring="log" there, or take that gradient outside `jit_compile`.
+        """
         with tf.name_scope(f"{self._name}_posterior_entropy"):
             chain = self._chain(x, mask, self._log_parameters(), "per_row")
             result, grads = log_partition_gradients(
                 chain.initial, [chain.transition], chain.emissions, chain.mask, self._semiring,
                 ("initial", "transitions", "emissions"))
             trans_axes = [0, 2, 3] if chain.transition.shape.rank == 4 else [1, 2]
-            # multiply_no_nan: -inf potentials (forbidden moves) have zero marginals.
+            # A −inf potential (a forbidden move) has a zero marginal and adds nothing; it is
+            # replaced by 0 through a select, since −inf · 0 (or its gradient) would be NaN.
+            finite = [tf.where(tf.math.is_finite(p), p, tf.zeros_like(p))
+                      for p in (chain.initial, chain.transition, chain.emissions)]
             expected_score = (
-                tf.reduce_sum(tf.math.multiply_no_nan(chain.initial, grads["initial"]), -1)
-                + tf.reduce_sum(tf.math.multiply_no_nan(chain.transition, grads["transitions"][0]),
-                                trans_axes)
-                + tf.reduce_sum(tf.math.multiply_no_nan(chain.emissions, grads["emissions"]),
-                                [0, 2]))
+                tf.reduce_sum(finite[0] * grads["initial"], -1)
+                + tf.reduce_sum(finite[1] * grads["transitions"][0], trans_axes)
+                + tf.reduce_sum(finite[2] * grads["emissions"], [0, 2]))
             return chain.batch.unflatten(result.log_z - expected_score)
 
     def expected_counts(self, x, mask=None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

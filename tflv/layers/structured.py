@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tflv.distributions._forward import check_semiring
+from tflv.distributions._forward import SUM_SEMIRINGS, check_semiring
 from tflv.distributions.factorial_hmm import FactorialHMM
 from tflv.distributions.hmm import HMM
 
@@ -39,13 +39,15 @@ class ForwardAlgorithm(keras.layers.Layer):
     """Chain potentials → (log Z `(batch_size,)`, marginals `(batch_size, T, K)`[, pairwise]).
 
     Args:
-      semiring: "scaled" (probability space, a matmul per step) or "log" (logsumexp).
+      per_step_transitions: False: the transition input is `(batch_size, K, K)`, shared by
+        the steps; True: `(batch_size, T-1, K, K)`, one matrix per step.
+      semiring: "auto" (default), "scaled" or "log"; all exact (`tflv.distributions.HMM`).
       pairwise: also return p(z_{t-1}, z_t) `(batch_size, T-1, K, K)`.
 
     Call arguments:
       inputs: `[initial, transition, emission]` log-potentials: initial `(batch_size, K)`,
-        transition `(batch_size, K, K)` (shared by the steps) or `(batch_size, T-1, K, K)`
-        (per step), emission `(batch_size, T, K)`.
+        transition as `per_step_transitions` says, emission `(batch_size, T, K)`; T may be
+        0 or 1, also when unknown until the call.
       mask: `(batch_size, T)` bool, true for real positions (a prefix per row); or the list
         of the inputs' Keras masks, of which the emission's is used.
 
@@ -60,9 +62,11 @@ class ForwardAlgorithm(keras.layers.Layer):
     >>> loss = -tf.reduce_mean(log_z)     # a neural HMM's negative log-likelihood
     """
 
-    def __init__(self, semiring: str = "scaled", pairwise: bool = False, **kwargs):
+    def __init__(self, per_step_transitions: bool = False, semiring: str = "auto",
+                 pairwise: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.semiring = check_semiring(semiring, ("scaled", "log"))
+        self.per_step_transitions = bool(per_step_transitions)
+        self.semiring = check_semiring(semiring, SUM_SEMIRINGS)
         self.pairwise = pairwise
 
     def call(self, inputs, mask=None):
@@ -71,7 +75,8 @@ class ForwardAlgorithm(keras.layers.Layer):
                              f"log-potentials, got {len(inputs)} inputs")
         if isinstance(mask, (list, tuple)):
             mask = mask[-1]
-        hmm = HMM.from_log_potentials(*inputs, semiring=self.semiring)
+        hmm = HMM.from_log_potentials(*inputs, per_step_transitions=self.per_step_transitions,
+                                      semiring=self.semiring)
         result = hmm.posterior(mask=mask, pairwise=self.pairwise)
         if self.pairwise:
             return result.log_prob, result.unary, result.pairwise
@@ -82,7 +87,8 @@ class ForwardAlgorithm(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(semiring=self.semiring, pairwise=self.pairwise)
+        config.update(per_step_transitions=self.per_step_transitions, semiring=self.semiring,
+                      pairwise=self.pairwise)
         return config
 
 
@@ -95,7 +101,7 @@ class MeanField(keras.layers.Layer):
       num_states: K, the states of each chain.
       vocab_size: V.
       num_iterations: coordinate-ascent sweeps per call.
-      semiring: "scaled" or "log", for the chains' forward passes.
+      semiring: "auto" (default), "scaled" or "log", for the chains' forward passes.
       logits_initializer: initializer of the three logit tensors.
 
     Call arguments:
@@ -113,7 +119,7 @@ class MeanField(keras.layers.Layer):
     """
 
     def __init__(self, num_chains: int, num_states: int, vocab_size: int,
-                 num_iterations: int = 10, semiring: str = "scaled",
+                 num_iterations: int = 10, semiring: str = "auto",
                  logits_initializer="random_normal", **kwargs):
         super().__init__(**kwargs)
         for name, value in (("num_chains", num_chains), ("num_states", num_states),
@@ -124,7 +130,7 @@ class MeanField(keras.layers.Layer):
             raise ValueError(f"num_iterations must be >= 0, got {num_iterations}")
         self.num_chains, self.num_states, self.vocab_size = num_chains, num_states, vocab_size
         self.num_iterations = num_iterations
-        self.semiring = check_semiring(semiring, ("scaled", "log"))
+        self.semiring = check_semiring(semiring, SUM_SEMIRINGS)
         self.logits_initializer = keras.initializers.get(logits_initializer)
 
     def build(self, input_shape):

@@ -207,7 +207,8 @@ class HMMTagger(ChainTagger):
         rows = tf.shape(tokens)[0]
         log_initial = tf.broadcast_to(tf.nn.log_softmax(initial), [rows, tf.shape(initial)[0]])
         return HMM.from_log_potentials(log_initial, tf.nn.log_softmax(transition),
-                                       tf.transpose(log_emission, [1, 2, 0])), None
+                                       tf.transpose(log_emission, [1, 2, 0]),
+                                       per_step_transitions=True), None
 
     def log_likelihood(self, tokens, mask, training: bool = False) -> tf.Tensor:
         hmm, x = self.distribution(tokens, training)
