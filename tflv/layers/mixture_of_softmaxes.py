@@ -89,7 +89,7 @@ class MoSDecoder(RNNDecoder):
 
     Args:
       num_softmaxes: K.
-      other arguments: as `RNNDecoder` (`tie_embeddings` is not supported).
+      other arguments: as `RNNDecoder` (tied input and output embeddings are not supported).
     """
 
     def __init__(self, vocab_size: int, num_softmaxes: int = 5, **kwargs):

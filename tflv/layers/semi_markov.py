@@ -43,7 +43,15 @@ class SemiMarkov(keras.layers.Layer):
         the inputs' Keras masks, of which the segment potentials' is used.
 
     Examples:
-    >>> log_z, segments, states = SemiMarkov()([initial, transition, segment], mask=mask)
+    With every potential 0, Z counts the (segmentation, state sequence) pairs: 3 positions
+    split as 1+1+1, 1+2 or 2+1 with K = 2 states per segment give 2³ + 2² + 2² = 16.
+
+    >>> import tensorflow as tf
+    >>> initial, transition = tf.zeros([1, 2]), tf.zeros([1, 2, 2])   # K = 2
+    >>> segment = tf.zeros([1, 3, 2, 2])                              # T = 3, L = 2
+    >>> log_z, segments, states = SemiMarkov(semiring="log")([initial, transition, segment])
+    >>> print(round(float(tf.exp(log_z[0])), 3))
+    16.0
     >>> loss = -tf.reduce_mean(log_z)     # a hidden semi-Markov model's negative log-likelihood
     """
 
