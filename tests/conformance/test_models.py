@@ -351,10 +351,10 @@ def test_served_edge_inputs(tmp_path):
     """A batch of no texts, empty texts, one-word texts, texts of unknown words only, and
     empty sources, through the loaded signatures: 0 rows, or finite numbers; a language model's
     log p of one word is its closed form, log p(w | <eos>) + log p(<eos> | <eos> w), and of the
-    empty text log p(<eos> | <eos>). (The HMM taggers' one-position texts wait on the forward
-    recursion's T ≤ 1 case, `tflv.distributions`.)"""
+    empty text log p(<eos> | <eos>). The HMM's `score`, `tag` and `marginals` take texts of one
+    word or none (the forward recursion's T ≤ 1 case, issue 16)."""
     nothing = tf.zeros([0], tf.string)
-    for name in ("rnnlm", "prodlda", "copy_attention"):
+    for name in ("rnnlm", "prodlda", "copy_attention", "hmm"):
         corpus, trainer, _ = setup(name, tf.distribute.get_strategy())
         model = trainer.model
         export_model(model, corpus, str(tmp_path / name))
