@@ -51,6 +51,26 @@ def numbered_lines(path: str | os.PathLike):
             yield number, line.rstrip("\r\n")
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """The whole of a UTF-8 text file, line ends as they are (a character corpus).
+
+    Raises:
+      DataFormatError: naming the first line that is not UTF-8 (and the byte offset in it).
+    """
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        start = raw.rfind(b"\n", 0, err.start) + 1
+        end = raw.find(b"\n", err.start)
+        line = raw[start:end if end >= 0 else len(raw)]
+        raise DataFormatError(path, raw.count(b"\n", 0, err.start) + 1,
+                              f"UTF-8 text (byte {err.start - start} of the line is "
+                              f"{raw[err.start:err.start + 1]!r})",
+                              line.decode("utf-8", "replace").rstrip("\r")) from None
+
+
 def require_content(path: str | os.PathLike, count: int, what: str) -> None:
     """Raises `DataFormatError` when a file yielded no `what` (count 0): an empty split."""
     if not count:

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from data import forms
+from data import forms, readers
 from data.corpus import Corpus
 from data.paths import corpus_dir
 from data.vocab import SPECIALS, Vocabulary
@@ -40,8 +40,7 @@ def load(data_dir: str) -> Corpus:
 @functools.lru_cache(maxsize=None)
 def _parse(folder: str) -> tuple[Vocabulary, dict[str, np.ndarray]]:
     """The character vocabulary and the two splits' id streams; cached per process."""
-    with open(os.path.join(folder, FILE), encoding="utf-8", newline="") as f:
-        text = f.read()
+    text = readers.read_text(os.path.join(folder, FILE))
     vocab = Vocabulary([*SPECIALS, *sorted(set(text))])
     ids = np.array(vocab.encode(text), np.int32)
     cut = int(len(ids) * TRAIN_FRACTION)

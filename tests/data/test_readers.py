@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import data
-from data import readers
+from data import readers, tinyshakespeare
 from data.errors import DataFormatError
 
 COLUMNS = ("word", "POS", "chunk")
@@ -108,6 +108,17 @@ def test_non_utf8_bytes_name_file_and_line(tmp_path):
         f.write(b"ok\n\x80\n")
     with pytest.raises(DataFormatError, match=r"x.gz:2: expected UTF-8 text"):
         readers.text_lines(tmp_path / "x.gz")
+
+
+def test_a_character_corpus_names_the_line_of_its_bad_bytes(tmp_path):
+    folder = tmp_path / "tinyshakespeare"
+    folder.mkdir()
+    (folder / "input.txt").write_bytes(b"First Citizen:\r\nBefore we proceed\nany fur\xffther\n")
+    with pytest.raises(DataFormatError, match=r"input.txt:3: expected UTF-8 text \(byte 7 .*'any fur"):
+        tinyshakespeare.load(str(tmp_path))
+    good = folder / "good.txt"
+    good.write_bytes("a\r\nb\n\u00e9".encode())
+    assert readers.read_text(good) == "a\r\nb\n\u00e9"  # line ends kept, as the corpus counts them
 
 
 def test_count_beyond_int64_names_file_and_line(tmp_path):
