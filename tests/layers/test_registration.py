@@ -37,7 +37,7 @@ EXAMPLES = {
     "CNNDecoder": (dict(vocab_size=9, embed_dim=4, hidden_dim=6, kernel_size=2, dilations=[1, 2]),
                    TOKENS),
     "CategoricalHead": (dict(num_classes=6), FEATURES),
-    "ForwardAlgorithm": (dict(semiring="log", pairwise=True), POTENTIALS),
+    "ForwardAlgorithm": (dict(semiring="log", pairwise=True, per_step_transitions=True), POTENTIALS),
     "GaussianHead": (dict(latent_dim=4), FEATURES),
     "GaussianLatent": (dict(kl_weight=0.5, seed=1),
                        (FEATURES, tf.constant(RNG.uniform(0.5, 1.5, size=(2, 5)), tf.float32))),
