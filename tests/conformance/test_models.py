@@ -62,7 +62,12 @@ def setup(name, strategy):
     return corpus, trainer, batches
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# Over ~30 s each on 2 cores: in the full tier (`make test-all`, Bazel), not in `make test`.
+SLOW_CONFORMANCE = ("copy_attention", "factorial_hmm", "sentence_vae")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if n in SLOW_CONFORMANCE else n for n in sorted(MODELS)])
 def test_model_conformance(name, tmp_path):
     corpus, trainer, batches = setup(name, tf.distribute.get_strategy())
     model = trainer.model

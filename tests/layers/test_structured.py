@@ -65,6 +65,7 @@ def test_mean_field_conformance_and_values():
     assert np.all(elbo.numpy() <= fhmm.log_prob(x).numpy() + 1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", ["forward", "mean_field"])
 def test_layers_export_to_saved_model(make):
     rng = np.random.default_rng(33)
@@ -94,7 +95,7 @@ def test_bad_configuration_raises():
         MeanField(num_chains=2, num_states=0, vocab_size=4)
 
 
-@pytest.mark.parametrize("length", [0, 1])
+@pytest.mark.parametrize("length", [pytest.param(0, marks=pytest.mark.slow), 1])
 def test_layers_take_zero_and_one_step_inputs_of_unknown_length(length):
     """A traced call whose longest input has T <= 1 (T unknown when the graph is built) failed
     with "Tried to stack elements of an empty list"; T = 0 gives log Z = 0 (the empty path)."""

@@ -312,6 +312,7 @@ def test_bad_settings_are_named():
     assert {"hmm", "neural_hmm", "factorial_hmm"} <= set(MODELS)
 
 
+@pytest.mark.slow
 def test_trainer_em_mirrored_on_conll2000(tmp_path, data_dir):
     proc = subprocess.run(
         [sys.executable, "-m", "trainers.train", "--model=hmm", "--dataset=conll2000",

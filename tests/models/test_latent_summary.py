@@ -107,6 +107,7 @@ def spelled_out_summaries(rng, n, m):
     return batch, z
 
 
+@pytest.mark.slow
 def test_semi_supervised_training_recovers_the_true_compression_and_entropy():
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)

@@ -232,6 +232,7 @@ def test_decoder_switches_and_invalid_combinations():
         SentenceVAE(V, kl_schedule="exponential")
 
 
+@pytest.mark.slow
 def test_trainer_export_and_sampling_cli(tmp_path, capsys):
     run_dir = tmp_path / "run"
     proc = subprocess.run(

@@ -162,6 +162,7 @@ def test_bleu_closed_form():
         corpus_bleu(["a"], ["a", "b"])
 
 
+@pytest.mark.slow
 def test_train_cli_on_multi30k(tmp_path, data_dir):
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run(

@@ -132,6 +132,7 @@ def test_refuses_another_runs_model_dir_and_bad_names(tmp_path):
     assert unused.returncode != 0 and "does not use --latent_dim" in unused.stderr
 
 
+@pytest.mark.slow
 def test_runs_recorded_before_a_hyperparameter_existed(tmp_path):
     # A run description without hyperparameters added to its model since: they default, so the
     # run resumes, exports and is still told apart from a run that sets them otherwise.
@@ -286,6 +287,7 @@ def test_empty_test_split_is_an_error_naming_the_file(tmp_path):
     assert f"{tmp_path / 'ptb' / 'ptb.test.txt'}:1: expected at least one line" in proc.stderr
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_meaning_and_allows_a_new_learning_rate(tmp_path):
     train("--train_steps=2", "--checkpoint_every=2", f"--model_dir={tmp_path}")
     changed = train("--train_steps=3", f"--model_dir={tmp_path}", "--batch_size=4", "--seed=1",
@@ -306,6 +308,7 @@ def test_resume_refuses_changed_meaning_and_allows_a_new_learning_rate(tmp_path)
     assert record["training"]["learning_rate"] == 1e-3 and record["batch_size"] == 8
 
 
+@pytest.mark.slow
 def test_vocabulary_is_the_runs_whatever_the_data_root_holds(tmp_path):
     ptb = tmp_path / "data" / "ptb"
     ptb.mkdir(parents=True)
