@@ -162,6 +162,19 @@ def test_architecture_names_only_files_that_exist():
     assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
 
 
+def _load(path: str):
+    """The module of a file the architecture names: the library's by import, any other (tests/,
+    bench/, examples/, which Bazel's runfiles do not make a package) from its file."""
+    name = path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+    if name.split(".")[0] in ("tflv", "data", "trainers"):
+        return importlib.import_module(name)
+    spec = importlib.util.spec_from_file_location("architecture_" + name.replace(".", "_"),
+                                                  ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_architecture_names_what_each_file_defines():
     """In each table row that names Python files, every bare identifier in backticks is defined
     there: a module attribute, or a member of a class the module defines."""
@@ -172,8 +185,7 @@ def test_architecture_names_what_each_file_defines():
         files = [span for span in spans if span.endswith(".py") and "/" in span]
         if not line.startswith("|") or not files:
             continue
-        modules = [importlib.import_module(f.removesuffix(".py").removesuffix("/__init__").replace("/", "."))
-                   for f in files]
+        modules = [_load(f) for f in files]
         scopes = modules + [value for module in modules for value in vars(module).values()
                             if inspect.isclass(value) and value.__module__ == module.__name__]
         for name in spans:
