@@ -22,8 +22,8 @@ nats).
 
 −inf is safe everywhere: a forbidden transition, a segment start before position 0, a state
 that no path reaches. Every logarithm of a possibly zero sum is taken as log(s + [s = 0]) plus
-log [s > 0] (`safe_log`, `safe_logsumexp`), so an all −inf ⊕ gives −inf with zero (not nan)
-gradients.
+log [s > 0] (`safe_log`), and the log-space ⊕ is the HMM's −inf-safe `_forward.logsumexp`, so
+an all −inf ⊕ gives −inf with zero (not nan) gradients.
 
 Posterior marginals are ∂ log Z / ∂ ψ (Eisner 2016). The backtrace reads one segment per
 iteration from the end: given the next segment's state j (none for the last segment),
@@ -55,7 +55,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tflv.distributions._forward import _contract
+from tflv.distributions._forward import _contract, logsumexp
 
 
 class SegmentalForward(NamedTuple):
@@ -76,22 +76,8 @@ def safe_log(x: tf.Tensor) -> tf.Tensor:
             + tf.math.log(tf.cast(x > 0, x.dtype)))
 
 
-def safe_logsumexp(x: tf.Tensor, axis: int) -> tf.Tensor:
-    """log Σ exp x over `axis`: −inf (zero gradients) where every term is −inf.
-
-    With m = max x (no gradient), Σ exp(x - m) >= 1 wherever m is finite; where it is not,
-    m is taken as 0 inside the sum (a sum of zeros), 1 is added to it, and m = −inf is added
-    outside: log 1 + m = −inf, with the zero derivative exp(−inf) = 0.
-    """
-    top = tf.stop_gradient(tf.reduce_max(x, axis=axis, keepdims=True))
-    finite = tf.math.is_finite(top)
-    total = tf.reduce_sum(tf.exp(x - tf.where(finite, top, tf.zeros_like(top))), axis=axis)
-    return (tf.math.log(total + tf.cast(tf.logical_not(tf.squeeze(finite, axis)), x.dtype))
-            + tf.squeeze(top, axis))
-
-
 def _reduce(x: tf.Tensor, axis: int, semiring: str) -> tf.Tensor:
-    return tf.reduce_max(x, axis=axis) if semiring == "max" else safe_logsumexp(x, axis)
+    return tf.reduce_max(x, axis=axis) if semiring == "max" else logsumexp(x, axis)
 
 
 def _transition_step(transition: tf.Tensor, semiring: str):
@@ -100,7 +86,7 @@ def _transition_step(transition: tf.Tensor, semiring: str):
         return lambda alpha: _contract(alpha, transition, 1, 1, semiring)
     if semiring == "log":  # _contract's logsumexp is not −inf safe: the same ⊕, made safe.
         edges = transition if transition.shape.rank == 3 else transition[None]
-        return lambda alpha: safe_logsumexp(alpha[:, :, None] + edges, 1)
+        return lambda alpha: logsumexp(alpha[:, :, None] + edges, 1)
     shift = tf.stop_gradient(tf.reduce_max(transition, axis=[-2, -1], keepdims=True))
     shift = tf.where(tf.math.is_finite(shift), shift, tf.zeros_like(shift))
     factor = tf.exp(transition - shift)  # [K, K] or [B, K, K], entries in [0, 1]
