@@ -103,14 +103,16 @@ def tflv_prodlda(args, train, test, everything, tokens) -> dict:
         "--model=prodlda", "--dataset=news20", "--news20_variant=prodlda",
         f"--num_topics={args.num_topics}", "--batch_size=200", f"--train_steps={steps}",
         "--eval_batch_size=500", "--log_every=1000", f"--checkpoint_every={steps}",
-        f"--seed={args.seed}"], os.path.join(args.model_root, "tflv_prodlda"))
+        f"--seed={args.seed}", *([f"--topic_recipe={args.tflv_recipe}"] if args.tflv_recipe
+                                 else [])],
+        os.path.join(args.model_root, "tflv_prodlda"))
     seconds = time.perf_counter() - start
     top = words_to_ids(lines[-args.num_topics:], tokens)  # top 10 only: diversity from RESULT
     scores = topic_scores(top, test, everything)
     scores["diversity"] = result["diversity"]  # the trainer's, of the top 25
     return {"steps": steps, "ppl": result["ppl"], "ppl_corpus": result["ppl_corpus"],
             "kl": result["kl"], **scores, "seconds": seconds,
-            "recipe": "S&S: batch 200, Adam 2e-3 β1 0.99, Laplace Dir(1) prior"}
+            "recipe": args.tflv_recipe or "srivastava_sutton (batch 200)"}
 
 
 def pyro_prodlda(args, train, test, everything, tokens) -> dict:
@@ -280,6 +282,9 @@ def main() -> None:
     parser.add_argument("--pyro_batch_size", type=int, default=200)
     parser.add_argument("--pyro_lr", type=float, default=2e-3)
     parser.add_argument("--pyro_beta_1", type=float, default=0.99)
+    parser.add_argument("--tflv_recipe", default=None,
+                        help="tflv_prodlda's --topic_recipe, e.g. srivastava_sutton:clip_norm=0 "
+                             "(an ablation; default: prodlda's default recipe)")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--model_root", default="runs/bench_prodlda_pyro")
     args = parser.parse_args()

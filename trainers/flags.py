@@ -52,9 +52,12 @@ flags.DEFINE_integer("num_topics", 50, "Topics K of lda, gsm, prodlda (nvdm: lat
 flags.DEFINE_enum("topic_decoder", None, ["mixture", "log_linear"], "gsm, prodlda: p(w | θ) as a "
                   "mixture of topics or log-linear in θ (default: gsm mixture, nvdm and prodlda "
                   "log_linear; gsm log_linear = GSM as a document model, prodlda mixture = NVLDA).")
-flags.DEFINE_enum("topic_recipe", None, ["srivastava_sutton", "nvdm"], "nvdm, gsm, prodlda: "
-                  "training recipe (default: prodlda srivastava_sutton = batch norm, dropout, Adam "
-                  "beta1 0.99, two softplus layers of 100; nvdm and gsm nvdm = Miao et al.'s).")
+flags.DEFINE_string("topic_recipe", None, "nvdm, gsm, prodlda: training recipe, srivastava_sutton or "
+                    "nvdm (default: prodlda srivastava_sutton = batch norm, dropout, Adam beta1 0.99, "
+                    "two softplus layers of 100; nvdm and gsm nvdm = Miao et al.'s), optionally with "
+                    "settings overridden as NAME:key=value,... (keys: dropout, adam_beta_1, "
+                    "bn_epsilon, bn_momentum, initializer=glorot|torch, clip_norm, "
+                    "prior=laplace|standard_normal; tflv.models.topic_models.parse_recipe).")
 flags.DEFINE_enum("attention_training", "exact", ["exact", "elbo"], "latent_attention: train by "
                   "the exact marginal over source positions or by the ELBO (REINFORCE).")
 flags.DEFINE_integer("attention_samples", 2, "latent_attention ELBO: samples of z_t per token "
@@ -151,6 +154,18 @@ def _register_validators() -> None:
 
 
 _register_validators()
+
+
+@flags.validator("topic_recipe")
+def _check_topic_recipe(value) -> bool:
+    """--topic_recipe parses (`parse_recipe`), or the command line stops with its error."""
+    if value is not None:
+        from tflv.models.topic_models import parse_recipe
+        try:
+            parse_recipe(value)
+        except ValueError as error:
+            raise flags.ValidationError(f"--topic_recipe: {error}") from None
+    return True
 
 KL_WARMUP_FRACTION = 0.5  # --kl_warmup_steps default: β reaches 1 at mid-training
 

@@ -103,14 +103,19 @@ class Trainer:
       global_batch_size: examples per step over all replicas.
       learning_rate, clip_norm: Adam's step size (a float or a Keras schedule,
         `learning_rate_schedule`) and global gradient-norm clipping (0: none).
+      recipe_clip_norm: True: a model's own `clip_norm` (its training recipe's, e.g. ProdLDA's),
+        where it has one that is not None, replaces `clip_norm` (the flag's default).
     """
 
     def __init__(self, build_model, strategy: tf.distribute.Strategy, global_batch_size: int,
-                 learning_rate, clip_norm: float):
+                 learning_rate, clip_norm: float, recipe_clip_norm: bool = False):
         self.strategy = strategy
         self.global_batch_size = global_batch_size
         with strategy.scope():
             self.model = build_model()
+            if recipe_clip_norm and getattr(self.model, "clip_norm", None) is not None:
+                clip_norm = self.model.clip_norm
+            self.clip_norm = clip_norm
             self.optimizer = keras.optimizers.Adam(  # β1: the model's recipe's (ProdLDA 0.99)
                 learning_rate, beta_1=getattr(self.model, "adam_beta_1", 0.9),
                 global_clipnorm=clip_norm if clip_norm > 0 else None)

@@ -120,7 +120,8 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict
                       global_batch_size=run["batch_size"],
                       learning_rate=learning_rate_schedule(
                           FLAGS.learning_rate, FLAGS.learning_rate_schedule, FLAGS.train_steps),
-                      clip_norm=FLAGS.clip_norm)
+                      clip_norm=FLAGS.clip_norm,
+                      recipe_clip_norm=not FLAGS["clip_norm"].present)
     unused = [name for name in hparams if FLAGS[name].present and name not in hparams.read]
     if unused:
         raise app.UsageError(f"--model={run['model']} does not use "

@@ -302,8 +302,10 @@ def test_trainer_end_to_end_on_20news(tmp_path, data_dir):
     assert -3 * math.log(4000) < scored["log_prob"].numpy()[0] < -3 * math.log(1000)
 
 
-def test_batch_norm_decoder_uses_batch_moments_in_training_and_running_ones_in_evaluation():
-    decoder = TopicDecoder(7, batch_norm=True)
+@pytest.mark.parametrize("epsilon, momentum", [(1e-3, 0.99), (1e-5, 0.9)])  # Keras', torch's
+def test_batch_norm_decoder_uses_batch_moments_in_training_and_running_ones_in_evaluation(
+        epsilon, momentum):
+    decoder = TopicDecoder(7, batch_norm=True, bn_epsilon=epsilon, bn_momentum=momentum)
     theta = tf.nn.softmax(tf.random.stateless_normal([5, 3], seed=[7, 8]) * 2.0)  # [B, K]
     decoder(theta)  # builds; evaluation with the initial running moments (0, 1)
     assert decoder.bias is None  # BN's learned shift stands for b
@@ -315,17 +317,17 @@ def test_batch_norm_decoder_uses_batch_moments_in_training_and_running_ones_in_e
     # Training: each word's logit standardised over the batch (biased variance), then shifted.
     out = decoder(theta, training=True).numpy()
     mean, var = logits.mean(0), logits.var(0)
-    expected = scipy.special.log_softmax((logits - mean) / np.sqrt(var + norm.epsilon) + shift, -1)
+    expected = scipy.special.log_softmax((logits - mean) / np.sqrt(var + epsilon) + shift, -1)
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
     # ... and the running moments move toward the batch's by 1 − momentum.
-    np.testing.assert_allclose(norm.moving_mean.numpy(), (1 - norm.momentum) * mean,
+    np.testing.assert_allclose(norm.moving_mean.numpy(), (1 - momentum) * mean,
                                rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(norm.moving_variance.numpy(),
-                               norm.momentum + (1 - norm.momentum) * var, rtol=1e-4)
+                               momentum + (1 - momentum) * var, rtol=1e-4)
     # Evaluation: the running moments, unchanged by the call; a sample axis [S, B, K] is allowed.
     moving = norm.moving_mean.numpy().astype(np.float64), norm.moving_variance.numpy()
     expected = scipy.special.log_softmax(
-        (logits - moving[0]) / np.sqrt(moving[1] + norm.epsilon) + shift, -1)
+        (logits - moving[0]) / np.sqrt(moving[1] + epsilon) + shift, -1)
     np.testing.assert_allclose(decoder(theta).numpy(), expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(decoder(tf.stack([theta, theta])).numpy(), [expected] * 2,
                                rtol=1e-4, atol=1e-5)
@@ -387,6 +389,74 @@ def test_recipe_config_round_trip_and_errors():
         ProdLDA(vocab_size=5, topic_model="prodlda", recipe="lda")
     with pytest.raises(ValueError, match="take recipe 'nvdm'"):
         ProdLDA(vocab_size=5, topic_model="prodlda", topic_decoder="mixture")
+
+
+TORCH_LIKE = ("srivastava_sutton:bn_epsilon=1e-5,bn_momentum=0.9,initializer=torch,clip_norm=0,"
+              "prior=standard_normal")  # Pyro's ProdLDA's settings (bench/prodlda_pyro.py)
+
+
+def test_recipe_settings_reach_every_batch_norm_initialiser_prior_and_the_trainer():
+    from trainers.loop import Trainer
+    keras.utils.set_random_seed(5)
+    vocab, hidden, topics = 400, 300, 3
+    build = lambda recipe: ProdLDA(vocab_size=vocab, topic_model="prodlda", num_topics=topics,
+                                   hidden_units=(hidden,), recipe=recipe)
+    counts = tf.constant(np.random.default_rng(0).poisson(1.0, (4, vocab)), tf.float32)
+    model, default = build(TORCH_LIKE), build(None)
+    for m in (model, default):
+        m.objective({"counts": counts})  # builds
+    norms = lambda m: [m.head.loc_norm, m.head.log_variance_norm, m.decoder.logit_norm]
+    assert all(n.epsilon == 1e-5 and n.momentum == 0.9 for n in norms(model))
+    assert all(n.epsilon == 1e-3 and n.momentum == 0.99 for n in norms(default))
+    # PyTorch's nn.Linear: weights and bias U(−1/√fan_in, 1/√fan_in), variance 1 / (3 fan_in);
+    # the decoder's R [K, V] is nn.Linear(K, V)'s weight, fan-in K.
+    for weight, fan_in in [(model.encoder.dense_0.kernel, vocab), (model.encoder.dense_0.bias, vocab),
+                           (model.head.dense.kernel, hidden), (model.head.dense.bias, hidden),
+                           (model.decoder.topic_word, topics)]:
+        w, bound = weight.numpy(), 1.0 / math.sqrt(fan_in)
+        assert np.abs(w).max() <= bound and np.all(w != 0)
+        if w.size > 1000:  # fills the interval, with its variance
+            assert np.abs(w).max() > 0.99 * bound
+            np.testing.assert_allclose(w.var(), bound ** 2 / 3, rtol=0.05)
+    # Glorot's (Keras' and Srivastava & Sutton's code's): U(±√(6 / (fan_in + fan_out))), zero bias.
+    assert not default.encoder.dense_0.bias.numpy().any() and not default.head.dense.bias.numpy().any()
+    bound = math.sqrt(6.0 / (topics + vocab))
+    assert bound * 0.9 < np.abs(default.decoder.topic_word.numpy()).max() <= bound
+    # The prior: N(0, I) against the Laplace approximation of Dir(1) (σ² = 1 − 2/K + 1/K).
+    np.testing.assert_allclose(model.prior().stddev().numpy(), 1.0)
+    np.testing.assert_allclose(default.prior().stddev().numpy(), math.sqrt(1 - 1 / topics))
+    np.testing.assert_allclose(model.prior().mean().numpy(), 0.0)
+    # The trainer's clipping: the recipe's unless --clip_norm was given (recipe_clip_norm=False);
+    # recipe "nvdm" has none of its own.
+    clip = lambda recipe, own: Trainer(lambda: build(recipe), tf.distribute.get_strategy(), 4,
+                                       2e-3, 3.0, recipe_clip_norm=own).optimizer.global_clipnorm
+    assert clip(TORCH_LIKE, True) is None and clip(None, True) == 5.0
+    assert clip(TORCH_LIKE, False) == 3.0 and clip("nvdm", True) == 3.0
+    assert ProdLDA.from_config(model.get_config()).get_config() == model.get_config()
+
+
+def test_recipe_strings_parse_or_name_what_is_wrong():
+    from trainers import flags as tflv_flags
+    from tflv.models.topic_models import RECIPES, parse_recipe
+    assert parse_recipe("nvdm") == ("nvdm", RECIPES["nvdm"])
+    name, settings = parse_recipe("srivastava_sutton:dropout=0.6,clip_norm=0")
+    assert name == "srivastava_sutton" and settings == {**RECIPES[name], "dropout": 0.6,
+                                                        "clip_norm": 0.0}
+    for recipe, message in [("lda", "unknown recipe 'lda'"), ("nvdm:eps=1", "'eps=1' is not"),
+                            ("nvdm:dropout", "'dropout' is not"),
+                            ("nvdm:dropout=x", "dropout takes a number"),
+                            ("srivastava_sutton:initializer=he", "invalid initializer='he'"),
+                            ("srivastava_sutton:bn_momentum=1", "invalid bn_momentum=1.0")]:
+        with pytest.raises(ValueError, match=message):
+            parse_recipe(recipe)
+    with pytest.raises(ValueError, match="initializer 'torch' is for recipe 'srivastava_sutton'"):
+        make_model("prodlda_nvdm").__class__(vocab_size=5, topic_model="prodlda",
+                                              recipe="nvdm:initializer=torch")
+    with pytest.raises(ValueError, match="prior 'standard_normal' is ProdLDA's"):
+        NVDM(vocab_size=5, topic_model="nvdm", recipe="nvdm:prior=standard_normal")
+    with pytest.raises(Exception, match="--topic_recipe: recipe 'nvdm:x=1'"):
+        tflv_flags._check_topic_recipe("nvdm:x=1")
+    assert tflv_flags._check_topic_recipe(TORCH_LIKE) and tflv_flags._check_topic_recipe(None)
 
 
 def test_collapse_warning_names_the_remedies():

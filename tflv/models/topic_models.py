@@ -83,12 +83,76 @@ TOP_WORDS = 10  # NPMI's top words per topic
 DIVERSITY_WORDS = 25  # topic diversity's (Dieng et al. 2020)
 # Below either, `evaluate_topics` warns that the topics collapsed.
 COLLAPSE_DIVERSITY, COLLAPSE_KL = 0.3, 0.5
-RECIPES = {  # training recipes: the encoder, regularisation and Adam's β1 they set
+RECIPES = {  # training recipes: the encoder, regularisation, initialisers and optimiser they set
+    # bn_epsilon, bn_momentum: every BatchNormalization's (Keras' momentum: the running moments'
+    # decay, torch's 1 − momentum); initializer: the Dense and topic-word weights' (`INITIALIZERS`);
+    # clip_norm: the trainer's global gradient-norm clipping (0: none; None: --clip_norm's);
+    # prior: ProdLDA's p(z) ("laplace": the Laplace approximation of Dir(α); "standard_normal").
     "srivastava_sutton": dict(hidden_units=(100, 100), activation="softplus", dropout=0.2,
-                              batch_norm=True, adam_beta_1=0.99),
+                              batch_norm=True, adam_beta_1=0.99, bn_epsilon=1e-3,
+                              bn_momentum=0.99, initializer="glorot", clip_norm=5.0,
+                              prior="laplace"),
     "nvdm": dict(hidden_units=(500,), activation="tanh", dropout=0.0, batch_norm=False,
-                 adam_beta_1=0.9),
+                 adam_beta_1=0.9, bn_epsilon=1e-3, bn_momentum=0.99, initializer="glorot",
+                 clip_norm=None, prior="laplace"),
 }
+# The settings a recipe string may override ("NAME:key=value,..."), with their parsers.
+RECIPE_OVERRIDES = {"dropout": float, "adam_beta_1": float, "bn_epsilon": float,
+                    "bn_momentum": float, "initializer": str, "clip_norm": float, "prior": str}
+INITIALIZERS = ("glorot", "torch")
+PRIORS = ("laplace", "standard_normal")
+
+
+def parse_recipe(recipe: str) -> tuple[str, dict]:
+    """A recipe string → (its name, its settings): `"NAME"` is `RECIPES[NAME]`;
+    `"NAME:key=value,..."` overrides some of them (`RECIPE_OVERRIDES`), e.g.
+    `"srivastava_sutton:clip_norm=0,initializer=torch"` (the ablations of BENCHMARKS.md).
+
+    >>> parse_recipe("srivastava_sutton:bn_epsilon=1e-5")[1]["bn_epsilon"]
+    1e-05
+    """
+    name, _, overrides = recipe.partition(":")
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}")
+    settings = dict(RECIPES[name])
+    for item in filter(None, overrides.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in RECIPE_OVERRIDES:
+            raise ValueError(f"recipe {recipe!r}: {item!r} is not key=value with a key among "
+                             f"{', '.join(RECIPE_OVERRIDES)}")
+        try:
+            settings[key] = RECIPE_OVERRIDES[key](value)
+        except ValueError:
+            raise ValueError(f"recipe {recipe!r}: {key} takes a number, got {value!r}") from None
+    checks = {"initializer": settings["initializer"] in INITIALIZERS,
+              "prior": settings["prior"] in PRIORS,
+              "dropout": 0.0 <= settings["dropout"] < 1.0,
+              "adam_beta_1": 0.0 <= settings["adam_beta_1"] < 1.0,
+              "bn_epsilon": settings["bn_epsilon"] > 0,
+              "bn_momentum": 0.0 <= settings["bn_momentum"] < 1.0,
+              "clip_norm": settings["clip_norm"] is None or settings["clip_norm"] >= 0}
+    bad = [key for key, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"recipe {recipe!r}: invalid " + ", ".join(
+            f"{key}={settings[key]!r}" for key in bad) + f" (initializer: {', '.join(INITIALIZERS)}"
+            f"; prior: {', '.join(PRIORS)}; dropout, adam_beta_1, bn_momentum in [0, 1); "
+            f"bn_epsilon > 0; clip_norm >= 0)")
+    return name, settings
+
+
+def linear_initializers(initializer: str, fan_in: int) -> dict:
+    """`kernel_initializer` and `bias_initializer` of a linear map with `fan_in` inputs:
+    `"glorot"` (Keras' defaults: Glorot-uniform weights, zero bias) or `"torch"` (PyTorch's
+    `nn.Linear`, as Pyro's ProdLDA: Kaiming-uniform weights with a = √5 and a uniform bias, both
+    U(−1/√fan_in, 1/√fan_in))."""
+    if initializer == "glorot":
+        return {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+    if initializer != "torch":
+        raise ValueError(f"unknown initializer {initializer!r}; valid: {', '.join(INITIALIZERS)}")
+    bound = 1.0 / math.sqrt(fan_in)  # gain √(2 / (1 + 5)) × √(3 / fan_in)
+    return {"kernel_initializer": keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in",
+                                                                     "uniform"),
+            "bias_initializer": keras.initializers.RandomUniform(-bound, bound)}
 
 
 def laplace_dirichlet_prior(concentration: tf.Tensor) -> tfd.MultivariateNormalDiag:
@@ -122,6 +186,9 @@ class TopicDecoder(keras.layers.Layer):
         Sutton 2017's ProdLDA; BN's running moments at evaluation). Pyro's tutorial drops the
         shift too; on 20news_prodlda that halved the NPMI and raised the per-document
         perplexity from 1062 to 2491 (BENCHMARKS.md).
+      bn_epsilon, bn_momentum: that BatchNormalization's ε and running-moment decay.
+      initializer: free log-linear R and b: `"glorot"` (Glorot-uniform R, zero b) or `"torch"`
+        (PyTorch's `nn.Linear(K, V)`: both U(±1/√K); `linear_initializers`).
 
     The mixture's logits start as N(0, 1), and factored logits of either decoder as t ~ N(0, 1),
     v ~ N(0, 1/H), so that the topics differ from the first step: from Glorot's small logits
@@ -131,8 +198,12 @@ class TopicDecoder(keras.layers.Layer):
     """
 
     def __init__(self, vocab_size: int, mixture: bool = False, embed_dim: int | None = None,
-                 batch_norm: bool = False, **kwargs):
+                 batch_norm: bool = False, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
+                 initializer: str = "glorot", **kwargs):
         super().__init__(**kwargs)
+        if initializer not in INITIALIZERS:
+            raise ValueError(f"unknown initializer {initializer!r}; valid: "
+                             f"{', '.join(INITIALIZERS)}")
         if batch_norm and mixture:
             raise ValueError("batch_norm normalises the log-linear decoder's logits; the mixture "
                              "decoder has none")
@@ -142,13 +213,16 @@ class TopicDecoder(keras.layers.Layer):
             raise ValueError(f"embed_dim must be >= 1 (or None: free topic logits), got "
                              f"{embed_dim}")
         self.vocab_size, self.mixture, self.embed_dim = vocab_size, mixture, embed_dim
-        self.batch_norm = batch_norm
+        self.batch_norm, self.initializer = batch_norm, initializer
+        self.bn_epsilon, self.bn_momentum = bn_epsilon, bn_momentum
         self.logit_norm = keras.layers.BatchNormalization(
-            scale=False, name="logit_norm") if batch_norm else None
+            scale=False, epsilon=bn_epsilon, momentum=bn_momentum,
+            name="logit_norm") if batch_norm else None
 
     def build(self, input_shape):
         num_topics = input_shape[-1]
         normal = lambda stddev: keras.initializers.RandomNormal(stddev=stddev)
+        linear = linear_initializers(self.initializer, num_topics)
         if self.embed_dim:
             self.topic_embedding = self.add_weight(
                 name="topic_embedding", shape=(num_topics, self.embed_dim),
@@ -159,9 +233,10 @@ class TopicDecoder(keras.layers.Layer):
         else:
             self.topic_word = self.add_weight(
                 name="topic_word", shape=(num_topics, self.vocab_size),
-                initializer=normal(1.0) if self.mixture else "glorot_uniform")  # [K, V]
+                initializer=normal(1.0) if self.mixture
+                else linear["kernel_initializer"])  # [K, V]
         self.bias = None if self.mixture or self.batch_norm else self.add_weight(
-            name="bias", shape=(self.vocab_size,), initializer="zeros")  # [V]
+            name="bias", shape=(self.vocab_size,), initializer=linear["bias_initializer"])  # [V]
         if self.batch_norm:
             self.logit_norm.build((None, self.vocab_size))
         self.built = True
@@ -185,7 +260,9 @@ class TopicDecoder(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(vocab_size=self.vocab_size, mixture=self.mixture,
-                      embed_dim=self.embed_dim, batch_norm=self.batch_norm)
+                      embed_dim=self.embed_dim, batch_norm=self.batch_norm,
+                      bn_epsilon=self.bn_epsilon, bn_momentum=self.bn_momentum,
+                      initializer=self.initializer)
         return config
 
 
@@ -198,6 +275,8 @@ class NormalizedGaussianHead(keras.layers.Layer):
 
     Args:
       latent_dim: K.
+      bn_epsilon, bn_momentum: the BatchNormalizations' ε and running-moment decay.
+      initializer: the linear map's (`linear_initializers`: `"glorot"` or `"torch"`).
 
     In training the batch's posterior means have mean 0 and variance 1 in every dimension:
 
@@ -210,15 +289,23 @@ class NormalizedGaussianHead(keras.layers.Layer):
     True True
     """
 
-    def __init__(self, latent_dim: int, **kwargs):
+    def __init__(self, latent_dim: int, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
+                 initializer: str = "glorot", **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.initializer = latent_dim, initializer
+        self.bn_epsilon, self.bn_momentum = bn_epsilon, bn_momentum
+        if initializer not in INITIALIZERS:
+            raise ValueError(f"unknown initializer {initializer!r}; valid: "
+                             f"{', '.join(INITIALIZERS)}")
         self.dense = keras.layers.Dense(2 * latent_dim, name="dense")
-        self.loc_norm = keras.layers.BatchNormalization(scale=False, name="loc_norm")
-        self.log_variance_norm = keras.layers.BatchNormalization(scale=False,
-                                                                 name="log_variance_norm")
+        norm = lambda name: keras.layers.BatchNormalization(
+            scale=False, epsilon=bn_epsilon, momentum=bn_momentum, name=name)
+        self.loc_norm, self.log_variance_norm = norm("loc_norm"), norm("log_variance_norm")
 
     def build(self, input_shape):
+        if self.initializer != "glorot":  # as torch's two nn.Linear h → μ, h → log σ²
+            for key, value in linear_initializers(self.initializer, input_shape[-1]).items():
+                setattr(self.dense, key, keras.initializers.get(value))
         self.dense.build(input_shape)
         self.loc_norm.build((None, self.latent_dim))
         self.log_variance_norm.build((None, self.latent_dim))
@@ -232,7 +319,8 @@ class NormalizedGaussianHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(latent_dim=self.latent_dim)
+        config.update(latent_dim=self.latent_dim, bn_epsilon=self.bn_epsilon,
+                      bn_momentum=self.bn_momentum, initializer=self.initializer)
         return config
 
 
@@ -389,12 +477,10 @@ class NeuralTopicModel(LatentVariableModel):
             raise ValueError(f"unknown topic_model {topic_model!r}; valid: "
                              f"{', '.join(TOPIC_MODELS)}")
         recipe = recipe or ("srivastava_sutton" if topic_model == "prodlda" else "nvdm")
-        if recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {recipe!r}; valid: {', '.join(RECIPES)}")
-        if recipe == "srivastava_sutton" and topic_model != "prodlda":
+        recipe_name, settings = parse_recipe(recipe)
+        if recipe_name == "srivastava_sutton" and topic_model != "prodlda":
             raise ValueError(f"recipe 'srivastava_sutton' is ProdLDA's; {topic_model} takes "
                              f"recipe 'nvdm'")
-        settings = RECIPES[recipe]
         hidden_units = settings["hidden_units"] if hidden_units is None else hidden_units
         activation = activation or settings["activation"]
         dropout = settings["dropout"] if dropout is None else dropout
@@ -415,22 +501,37 @@ class NeuralTopicModel(LatentVariableModel):
         if batch_norm and topic_decoder == "mixture":
             raise ValueError("recipe 'srivastava_sutton' batch-normalises log-linear logits; "
                              "with topic_decoder='mixture' (NVLDA) take recipe 'nvdm'")
+        if settings["initializer"] != "glorot" and not batch_norm:
+            raise ValueError(f"recipe {recipe!r}: initializer {settings['initializer']!r} is "
+                             f"for recipe 'srivastava_sutton' (its encoder head and decoder)")
+        if settings["prior"] != "laplace" and topic_model != "prodlda":
+            raise ValueError(f"recipe {recipe!r}: prior {settings['prior']!r} is ProdLDA's; "
+                             f"{topic_model}'s is N(0, I)")
         self.config = dict(vocab_size=vocab_size, topic_model=topic_model, num_topics=num_topics,
                            hidden_units=list(hidden_units), activation=activation,
                            dirichlet_prior=dirichlet_prior, embed_dim=embed_dim,
                            topic_decoder=topic_decoder, recipe=recipe, dropout=dropout)
         self.vocab_size, self.topic_model, self.num_topics = vocab_size, topic_model, num_topics
         self.dirichlet_prior, self.recipe = dirichlet_prior, recipe
-        self.adam_beta_1 = settings["adam_beta_1"]  # the trainer's Adam reads it
+        self.prior_family = settings["prior"]
+        # the trainer reads these: Adam's β1 and the gradient-norm clipping (None: its flag's)
+        self.adam_beta_1, self.clip_norm = settings["adam_beta_1"], settings["clip_norm"]
         self.encoder = BagOfWordsEncoder(hidden_units, activation=activation, name="encoder")
-        self.head = (NormalizedGaussianHead(num_topics, name="head") if batch_norm
+        if settings["initializer"] != "glorot":  # Dense's own otherwise (same seeds as before)
+            for fan_in, layer in zip([vocab_size, *hidden_units], self.encoder.mlp):
+                for key, value in linear_initializers(settings["initializer"], fan_in).items():
+                    setattr(layer, key, keras.initializers.get(value))  # before it builds
+        bn = dict(bn_epsilon=settings["bn_epsilon"], bn_momentum=settings["bn_momentum"],
+                  initializer=settings["initializer"])
+        self.head = (NormalizedGaussianHead(num_topics, **bn, name="head") if batch_norm
                      else GaussianHead(num_topics, name="head"))
         self.encoder_dropout = keras.layers.Dropout(dropout, name="encoder_dropout")
         self.theta_dropout = keras.layers.Dropout(dropout, name="theta_dropout")
         self.theta_projection = (keras.layers.Dense(num_topics, name="theta_projection")
                                  if topic_model == "gsm" else None)
         self.decoder = TopicDecoder(vocab_size, mixture=topic_decoder == "mixture",
-                                    embed_dim=embed_dim, batch_norm=batch_norm, name="decoder")
+                                    embed_dim=embed_dim, batch_norm=batch_norm,
+                                    **(bn if batch_norm else {}), name="decoder")
         self.step = TrainingStep(name="training_step")
 
     @classmethod
@@ -439,7 +540,7 @@ class NeuralTopicModel(LatentVariableModel):
         encoder under recipe `nvdm` only (`srivastava_sutton` fixes two layers of 100)."""
         recipe = hparams["topic_recipe"] or ("srivastava_sutton"
                                              if cls.default_topic_model == "prodlda" else "nvdm")
-        hidden_units = ([hparams["hidden_dim"]] * hparams["num_layers"] if recipe == "nvdm"
+        hidden_units = ([hparams["hidden_dim"]] * hparams["num_layers"] if recipe.partition(":")[0] == "nvdm"
                         else None)
         return cls(vocab_size=corpus.info["vocab_size"], topic_model=cls.default_topic_model,
                    num_topics=hparams["num_topics"], hidden_units=hidden_units,
@@ -448,7 +549,7 @@ class NeuralTopicModel(LatentVariableModel):
 
     def prior(self) -> tfd.MultivariateNormalDiag:
         """p(z), event `[K]`."""
-        if self.topic_model == "prodlda":
+        if self.topic_model == "prodlda" and self.prior_family == "laplace":
             return laplace_dirichlet_prior(tf.fill([self.num_topics], self.dirichlet_prior))
         return tfd.MultivariateNormalDiag(loc=tf.zeros([self.num_topics]))
 
