@@ -127,6 +127,8 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict
         raise app.UsageError(f"--model={run['model']} does not use "
                              + ", ".join(f"--{name}" for name in unused))
     run["hparams"] = {name: hparams[name] for name in sorted(hparams.read)}
+    if "training" in run:  # the clipping used: --clip_norm's, or the model's recipe's
+        run["training"] = {**run["training"], "clip_norm": trainer.clip_norm}
     form = model_cls.input_form
     run["sequence"] = sequence_settings(form, {**run_description()["sequence"], **run["sequence"]})
     run["train_data"] = {"tokens": corpus.num_tokens("train"),
