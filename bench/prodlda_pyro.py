@@ -2,6 +2,7 @@
 
     python bench/prodlda_pyro.py [--epochs=100] [--num_topics=50] [--lda_epochs=5]
         [--models=tflv_prodlda,pyro_prodlda,tflv_lda,sklearn_lda] [--data_dir=DIR]
+        [--seed=0] [--tflv_recipe=srivastava_sutton:KEY=VALUE,...]
 
 All four train on the 11,258 documents of `20news_prodlda/train.feat` (Srivastava & Sutton's
 1,995-word vocabulary, ../shared/data/README.md) and are scored on its 7,487 test documents, with
@@ -22,12 +23,16 @@ Rows:
 - `tflv_prodlda`: `python -m trainers.train --model=prodlda` at its default recipe
   (Srivastava & Sutton 2017: batch 200, Adam 2e-3 with β1 = 0.99, batch norm, dropout 0.2,
   Laplace approximation of Dir(1) as the prior) for `--epochs` passes; top words by R.
+  `--tflv_recipe` overrides recipe settings (`tflv.models.topic_models.parse_recipe`), e.g.
+  `srivastava_sutton:bn_epsilon=1e-5,bn_momentum=0.9,initializer=torch,clip_norm=0,
+  prior=standard_normal` for Pyro's settings (the ablations of BENCHMARKS.md).
 - `pyro_prodlda`: a ProdLDA written here after Pyro's tutorial (pyro.ai, "Probabilistic Topic
   Modeling"): two softplus layers of 100, dropout 0.2, batch-normalised (affine=False) posterior
-  moments and decoder logits, the logistic-normal prior N(0, I), `TraceMeanField_ELBO`, Adam 1e-3,
-  batch 32 (the tutorial's settings; its K = 20 replaced by `--num_topics`), for `--epochs`
-  passes over the shuffled training documents; top words by the decoder weight β, as the
-  tutorial.
+  moments and decoder logits, the logistic-normal prior N(0, I), `TraceMeanField_ELBO`, PyTorch's
+  initialisers and BatchNorm1d's ε 1e-5 and momentum 0.1; its K = 20 replaced by `--num_topics`
+  and its optimiser (Adam 1e-3, batch 32) by the tflv row's (`--pyro_lr=2e-3`,
+  `--pyro_beta_1=0.99`, `--pyro_batch_size=200`), for `--epochs` passes over the shuffled
+  training documents; top words by the decoder weight β, as the tutorial.
 - `tflv_lda`: `python -m trainers.train --model=lda` (online VB, α = η = 1/K, τ0 = 10, κ = 0.7,
   batch 64) for `--lda_epochs` passes.
 - `sklearn_lda`: `sklearn.decomposition.LatentDirichletAllocation`, online, the same α, η, τ0,
