@@ -455,7 +455,7 @@ class NeuralTopicModel(LatentVariableModel):
         0.6, which gave NPMI 0.21 but topic diversity 0.41, many duplicate topics) and the
         trainer's gradient clipping at norm 5 (`clip_norm`; their code and Pyro's clip
         nothing, which lowered diversity from 0.64–0.66 over three seeds to 0.55–0.57 and
-        raised the corpus perplexity 7–10%). Any of `RECIPE_OVERRIDES` can be changed in the
+        raised the corpus perplexity 5–9%). Any of `RECIPE_OVERRIDES` can be changed in the
         string (`parse_recipe`), e.g. `"srivastava_sutton:clip_norm=0,initializer=torch"`.
         `"nvdm"`: none of these (tflv's ProdLDA before issue 19). Only ProdLDA takes
         `"srivastava_sutton"`.
