@@ -41,7 +41,11 @@ Rows:
   after 5 passes was 3157 against 1020 for the same updates on shuffled batches in tflv).
 
 Published (Srivastava & Sutton 2017, Table 1, K = 50 on this vocabulary): ProdLDA's NPMI about
-0.24, as recalled in ../shared/data/README.md (not checked against the paper).
+0.24, as recalled in ../shared/data/README.md (not checked against the paper), by a scorer and
+reference corpus of theirs. `--published_topics=AVTIM_50` (the file of their repository's
+`coherence_from_paper_script/`, three runs of their topics with their coherence) scores their
+topics by this bench's code: rows `published_1..3`, NPMI and the diversity of the top 10
+(`div@10`, which every row reports; their top 25 are not published).
 """
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -71,11 +76,38 @@ def load_counts(data_dir: str | None):
 
 
 def topic_scores(top_words: np.ndarray, test, everything) -> dict:
-    """NPMI of the top 10 on the test and on all documents; diversity of the top 25."""
+    """NPMI of the top 10 on the test and on all documents; diversity of the top 25 and of the
+    top 10 (`diversity10`, the only one for topics known by their top 10)."""
     from tflv import metrics
     return {"npmi_test": float(metrics.npmi(top_words[:, :10], test).mean()),
             "npmi_all": float(metrics.npmi(top_words[:, :10], everything).mean()),
-            "diversity": metrics.topic_diversity(top_words[:, :25])}
+            "diversity": metrics.topic_diversity(top_words[:, :25]),
+            "diversity10": metrics.topic_diversity(top_words[:, :10])}
+
+
+def published_topics(path: str, test, everything, tokens) -> list[tuple[str, dict]]:
+    """Rows `published_1`, ... scoring Srivastava & Sutton's published topics by the same code:
+    `path` is their `coherence_from_paper_script/AVTIM_50` (github.com/akashgit/
+    autoencoding_vi_for_topic_models: three runs of 50 topics "from the code used in the
+    original paper", each topic a line "[c] w1 ... w10" with their coherence c). Their own mean
+    coherence is in `settings`; the diversity of the top 25 is unknown (NaN)."""
+    with open(path) as f:
+        runs = [run for run in f.read().split("Average Topic Coherence") if "[0." in run]
+    index = {w: i for i, w in enumerate(tokens)}
+    rows = []
+    for k, run in enumerate(runs, 1):
+        lines = re.findall(r"^\[(-?\d\.\d+)\] (.+)$", run, flags=re.M)
+        unknown = sorted({w for _, words in lines for w in words.split() if w not in index})
+        if unknown or any(len(words.split()) != 10 for _, words in lines):
+            raise ValueError(f"{path}: run {k}: expected lines '[c] w1 ... w10' of vocabulary "
+                             f"words; unknown words {unknown[:10]}")
+        top = np.asarray([[index[w] for w in words.split()] for _, words in lines])
+        scores = topic_scores(top, test, everything)
+        rows.append((f"published_{k}", {
+            "steps": "–", "ppl": math.nan, "ppl_corpus": math.nan, "kl": math.nan,
+            **scores, "diversity": math.nan, "seconds": math.nan,
+            "recipe": f"S&S's topics, their coherence {np.mean([float(c) for c, _ in lines]):.3f}"}))
+    return rows
 
 
 def run_trainer(args: list[str], model_dir: str) -> tuple[dict, list[str]]:
@@ -113,7 +145,7 @@ def tflv_prodlda(args, train, test, everything, tokens) -> dict:
         os.path.join(args.model_root, "tflv_prodlda"))
     seconds = time.perf_counter() - start
     top = words_to_ids(lines[-args.num_topics:], tokens)  # top 10 only: diversity from RESULT
-    scores = topic_scores(top, test, everything)
+    scores = topic_scores(top, test, everything)  # its diversity10 from the printed top 10
     scores["diversity"] = result["diversity"]  # the trainer's, of the top 25
     return {"steps": steps, "ppl": result["ppl"], "ppl_corpus": result["ppl_corpus"],
             "kl": result["kl"], **scores, "seconds": seconds,
@@ -290,6 +322,9 @@ def main() -> None:
     parser.add_argument("--tflv_recipe", default=None,
                         help="tflv_prodlda's --topic_recipe, e.g. srivastava_sutton:clip_norm=0 "
                              "(an ablation; default: prodlda's default recipe)")
+    parser.add_argument("--published_topics", default=None,
+                        help="Srivastava & Sutton's coherence_from_paper_script/AVTIM_50 (their "
+                             "repository's): adds their published topics' rows, scored alike")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--model_root", default="runs/bench_prodlda_pyro")
     args = parser.parse_args()
@@ -297,21 +332,26 @@ def main() -> None:
     import scipy.sparse
     everything = scipy.sparse.vstack([train, test]).tocsr()
     rows = []
-    for name in args.models.split(","):
+    for name in filter(None, args.models.split(",")):
         row = globals()[name](args, train, test, everything, tokens)
         print(f"{name} " + json.dumps(row), flush=True)
         rows.append((name, row))
-    epochs = lambda name: args.lda_epochs if name.endswith("_lda") else args.epochs
+    if args.published_topics:
+        for name, row in published_topics(args.published_topics, test, everything, tokens):
+            print(f"{name} " + json.dumps(row), flush=True)
+            rows.append((name, row))
+    epochs = lambda name: ("–" if name.startswith("published") else
+                           args.lda_epochs if name.endswith("_lda") else args.epochs)
     fmt = lambda x, spec: "–" if isinstance(x, float) and math.isnan(x) else format(x, spec)
-    print(f"\nK = {args.num_topics}; NPMI of the top 10 words; diversity of the top 25")
-    print("| model | epochs | steps | NPMI test | NPMI all | diversity | ppl | ppl_corpus | KL "
-          "| train s | settings |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print(f"\nK = {args.num_topics}; NPMI of the top 10 words; diversity of the top 25 and 10")
+    print("| model | epochs | steps | NPMI test | NPMI all | diversity | div@10 | ppl | ppl_corpus "
+          "| KL | train s | settings |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, r in rows:
         print(f"| {name} | {epochs(name)} | {r['steps']} | {r['npmi_test']:.3f} "
-              f"| {r['npmi_all']:.3f} | {r['diversity']:.3f} | {fmt(r['ppl'], '.0f')} "
-              f"| {fmt(r['ppl_corpus'], '.0f')} | {fmt(r['kl'], '.1f')} | {r['seconds']:.0f} "
-              f"| {r['recipe']} |", flush=True)
+              f"| {r['npmi_all']:.3f} | {fmt(r['diversity'], '.3f')} | {r['diversity10']:.3f} "
+              f"| {fmt(r['ppl'], '.0f')} | {fmt(r['ppl_corpus'], '.0f')} | {fmt(r['kl'], '.1f')} "
+              f"| {fmt(r['seconds'], '.0f')} | {r['recipe']} |", flush=True)
 
 
 if __name__ == "__main__":
