@@ -21,7 +21,7 @@ the same code:
 
 Rows:
 - `tflv_prodlda`: `python -m trainers.train --model=prodlda` at its default recipe
-  (Srivastava & Sutton 2017: batch 200, Adam 2e-3 with β1 = 0.99, batch norm, dropout 0.2,
+  (Srivastava & Sutton 2017: batch 200, Adam 2e-3 with β1 = 0.99, batch norm, dropout 0.6,
   Laplace approximation of Dir(1) as the prior) for `--epochs` passes; top words by R.
   `--tflv_recipe` overrides recipe settings (`tflv.models.topic_models.parse_recipe`), e.g.
   `srivastava_sutton:bn_epsilon=1e-5,bn_momentum=0.9,initializer=torch,clip_norm=0,

@@ -255,11 +255,11 @@ def test_perplexity_falls_toward_the_true_models(name, lda_documents):
     train(model, train_counts, steps=400)
     after = evaluate_ppl(model, test_counts)
     # The bound cannot beat the generating model (up to sampling noise on 300 documents), and
-    # training closes 85% of the gap from the untrained model in log perplexity; 75% for
-    # ProdLDA's recipe, whose dropout of θ (rate 0.2 of K = 3 topics) regularises the fit
-    # (measured: 79%).
+    # training closes 85% of the gap from the untrained model in log perplexity; 50% for
+    # ProdLDA's recipe, whose dropout of θ (Srivastava & Sutton's rate 0.6 of K = 3 topics)
+    # regularises the fit (measured: 56%; 79% at Pyro's rate 0.2).
     assert after > 0.97 * true_ppl, (after, true_ppl)
-    closed = 0.75 if name == "prodlda" else 0.85
+    closed = 0.5 if name == "prodlda" else 0.85
     assert math.log(after / true_ppl) < (1 - closed) * math.log(before / true_ppl), (
         before, after, true_ppl)
     if name in MIXTURES + ("lda",):  # LDA's likelihood is a mixture: the true topics return
@@ -340,7 +340,7 @@ def test_prodlda_recipe_wiring_dropout_and_batch_norm_at_training_and_evaluation
     keras.utils.set_random_seed(3)
     model = make_model("prodlda")  # Srivastava & Sutton's recipe by default
     assert model.recipe == "srivastava_sutton" and model.adam_beta_1 == 0.99
-    assert model.encoder_dropout.rate == model.theta_dropout.rate == 0.2
+    assert model.encoder_dropout.rate == model.theta_dropout.rate == 0.6  # their keep_prob 0.4
     assert model.decoder.batch_norm and model.head.loc_norm.gamma is None
     old = make_model("prodlda_nvdm")
     assert old.adam_beta_1 == 0.9 and old.theta_dropout.rate == 0.0 and not old.decoder.batch_norm
