@@ -451,9 +451,10 @@ class NeuralTopicModel(LatentVariableModel):
         β1 = 0.99 (`adam_beta_1`, read by the trainer; their step size 2e-3 is the trainer's
         default, their batch 200 `--batch_size=200`) and dropout 0.6 on the encoder's output
         and on θ (their `keep_prob` 0.4; Pyro's tutorial takes 0.2: on 20news_prodlda, K = 50,
-        100 epochs, 0.6 gave NPMI 0.207 / 0.323 on test / all documents against 0.134–0.186 /
-        0.248–0.267 over three seeds at 0.2, their published topics' level, with their topics'
-        repetitiveness: diversity 0.41 against 0.64–0.66; BENCHMARKS.md). One setting is not
+        100 epochs, three seeds, 0.6 gave NPMI 0.193–0.225 / 0.309–0.323 on test / all
+        documents against 0.134–0.186 / 0.248–0.267 at 0.2, their published topics' level,
+        with their topics' repetitiveness: diversity 0.41–0.42 against 0.64–0.66;
+        BENCHMARKS.md). One setting is not
         their code's but kept by measurement: the trainer's gradient clipping at norm 5
         (`clip_norm`; their code and Pyro's clip nothing, which lowered diversity from
         0.64–0.66 to 0.55–0.57 at dropout 0.2 and the test documents' NPMI from 0.207 to 0.133
