@@ -16,7 +16,8 @@ resident set size" (the training process's peak RSS, final evaluation included).
 tokens/s = steps · batch · window / training seconds (the whole run's mean, load included).
 Evaluation tokens/s (with `--eval_batches=N`): a fresh process restores the run's newest
 checkpoint (`trainers.train.restore_run`), evaluates one test batch (tracing) and then times N
-test batches of `--eval_batch_size` windows; its peak RSS is the whole process's.
+test batches of `--eval_batch_size` windows; its peak RSS is the whole process's. The
+measurement is kept beside the run (DIR.eval.json) and reused.
 
 Perplexity is exp(Σ nll / N) over every token of the split: each PTB line's words and one
 `<eos>`, with `<unk>` an ordinary word (it is in the text; no OOV exists). The 5-gram counts the
@@ -108,11 +109,23 @@ def measure_eval(model_dir: str, batches: int, batch_size: int, data_dir: str) -
 
 
 def eval_in_subprocess(model_dir: str, args) -> dict:
+    """`measure_eval` in a fresh process; kept at DIR.eval.json and reused while it holds the
+    same number of batches (a table can then be remade without re-timing)."""
+    cache = model_dir.rstrip("/") + ".eval.json"
+    if os.path.exists(cache):
+        with open(cache) as f:
+            saved = json.load(f)
+        if saved.get("eval_batches") == args.eval_batches:
+            return saved
     out = subprocess.run(
         [sys.executable, os.path.abspath(__file__), f"--measure_eval={model_dir}",
          f"--eval_batches={args.eval_batches}", f"--eval_batch_size={args.eval_batch_size}",
          f"--data_dir={args.data_dir}"], cwd=REPO, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    measured = {**json.loads(out.stdout.strip().splitlines()[-1]),
+                "eval_batches": args.eval_batches}
+    with open(cache, "w") as f:
+        json.dump(measured, f)
+    return measured
 
 
 # ---------------------------------------------------------------------------- Kneser–Ney
