@@ -262,6 +262,17 @@ def load(data_dir: str, min_count: int = 1) -> Corpus:
                              "data.e2e.reference_sets(data_dir)")
         return [" ".join(e.tokens[:-1]) for e in read_split(folder, split)]
 
+    def grouped(split: str) -> list[tuple[str, list[str]]]:
+        if split == "test":
+            refs = reference_sets(data_dir)
+            return [(" ".join(source_tokens(e.records)), r)
+                    for e, r in zip(read_split(folder, split), refs)]
+        by_source: dict[str, list[str]] = {}
+        for e in read_split(folder, split):
+            by_source.setdefault(" ".join(source_tokens(e.records)), []).append(
+                " ".join(e.tokens[:-1]))
+        return list(by_source.items())
+
     return Corpus(
         "e2e", tuple(FILES), vocabs["target"],
         {"parallel": only_paired(forms.parallel(source, target)),
@@ -272,7 +283,9 @@ def load(data_dir: str, min_count: int = 1) -> Corpus:
         {split: int(target[split].lengths.sum() + len(target[split])) if split in target
          else int(source[split].lengths.sum()) for split in FILES},
         {split: len(s) for split, s in source.items()},
-        source_vocab=vocabs["source"], target_vocab=vocabs["target"], references=references)
+        source_vocab=vocabs["source"], target_vocab=vocabs["target"], references=references,
+        reference_sets=grouped,
+        form_splits={form: tuple(paired) for form in ("parallel", "sentences")})
 
 
 @functools.lru_cache(maxsize=None)

@@ -122,6 +122,14 @@ flags.DEFINE_integer("num_blocks", 1, "hmm_lm: blocks M of states (a divisor of 
 flags.DEFINE_float("state_dropout", 0.0, "hmm_lm: fraction of each block's states dropped per "
                    "training batch (renormalised over the kept states).")
 
+# neural_template (Wiseman et al. 2018; also reads num_states, embed_dim, hidden_dim, dropout,
+# beam_size, bleu_max_examples).
+flags.DEFINE_integer("max_segment_length", 4, "neural_template: longest segment L.")
+flags.DEFINE_bool("template_autoregressive", False, "neural_template: NTemp+AR, segment decoders "
+                  "also conditioned on the words before the segment.")
+flags.DEFINE_integer("num_templates", 5, "neural_template: most frequent templates tried per "
+                     "record set when generating.")
+
 # Checked where parsed (absl validators): a bad value stops the command line with the flag's name
 # before anything runs, instead of a loss that climbs or a ZeroDivisionError mid-run.
 _AT_LEAST = {"train_steps": 1, "batch_size": 1, "eval_batch_size": 1, "log_every": 1,
@@ -132,7 +140,8 @@ _AT_LEAST = {"train_steps": 1, "batch_size": 1, "eval_batch_size": 1, "log_every
              "beam_size": 1, "summary_length": 1, "free_bits": 0, "sa_vae_steps": 0,
              "iw_samples": 0, "kl_warmup_steps": 1, "num_flows": 1, "bleu_max_examples": 0,
              "em_pseudo_count": 0, "mean_field_iterations": 1, "attention_samples": 1,
-             "summary_samples": 1, "sa_vae_max_grad_norm": 0, "em_decay": 0, "num_blocks": 1}
+             "summary_samples": 1, "sa_vae_max_grad_norm": 0, "em_decay": 0, "num_blocks": 1,
+             "max_segment_length": 1, "num_templates": 1}
 _POSITIVE = ("learning_rate", "worker_timeout", "gumbel_temperature", "vmf_concentration",
              "sa_vae_step_size")
 _UNIT_INTERVAL = ("dropout", "word_dropout", "state_dropout")  # probabilities in [0, 1)
@@ -171,6 +180,7 @@ MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddin
                "sa_vae_steps", "sa_vae_step_size", "sa_vae_max_grad_norm", "iw_samples",
                "num_states", "hmm_training", "em_decay", "em_pseudo_count", "neural_transitions",
                "num_chains", "factorial_inference", "mean_field_iterations",
-               "topic_recipe", "num_blocks", "state_dropout")
+               "topic_recipe", "num_blocks", "state_dropout", "max_segment_length",
+               "template_autoregressive", "num_templates")
 
 FLAGS = flags.FLAGS
