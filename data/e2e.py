@@ -23,7 +23,11 @@ Forms: `parallel` (train, valid): source = the record-set tokens as written in `
 valid); `records` (all splits): the record-set tokens only (`source`, `source_lengths`,
 `source_mask`). `examples(data_dir, split)` gives the parsed `Example`s (records, tokens, spans).
 Vocabularies (built on train, `min_count` option): `source_vocab` over record-set tokens,
-`target_vocab` (= `vocab`) over sentence words. `num_tokens(split)`: sentence tokens with their
+`target_vocab` (= `vocab`) over sentence words. `Corpus.reference_sets(split)`: each distinct
+record set (as `src_*.txt` text) with all its references — valid: its aligned sentences,
+tokenised (`<eos>` dropped); test: the raw human references of `testset_w_refs.csv`. The
+`parallel` and `sentences` forms exist on train and valid only (`Corpus.offers`).
+`num_tokens(split)`: sentence tokens with their
 `<eos>` (train, valid) or record-set tokens (test), the counts of the data README.
 
 Bad files raise `DataFormatError` naming file:line: a record without its `__end_FIELD__`, a

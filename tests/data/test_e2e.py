@@ -144,3 +144,21 @@ def test_reference_sets_name_the_record_set_that_disagrees(tmp_path):
     (folder / "testset_w_refs.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     assert e2e.reference_sets(str(tmp_path)) == [["A is cheap.", "Cheap: A."],
                                                  ["B is by the river."]]
+
+
+def test_corpus_reference_sets_hold_every_reference_of_each_record_set(corpus, data_dir):
+    # valid: the README's 547 distinct record sets, their aligned sentences grouped
+    valid = corpus.reference_sets("valid")
+    with open(os.path.join(data_dir, "e2e", "src_uniq_valid.txt"), encoding="utf-8") as f:
+        assert {text for text, _ in valid} == {line.strip() for line in f}
+    assert sum(len(refs) for _, refs in valid) == 4672
+    with open(os.path.join(data_dir, "e2e", "valid.txt"), encoding="utf-8") as f:
+        first = f.readline().split("|||")[0].split()[:-1]  # without <eos>
+    assert " ".join(first) in valid[0][1]
+    # test: one entry per line of src_test.txt, with the CSV's 4,693 raw references
+    test = corpus.reference_sets("test")
+    with open(os.path.join(data_dir, "e2e", "src_test.txt"), encoding="utf-8") as f:
+        assert [text for text, _ in test] == [line.strip() for line in f]
+    assert sum(len(refs) for _, refs in test) == 4693
+    assert corpus.offers("valid", "parallel") and not corpus.offers("test", "parallel")
+    assert corpus.offers("test", "records")
