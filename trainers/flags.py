@@ -104,7 +104,8 @@ flags.DEFINE_integer("iw_samples", 10, "sentence_vae: importance samples for the
 
 # hmm, neural_hmm, factorial_hmm (Model 3).
 flags.DEFINE_integer("num_states", 45, "hmm, neural_hmm: hidden states K; factorial_hmm: states "
-                     "per chain.")
+                     "per chain; neural_template: template states K (45 by default; 16 trains "
+                     "on 2 CPU cores).")
 flags.DEFINE_enum("hmm_training", "gradient", ["gradient", "em"], "hmm: gradient ascent on log "
                   "p(x), or stepwise EM (one update per step, posteriors by autodiff).")
 flags.DEFINE_float("em_decay", 0.7, "hmm --hmm_training=em: step sizes (k+1)^-decay (0: each "
