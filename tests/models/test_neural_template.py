@@ -168,6 +168,23 @@ def test_viterbi_recovers_the_true_segmentation_after_training():
     assert last < first / 2
     assert before < 0.5 and recovered(segment(batch)) >= 0.9
 
+    # templates: the Viterbi state sequences; generation fills the most frequent one with one
+    # segment per state (⟨/seg⟩ markers between them), each of 1..L words
+    counts, first = model.templates([{k: tf.constant(v) for k, v in batch.items()}])
+    assert sum(counts.values()) == len(true_ends)
+    template = counts.most_common(1)[0][0]
+    assert len(template) == 4 and template in first
+    table = tf.constant([template], tf.int32)
+    ids, score, chosen = model.fill_templates(batch["source"][:6], batch["source_mask"][:6],
+                                              table, tf.constant([len(template)]))
+    end_id = model.vocab_size + batch["source"].shape[1]
+    assert np.all(np.isfinite(score.numpy())) and np.all(chosen.numpy() == 0)
+    for row in ids.numpy():
+        row = list(row[:list(row).index(end_id)])  # the template's end closes every row
+        segments = " ".join(map(str, row)).split(f" {SEGMENT_END} ")
+        assert len(segments) == len(template)
+        assert all(1 <= len(piece.split()) <= 2 for piece in segments), row
+
 
 def test_registered():
     assert get_model_class("neural_template") is NeuralTemplate
