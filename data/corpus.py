@@ -39,6 +39,10 @@ class Corpus:
       pos_vocab, chunk_vocab: CoNLL-2000's tag sets (no reserved ids).
       true_params: synthetic_hmm's generating parameters.
       references: `(split, raw) -> list[str]`, the reference sentences (Multi30k).
+      reference_sets: `split -> [(source text, [reference, …])]`, each distinct source of a
+        data-to-text corpus with all its references (E2E), in the split's order.
+      form_splits: per form offered only on some splits, those splits (E2E's test split has
+        record sets but no aligned sentence); other forms are offered on every split.
 
     Examples:
       >>> import data
@@ -54,7 +58,9 @@ class Corpus:
                  source_vocab: Vocabulary | None = None, target_vocab: Vocabulary | None = None,
                  pos_vocab: Vocabulary | None = None, chunk_vocab: Vocabulary | None = None,
                  true_params: Mapping[str, np.ndarray] | None = None,
-                 references: Callable[[str, bool], list[str]] | None = None):
+                 references: Callable[[str, bool], list[str]] | None = None,
+                 reference_sets: Callable[[str], list[tuple[str, list[str]]]] | None = None,
+                 form_splits: Mapping[str, tuple[str, ...]] | None = None):
         self.name = name
         self.splits = tuple(splits)
         self.vocab = vocab
@@ -66,6 +72,8 @@ class Corpus:
         self._builders = dict(builders)
         self._token_counts, self._example_counts = dict(token_counts), dict(example_counts)
         self._references = references
+        self._reference_sets = reference_sets
+        self._form_splits = dict(form_splits or {})
         empty = [split for split in self.splits
                  if not self._example_counts.get(split) or not self._token_counts.get(split)]
         if empty:  # a metric over zero tokens would look perfect (NLL 0, perplexity 1)
@@ -110,6 +118,21 @@ class Corpus:
         if self._references is None:
             raise ValueError(f"corpus {self.name!r} has no reference translations")
         return self._references(split, raw)
+
+    def offers(self, split: str, form: str) -> bool:
+        """Whether `dataset(split, form, …)` has batches (the form exists on that split)."""
+        return form in self._builders and split in self._form_splits.get(form, self.splits)
+
+    @property
+    def has_reference_sets(self) -> bool:
+        return self._reference_sets is not None
+
+    def reference_sets(self, split: str) -> list[tuple[str, list[str]]]:
+        """Each distinct source text of `split` with all its references (data-to-text)."""
+        self._check_split(split)
+        if self._reference_sets is None:
+            raise ValueError(f"corpus {self.name!r} has no reference sets")
+        return self._reference_sets(split)
 
     def _check_split(self, split: str) -> None:
         if split not in self.splits:

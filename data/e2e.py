@@ -23,7 +23,11 @@ Forms: `parallel` (train, valid): source = the record-set tokens as written in `
 valid); `records` (all splits): the record-set tokens only (`source`, `source_lengths`,
 `source_mask`). `examples(data_dir, split)` gives the parsed `Example`s (records, tokens, spans).
 Vocabularies (built on train, `min_count` option): `source_vocab` over record-set tokens,
-`target_vocab` (= `vocab`) over sentence words. `num_tokens(split)`: sentence tokens with their
+`target_vocab` (= `vocab`) over sentence words. `Corpus.reference_sets(split)`: each distinct
+record set (as `src_*.txt` text) with all its references — valid: its aligned sentences,
+tokenised (`<eos>` dropped); test: the raw human references of `testset_w_refs.csv`. The
+`parallel` and `sentences` forms exist on train and valid only (`Corpus.offers`).
+`num_tokens(split)`: sentence tokens with their
 `<eos>` (train, valid) or record-set tokens (test), the counts of the data README.
 
 Bad files raise `DataFormatError` naming file:line: a record without its `__end_FIELD__`, a
@@ -262,6 +266,17 @@ def load(data_dir: str, min_count: int = 1) -> Corpus:
                              "data.e2e.reference_sets(data_dir)")
         return [" ".join(e.tokens[:-1]) for e in read_split(folder, split)]
 
+    def grouped(split: str) -> list[tuple[str, list[str]]]:
+        if split == "test":
+            refs = reference_sets(data_dir)
+            return [(" ".join(source_tokens(e.records)), r)
+                    for e, r in zip(read_split(folder, split), refs)]
+        by_source: dict[str, list[str]] = {}
+        for e in read_split(folder, split):
+            by_source.setdefault(" ".join(source_tokens(e.records)), []).append(
+                " ".join(e.tokens[:-1]))
+        return list(by_source.items())
+
     return Corpus(
         "e2e", tuple(FILES), vocabs["target"],
         {"parallel": only_paired(forms.parallel(source, target)),
@@ -272,7 +287,9 @@ def load(data_dir: str, min_count: int = 1) -> Corpus:
         {split: int(target[split].lengths.sum() + len(target[split])) if split in target
          else int(source[split].lengths.sum()) for split in FILES},
         {split: len(s) for split, s in source.items()},
-        source_vocab=vocabs["source"], target_vocab=vocabs["target"], references=references)
+        source_vocab=vocabs["source"], target_vocab=vocabs["target"], references=references,
+        reference_sets=grouped,
+        form_splits={form: tuple(paired) for form in ("parallel", "sentences")})
 
 
 @functools.lru_cache(maxsize=None)

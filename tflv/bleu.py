@@ -33,3 +33,27 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str],
     result = sacrebleu.corpus_bleu(list(hypotheses), [list(references)],
                                    tokenize="none" if tokenized else "13a")
     return float(result.score)
+
+
+def multi_reference_bleu(hypotheses: Sequence[str], reference_sets: Sequence[Sequence[str]],
+                         tokenized: bool = True) -> float:
+    """BLEU in [0, 100] of `hypotheses` against all references of each (data-to-text: E2E's
+    several human references per record set); the clipped n-gram counts take, per n-gram, the
+    largest count in any one reference, and r the reference length closest to each hypothesis'
+    (sacrebleu; `tokenized` as in `corpus_bleu`).
+
+    >>> round(multi_reference_bleu(["a b c d"], [["a b c d", "x y"]]), 1)
+    100.0
+    """
+    if len(hypotheses) != len(reference_sets):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(reference_sets)} reference "
+                         "sets: BLEU needs one set per hypothesis")
+    if not hypotheses or any(not refs for refs in reference_sets):
+        raise ValueError("multi-reference BLEU needs hypotheses and at least one reference each")
+    most = max(len(refs) for refs in reference_sets)
+    # sacrebleu takes reference streams; a set with fewer references is padded with None
+    streams = [[refs[i] if i < len(refs) else None for refs in reference_sets]
+               for i in range(most)]
+    result = sacrebleu.corpus_bleu(list(hypotheses), streams,
+                                   tokenize="none" if tokenized else "13a")
+    return float(result.score)

@@ -107,7 +107,8 @@ flags.DEFINE_integer("iw_samples", 10, "sentence_vae: importance samples for the
 
 # hmm, neural_hmm, factorial_hmm (Model 3).
 flags.DEFINE_integer("num_states", 45, "hmm, neural_hmm: hidden states K; factorial_hmm: states "
-                     "per chain.")
+                     "per chain; neural_template: template states K (45 by default; 16 trains "
+                     "on 2 CPU cores).")
 flags.DEFINE_enum("hmm_training", "gradient", ["gradient", "em"], "hmm: gradient ascent on log "
                   "p(x), or stepwise EM (one update per step, posteriors by autodiff).")
 flags.DEFINE_float("em_decay", 0.7, "hmm --hmm_training=em: step sizes (k+1)^-decay (0: each "
@@ -125,6 +126,14 @@ flags.DEFINE_integer("num_blocks", 1, "hmm_lm: blocks M of states (a divisor of 
 flags.DEFINE_float("state_dropout", 0.0, "hmm_lm: fraction of each block's states dropped per "
                    "training batch (renormalised over the kept states).")
 
+# neural_template (Wiseman et al. 2018; also reads num_states, embed_dim, hidden_dim, dropout,
+# beam_size, bleu_max_examples).
+flags.DEFINE_integer("max_segment_length", 4, "neural_template: longest segment L.")
+flags.DEFINE_bool("template_autoregressive", False, "neural_template: NTemp+AR, segment decoders "
+                  "also conditioned on the words before the segment.")
+flags.DEFINE_integer("num_templates", 5, "neural_template: most frequent templates tried per "
+                     "record set when generating.")
+
 # Checked where parsed (absl validators): a bad value stops the command line with the flag's name
 # before anything runs, instead of a loss that climbs or a ZeroDivisionError mid-run.
 _AT_LEAST = {"train_steps": 1, "batch_size": 1, "eval_batch_size": 1, "log_every": 1,
@@ -135,7 +144,8 @@ _AT_LEAST = {"train_steps": 1, "batch_size": 1, "eval_batch_size": 1, "log_every
              "beam_size": 1, "summary_length": 1, "free_bits": 0, "sa_vae_steps": 0,
              "iw_samples": 0, "kl_warmup_steps": 1, "num_flows": 1, "bleu_max_examples": 0,
              "em_pseudo_count": 0, "mean_field_iterations": 1, "attention_samples": 1,
-             "summary_samples": 1, "sa_vae_max_grad_norm": 0, "em_decay": 0, "num_blocks": 1}
+             "summary_samples": 1, "sa_vae_max_grad_norm": 0, "em_decay": 0, "num_blocks": 1,
+             "max_segment_length": 1, "num_templates": 1}
 _POSITIVE = ("learning_rate", "worker_timeout", "gumbel_temperature", "vmf_concentration",
              "sa_vae_step_size")
 _UNIT_INTERVAL = ("dropout", "word_dropout", "state_dropout")  # probabilities in [0, 1)
@@ -186,6 +196,7 @@ MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddin
                "sa_vae_steps", "sa_vae_step_size", "sa_vae_max_grad_norm", "iw_samples",
                "num_states", "hmm_training", "em_decay", "em_pseudo_count", "neural_transitions",
                "num_chains", "factorial_inference", "mean_field_iterations",
-               "topic_recipe", "num_blocks", "state_dropout")
+               "topic_recipe", "num_blocks", "state_dropout", "max_segment_length",
+               "template_autoregressive", "num_templates")
 
 FLAGS = flags.FLAGS

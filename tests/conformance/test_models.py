@@ -36,7 +36,9 @@ FORM_OPTIONS = {"stream": {"seq_len": 8}, "sentences": {"max_length": 10},
                 "tokens": {"max_length": 10}, "parallel": {"max_length": 10}}
 TEXTS = {"synthetic_hmm": ["s1 s2 s3", "s4"], "ptb": ["the market fell", "stocks rose"],
          "multi30k": ["a dog runs", "two men"], "news20": ["game team", "god xyzzy-unknown"],
-         "conll2000": ["the market fell", "stocks rose"]}
+         "conll2000": ["the market fell", "stocks rose"],
+         "e2e": ["__start_name__ The Vaults __end_name__ __start_eatType__ pub __end_eatType__",
+                 "__start_name__ Zizzi __end_name__"]}
 TARGETS = ["ein hund läuft", "zwei männer"]
 # Inputs of the generation signatures, by argument name (text arguments come from TEXTS).
 GENERATION = {"num_samples": 3, "num_points": 3, "max_length": 5, "temperature": 1.0,
@@ -63,7 +65,7 @@ def setup(name, strategy):
 
 
 # Over ~30 s each on 2 cores: in the full tier (`make test-all`, Bazel), not in `make test`.
-SLOW_CONFORMANCE = ("copy_attention", "factorial_hmm", "sentence_vae")
+SLOW_CONFORMANCE = ("copy_attention", "factorial_hmm", "sentence_vae", "neural_template")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
@@ -243,7 +245,33 @@ def check_summaries(model, corpus, batcher, inputs, outputs):
         assert summary == expected and set(summary) <= set(text.split()), (summary, text)
 
 
-CHECKS = {"sample": check_generated, "homotopy": check_generated, "tag": check_tags,
+def check_generate(model, corpus, batcher, inputs, outputs):
+    """`generate` (neural_template): the texts `ids_to_text` gives for `fill_templates` over the
+    stored templates, each word a vocabulary word or a word of its record set."""
+    batch = batcher(inputs["text"])
+    ids, _, chosen = model.fill_templates(batch["source"], batch["source_mask"],
+                                          model.template_table, model.template_lengths)
+    expected = model.ids_to_text(ids.numpy(), batch["source"].numpy(), corpus)
+    assert [t.decode() for t in outputs["text"]] == expected
+    np.testing.assert_array_equal(outputs["template"], chosen.numpy())
+    vocabulary = set(corpus.target_vocab.tokens)
+    for text, source in zip(expected, TEXTS[corpus.name]):
+        assert set(text.split()) <= vocabulary | set(source.split()), text
+
+
+def check_segment(model, corpus, batcher, inputs, outputs):
+    """`segment` (neural_template): the Viterbi segmentation, its segments covering each
+    target's tokens and `<eos>` exactly, none longer than L."""
+    batch = batcher(inputs["text"], inputs["target"])
+    found = model.segment(batch)
+    np.testing.assert_array_equal(outputs["states"], found.states.numpy())
+    np.testing.assert_array_equal(outputs["ends"], found.ends.numpy())
+    lengths = batch["target_lengths"].numpy()
+    np.testing.assert_array_equal(outputs["ends"].sum(1), lengths)
+    assert outputs["ends"].max() <= model.max_length
+
+
+CHECKS = {"sample": check_generated, "generate": check_generate, "segment": check_segment, "homotopy": check_generated, "tag": check_tags,
           "marginals": check_marginals, "topics": check_topics, "posterior": check_posterior,
           "translate": check_translations, "summarize": check_summaries}
 
@@ -282,7 +310,8 @@ for directory in sorted({call["dir"] for call in calls}):
 """
 # One model of each family (language model, VAE, HMM, topic model, translation) also serves
 # through `saved_model_cli run`.
-CLI_MODELS = ("mixture_lm", "sentence_vae", "hmm", "prodlda", "copy_attention")
+CLI_MODELS = ("mixture_lm", "sentence_vae", "hmm", "prodlda", "copy_attention",
+              "neural_template")
 
 
 def literals(inputs: dict[str, tf.Tensor]) -> dict:

@@ -144,3 +144,46 @@ def test_reference_sets_name_the_record_set_that_disagrees(tmp_path):
     (folder / "testset_w_refs.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     assert e2e.reference_sets(str(tmp_path)) == [["A is cheap.", "Cheap: A."],
                                                  ["B is by the river."]]
+
+
+def test_corpus_reference_sets_hold_every_reference_of_each_record_set(corpus, data_dir):
+    # valid: the README's 547 distinct record sets, their aligned sentences grouped
+    valid = corpus.reference_sets("valid")
+    with open(os.path.join(data_dir, "e2e", "src_uniq_valid.txt"), encoding="utf-8") as f:
+        assert {text for text, _ in valid} == {line.strip() for line in f}
+    assert sum(len(refs) for _, refs in valid) == 4672
+    with open(os.path.join(data_dir, "e2e", "valid.txt"), encoding="utf-8") as f:
+        first = f.readline().split("|||")[0].split()[:-1]  # without <eos>
+    assert " ".join(first) in valid[0][1]
+    # test: one entry per line of src_test.txt, with the CSV's 4,693 raw references
+    test = corpus.reference_sets("test")
+    with open(os.path.join(data_dir, "e2e", "src_test.txt"), encoding="utf-8") as f:
+        assert [text for text, _ in test] == [line.strip() for line in f]
+    assert sum(len(refs) for _, refs in test) == 4693
+    assert corpus.offers("valid", "parallel") and not corpus.offers("test", "parallel")
+    assert corpus.offers("test", "records")
+
+
+@pytest.mark.slow
+def test_copy_attention_and_neural_template_train_and_score_on_e2e(corpus):
+    """Both e2e models take a training step on its `parallel` batches and score generations for
+    the test record sets against all their references (multi-reference BLEU in [0, 100])."""
+    import tensorflow as tf
+
+    from tests.training import adam_step
+    from tflv.models import HParams, get_model_class
+    from trainers import flags as tflv_flags
+
+    values = {name: tflv_flags.FLAGS[name].default for name in tflv_flags.MODEL_FLAGS}
+    values.update(embed_dim=8, hidden_dim=8, num_states=4, beam_size=2, num_templates=2,
+                  bleu_max_examples=6)
+    batch = next(iter(corpus.dataset("train", "parallel", 4, max_length=12)))
+    for name in ("copy_attention", "neural_template"):
+        tf.keras.utils.set_random_seed(0)
+        model = get_model_class(name).from_corpus(corpus, HParams(values))
+        if name == "neural_template":
+            model.config["template_examples"] = 8
+        loss = float(adam_step(model, 1e-3)(batch))
+        assert np.isfinite(loss)
+        bleu = model.evaluate_corpus(corpus, "test", 4)["bleu"]
+        assert 0.0 <= bleu <= 100.0, (name, bleu)

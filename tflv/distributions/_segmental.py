@@ -208,8 +208,10 @@ def backtrack(log_beta: tf.Tensor, transition: tf.Tensor, segments: tf.Tensor,
                           tf.zeros_like(edges[:, None, :]))
         best = tf.argmax(tf.reshape(score, [batch, -1]), axis=-1, output_type=tf.int32)
         length, state = best // num_states + 1, best % num_states
-        return (tf.where(active, end - length, end), tf.where(active, state, following),
-                at, tf.where(active, length, 0), state)
+        carried = (tf.where(active, end - length, end), tf.where(active, state, following),
+                   at, tf.where(active, length, 0), state)
+        # the carry keeps its static [B] (the reshape above loses it when only lengths know B)
+        return tuple(tf.ensure_shape(t, end.shape) for t in carried)
 
     zeros = tf.zeros([batch], tf.int32)
     _, _, ends_at, seg_lengths, seg_states = tf.scan(

@@ -10,6 +10,7 @@ from tflv.models.latent_summary import LatentSummary
 from tflv.models.lda import LatentDirichletAllocation
 from tflv.models.mixture_lm import MixtureLM
 from tflv.models.mos_lm import MoSLM
+from tflv.models.neural_template import NeuralTemplate
 from tflv.models.rnnlm import RNNLM
 from tflv.models.sentence_vae import SentenceVAE
 from tflv.models.seq2seq import CopyAttention, EncoderDecoder, LatentAttention
@@ -32,6 +33,7 @@ MODELS = {
     "neural_hmm": NeuralHMMTagger,
     "factorial_hmm": FactorialHMMTagger,
     "hmm_lm": HMMLM,
+    "neural_template": NeuralTemplate,
 }
 
 

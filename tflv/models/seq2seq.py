@@ -78,7 +78,7 @@ class EncoderDecoder(LatentVariableModel):
     """
 
     input_form = "parallel"
-    datasets = ("multi30k",)
+    datasets = ("multi30k", "e2e")
 
     def __init__(self, source_vocab_size: int, target_vocab_size: int, attention: str = "soft",
                  embed_dim: int = 256, hidden_dim: int = 256, dropout: float = 0.0,
@@ -323,6 +323,8 @@ class EncoderDecoder(LatentVariableModel):
         splits = [split] + (list(BLEU_EXTRA_SPLITS) if split == "test" else [])
         translate = tf.function(self.translate, input_signature=[
             tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32)])
+        if getattr(corpus, "has_reference_sets", False):  # data-to-text: all references
+            return {"bleu": self._multi_reference_bleu(corpus, split, batch_size, translate)}
         metrics = {}
         for name in splits:
             if name not in corpus.splits:
@@ -339,6 +341,23 @@ class EncoderDecoder(LatentVariableModel):
             key = "bleu" if name == split else f"bleu_{name}"
             metrics[key] = corpus_bleu(hypotheses, references, tokenized=True)
         return metrics
+
+    def _multi_reference_bleu(self, corpus, split, batch_size, translate) -> float:
+        """BLEU of the translations of each distinct source of `split` against all its
+        references (`corpus.reference_sets`; tokenised references compared as they are, raw
+        ones — E2E's test set — through sacrebleu's 13a)."""
+        from tflv.bleu import multi_reference_bleu
+        pairs = corpus.reference_sets(split)
+        if self.config["bleu_max_examples"]:
+            pairs = pairs[:self.config["bleu_max_examples"]]
+        hypotheses = []
+        for i in range(0, len(pairs), batch_size):
+            rows = [corpus.source_vocab.encode(text.split()) for text, _ in pairs[i:i + batch_size]]
+            width = max(len(r) for r in rows)
+            source = np.array([list(r) + [0] * (width - len(r)) for r in rows], np.int32)
+            ids = translate(source, (source > 0).astype(np.float32)).numpy()
+            hypotheses += self.ids_to_text(ids, source, corpus)
+        return multi_reference_bleu(hypotheses, [r for _, r in pairs], tokenized=split != "test")
 
     def get_config(self):
         return {**super().get_config(), **self.config}
