@@ -264,8 +264,7 @@ def read_text(label: str, lines: Iterable[tuple[int, str]], pipeline: TextPipeli
     """The non-blank lines of `lines` ((number, text) pairs of the file or source `label`) as
     one-column examples; blank lines are counted in `info["blank_lines"]`."""
     numbers, blank = [], 0
-    for number, line in lines:
-        tokens = pipeline.tokens(line)
+    for number, tokens in pipeline.tokenized(lines):
         if tokens:
             column.append(tokens)
             numbers.append(number)
