@@ -28,13 +28,18 @@ Example:
   >>> from tflv.models import RNNLM
   >>> folder = tempfile.mkdtemp()
   >>> with open(os.path.join(folder, "train.txt"), "w") as f:
-  ...     _ = f.write("The cat sat .\\nA dog ran .\\n" * 20)
-  >>> corpus = data.load(f"text:{folder}", lowercase=True)
-  >>> model = RNNLM.from_corpus(corpus, embed_dim=8, hidden_dim=8)   # doctest: +SKIP
+  ...     _ = f.write("The cat sat.\\nA dog ran.\\n" * 20)
+  >>> corpus = data.load(f"text:{folder}", lowercase=True, tokenizer="punctuation")
+  >>> batcher = TextBatcher(corpus, "sentences")     # what every signature reads text with
+  >>> corpus.vocab.decode(batcher(tf.constant(["THE cat ran!"]))["targets"][0])
+  ['the', 'cat', 'ran', '<unk>', '<eos>']
+  >>> batcher.unknown_words(tf.constant(["THE cat ran!"]))["unknown_words"].numpy()
+  array([1], dtype=int32)
+  >>> model = RNNLM(vocab_size=len(corpus.vocab), embed_dim=8, hidden_dim=8)  # then train it
   >>> export_saved_model(model, corpus, os.path.join(folder, "export"))  # doctest: +SKIP
   >>> served = tf.saved_model.load(os.path.join(folder, "export"))   # doctest: +SKIP
-  >>> served.signatures["score"](text=tf.constant(["THE CAT ran ."]))["unknown_words"]  # doctest: +SKIP
-  <tf.Tensor: shape=(1,), dtype=int32, numpy=array([0], dtype=int32)>
+  >>> served.signatures["score"](text=tf.constant(["THE cat ran!"]))["unknown_words"]  # doctest: +SKIP
+  <tf.Tensor: shape=(1,), dtype=int32, numpy=array([1], dtype=int32)>
 
 #### References
 No mathematics here (the scores are the models' own).
