@@ -286,10 +286,8 @@ def load(folder: str, **options) -> Corpus:
       >>> corpus.forms
       ('stream', 'sentences', 'tokens', 'bow')
     """
-    opts = CorpusOptions(**options)
-    files = split_files(folder, [".txt"], "text")
-    return from_lines(f"text:{folder}", {split: (paths[0], read_lines(paths[0]))
-                                         for split, paths in files.items()}, opts)
+    from data import text_stream  # it builds on this module's rules
+    return text_stream.load(folder, **options)
 
 
 def from_lines(name: str, sources: Mapping[str, tuple[str, Iterable[tuple[int, str]]]],
