@@ -33,11 +33,14 @@ Options shared by the generic corpora (`text:`, `parallel:`, `tagged:`):
 `info["text_pipeline"]` holds the tokenizer settings and `info["vocabulary"]` the vocabulary
 options, both plain dicts.
 
-Each file is read and tokenized once, line by line; tokens are kept as int32 ids (`Column`, 4
-bytes a token) and the vocabulary is built from their counts; the `stream` and `bow` arrays are
-made when a run first reads that form. A loaded corpus costs about 15 bytes a token (BENCHMARKS.md,
-"Your own corpus at scale"), plus the tf.data tensors of the form read: it is held in memory, not
-streamed from disk.
+`load` streams the folder from its files through tf.data (`data.text_stream`): one scan builds
+the vocabulary and the sizes (`num_tokens`, `num_examples`, known before any batch), keeping one
+int32 per line, and every form reads the lines again each epoch, so a corpus larger than memory
+trains; `shuffle=True` draws from a buffer of 10,000 examples. `from_lines`, the reader of a
+`tfds:` dataset's examples, holds its corpus in memory instead: tokens as int32 ids (`Column`, 4
+bytes a token) from which the vocabulary is built, the `stream` and `bow` arrays made when a run
+first reads that form. Both give the same batches of the same lines (tests/data/
+test_text_stream.py); BENCHMARKS.md, "Your own corpus at scale", measures their memory.
 
 #### References
 Mikolov et al. (2010), "Recurrent neural network based language model" (the stream with <eos>);
