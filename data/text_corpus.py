@@ -36,11 +36,12 @@ options, both plain dicts.
 `load` streams the folder from its files through tf.data (`data.text_stream`): one scan builds
 the vocabulary and the sizes (`num_tokens`, `num_examples`, known before any batch), keeping one
 int32 per line, and every form reads the lines again each epoch, so a corpus larger than memory
-trains; `shuffle=True` draws from a buffer of 10,000 examples. `from_lines`, the reader of a
-`tfds:` dataset's examples, holds its corpus in memory instead: tokens as int32 ids (`Column`, 4
-bytes a token) from which the vocabulary is built, the `stream` and `bow` arrays made when a run
-first reads that form. Both give the same batches of the same lines (tests/data/
-test_text_stream.py); BENCHMARKS.md, "Your own corpus at scale", measures their memory.
+trains; `shuffle=True` draws from a buffer of 10,000 examples (`tfds:` datasets are streamed
+alike). `from_lines` reads any iterable of lines into memory instead: tokens as int32 ids
+(`Column`, 4 bytes a token) from which the vocabulary is built, the `stream` and `bow` arrays made
+when a run first reads that form. The two give the same batches of the same lines (tests/data/
+test_text_stream.py holds the streamed reader to the in-memory one); BENCHMARKS.md, "Your own
+corpus at scale", measures their memory and speed.
 
 #### References
 Mikolov et al. (2010), "Recurrent neural network based language model" (the stream with <eos>);
@@ -63,7 +64,7 @@ from data import forms
 from data.corpus import Corpus
 from data.errors import CorpusNotFoundError, DataFormatError
 from data.pipeline import Sequences
-from data.tokenize import TextPipeline, read_lines
+from data.tokenize import TextPipeline
 from data.vocab import EOS_ID, SPECIALS, UNK_ID, Vocabulary
 
 SPLITS = ("train", "valid", "test")

@@ -43,6 +43,7 @@ import dataclasses
 import itertools
 import os
 import unicodedata
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -58,16 +59,39 @@ from data.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIALS, Vocabulary
 
 SHUFFLE_BUFFER = 10_000
 _LINES_PER_CALL = 1024  # lines tokenised per call of the tokenizer in a dataset
-_BOM = "\ufeff".encode()
+
+
+@dataclasses.dataclass(frozen=True)
+class LineSource:
+    """The lines of one split, read twice: `numbered()` yields (1-based line number, text) for
+    the scan (it raises `DataFormatError` on bad input), `dataset()` is a tf.data.Dataset of the
+    same lines (string scalars) for the batches. `path` names it in errors (a file, or
+    `tfds:NAME/SPLIT`)."""
+    path: str
+    numbered: Callable[[], Iterable[tuple[int, str]]]
+    dataset: Callable[[], tf.data.Dataset]
+
+    @classmethod
+    def file(cls, path: str) -> "LineSource":
+        """A UTF-8 text file (`read_lines`; `\\r\\n` ends and a leading byte-order mark)."""
+        def lines():
+            return tf.data.TextLineDataset(path).enumerate().map(
+                lambda i, line: tf.where(i == 0, tf.strings.regex_replace(line, "^\ufeff", ""),
+                                         line))
+        return cls(path, lambda: read_lines(path), lines)
 
 
 @dataclasses.dataclass
 class Split:
-    """The examples of one split: the lines of `path` where `keep` (bool [lines]) is true, with
+    """The examples of one split: the lines of `source` where `keep` (bool [lines]) is true, with
     `lengths` (int [examples]) tokens each and `numbers` (int [examples]) their line indices."""
-    path: str
+    source: LineSource
     keep: np.ndarray
     lengths: np.ndarray
+
+    @property
+    def path(self) -> str:
+        return self.source.path
 
     @property
     def numbers(self) -> np.ndarray:
@@ -77,10 +101,11 @@ class Split:
         return len(self.lengths)
 
 
-def scan(path: str, pipeline: TextPipeline, counts: collections.Counter | None) -> np.ndarray:
-    """int32 [lines]: the number of tokens of each line of `path` (adding train's to `counts`)."""
+def scan(source: LineSource, pipeline: TextPipeline,
+         counts: collections.Counter | None) -> np.ndarray:
+    """int32 [lines]: the number of tokens of each line of `source` (adding them to `counts`)."""
     lengths = array.array("i")
-    for _, tokens in pipeline.tokenized(read_lines(path)):
+    for _, tokens in pipeline.tokenized(source.numbered()):
         lengths.append(len(tokens))
         if counts is not None:
             counts.update(tokens)
@@ -91,20 +116,28 @@ def load(folder: str, **options) -> Corpus:
     """The `text:` corpus in `folder`, streamed (see the module docstring and
     `data.text_corpus`)."""
     opts = text_corpus.CorpusOptions(**options)
-    files = {split: paths[0] for split, paths in
-             text_corpus.split_files(folder, [".txt"], "text").items()}
-    info, pipeline, counts = opts.info(), opts.pipeline(), collections.Counter()
+    files = text_corpus.split_files(folder, [".txt"], "text")
+    return from_sources(f"text:{folder}", {split: LineSource.file(paths[0])
+                                           for split, paths in files.items()}, opts)
+
+
+def from_sources(name: str, sources: Mapping[str, LineSource], opts,
+                 info: Mapping[str, Any] | None = None) -> Corpus:
+    """The streamed text corpus `name` of, per split, its `LineSource` (a file's lines for
+    `text:`, a TFDS split's examples for `tfds:`); `info` adds facts to `corpus.info`."""
+    info = {**opts.info(), **(info or {})}
+    pipeline, counts = opts.pipeline(), collections.Counter()
     limit = opts.max_line_tokens
     splits, blank, dropped = {}, {}, {}
-    for split, path in files.items():
-        lengths = scan(path, pipeline, counts if split == text_corpus.TRAIN else None)
+    for split, source in sources.items():
+        lengths = scan(source, pipeline, counts if split == text_corpus.TRAIN else None)
         keep = (lengths > 0) & ((lengths <= limit) if limit else True)
-        blank[os.path.basename(path)] = int((lengths == 0).sum())
+        blank[os.path.basename(source.path)] = int((lengths == 0).sum())
         dropped[split] = int((lengths > 0).sum() - keep.sum())
         if dropped[split]:
             logging.info("max_line_tokens=%d: dropping %d of %d examples of %s", limit,
-                         dropped[split], int((lengths > 0).sum()), path)
-        splits[split] = Split(path, keep, lengths[keep])
+                         dropped[split], int((lengths > 0).sum()), source.path)
+        splits[split] = Split(source, keep, lengths[keep])
         if split == text_corpus.TRAIN:
             read = lengths > 0  # the lines whose words the scan counted
     info["blank_lines"] = blank
@@ -119,7 +152,7 @@ def load(folder: str, **options) -> Corpus:
     train = splits[text_corpus.TRAIN]
     removed = read & ~train.keep  # too long, or held out: not words of train's examples
     if removed.any():
-        gone = [line for number, line in read_lines(train.path) if removed[number - 1]]
+        gone = [line for number, line in train.source.numbered() if removed[number - 1]]
         for tokens in pipeline.tokens_of(gone):
             counts.subtract(tokens)
     occurrences = (itertools.repeat(t, c) for t, c in counts.items() if c > 0)
@@ -128,7 +161,7 @@ def load(folder: str, **options) -> Corpus:
     reader = LineReader(pipeline, vocab)
     splits = {split: splits[split] for split in text_corpus.SPLITS if split in splits}
     return Corpus(
-        f"text:{folder}", tuple(splits), vocab,
+        name, tuple(splits), vocab,
         {"stream": reader.stream_form(splits), "sentences": reader.sequence_form(splits, True),
          "tokens": reader.sequence_form(splits, False), "bow": reader.bow_form(splits)},
         info, {split: int(s.lengths.sum()) + len(s) for split, s in splits.items()},
@@ -159,12 +192,12 @@ def _cut_missing_splits(splits: dict[str, Split], opts, info: dict) -> None:
             held |= chosen
             keep = np.zeros_like(train.keep)
             keep[numbers[chosen]] = True
-            splits[split] = Split(train.path, keep, train.lengths[chosen])
+            splits[split] = Split(train.source, keep, train.lengths[chosen])
             info["held_out"][split] = {"from": text_corpus.TRAIN, "fraction": fractions[split],
                                        "seed": opts.split_seed, "examples": cut[split]}
     keep = train.keep.copy()
     keep[numbers[held]] = False
-    splits[text_corpus.TRAIN] = Split(train.path, keep, train.lengths[~held])
+    splits[text_corpus.TRAIN] = Split(train.source, keep, train.lengths[~held])
 
 
 class LineReader:
@@ -186,10 +219,9 @@ class LineReader:
     def examples(self, split: Split, first_line: int = 0) -> tf.data.Dataset:
         """int32 [n] per example of `split` whose line index is ≥ `first_line`, in file order."""
         keep = tf.constant(split.keep)
-        lines = tf.data.TextLineDataset(split.path).enumerate().skip(first_line)
-        lines = lines.filter(lambda i, line: keep[i]).map(
-            lambda i, line: tf.where(i == 0, _strip_bom(line), line))
-        batches = lines.batch(_LINES_PER_CALL)
+        lines = split.source.dataset().enumerate().skip(first_line)
+        batches = lines.filter(lambda i, line: keep[i]).map(
+            lambda i, line: line).batch(_LINES_PER_CALL)
         if self.pipeline.unicode_form:
             batches = batches.map(self._normalise)
         ids = batches.map(lambda text: tf.cast(self.table.lookup(self.pipeline.tokenize(text)),
@@ -340,10 +372,6 @@ class LineReader:
             return batches.prefetch(tf.data.AUTOTUNE)
 
         return build
-
-
-def _strip_bom(line: tf.Tensor) -> tf.Tensor:
-    return tf.strings.regex_replace(line, "^\ufeff", "")
 
 
 def _order(data: tf.data.Dataset, batching: Batching, size: int) -> tf.data.Dataset:

@@ -101,8 +101,8 @@ class TextPipeline:
         return unicodedata.normalize(self.unicode_form, line) if self.unicode_form else line
 
     def normalise(self, lines: Sequence[str]) -> list[str]:
-        """Each line in `unicode_form`, lower-cased if `lowercase` (`tokenize`'s `tf.strings.lower`),
-        not tokenised: the words of a tagged corpus' columns."""
+        """Each line in `unicode_form`, lower-cased if `lowercase` (by `tokenize`'s
+        `tf.strings.lower`), not tokenised: the words of a tagged corpus' columns."""
         lines = [self.normalise_unicode(line) for line in lines]
         if not self.lowercase or not lines:
             return lines

@@ -38,8 +38,9 @@ Example:
   >>> model = RNNLM(vocab_size=len(corpus.vocab), embed_dim=8, hidden_dim=8)  # then train it
   >>> export_saved_model(model, corpus, os.path.join(folder, "export"))  # doctest: +SKIP
   >>> served = tf.saved_model.load(os.path.join(folder, "export"))   # doctest: +SKIP
-  >>> served.signatures["score"](text=tf.constant(["THE cat ran!"]))["unknown_words"]  # doctest: +SKIP
-  <tf.Tensor: shape=(1,), dtype=int32, numpy=array([1], dtype=int32)>
+  >>> served.signatures["score"](text=tf.constant(["THE cat ran!"]))  # doctest: +SKIP
+  {'log_prob': <tf.Tensor: ...>, 'tokens': <tf.Tensor: ...>, 'unknown_words': <tf.Tensor: shape=(1,),
+  dtype=int32, numpy=array([1], dtype=int32)>}
 
 #### References
 No mathematics here (the scores are the models' own).
