@@ -39,8 +39,8 @@ Example:
   >>> export_saved_model(model, corpus, os.path.join(folder, "export"))  # doctest: +SKIP
   >>> served = tf.saved_model.load(os.path.join(folder, "export"))   # doctest: +SKIP
   >>> served.signatures["score"](text=tf.constant(["THE cat ran!"]))  # doctest: +SKIP
-  {'log_prob': <tf.Tensor: ...>, 'tokens': <tf.Tensor: ...>, 'unknown_words': <tf.Tensor: shape=(1,),
-  dtype=int32, numpy=array([1], dtype=int32)>}
+  {'log_prob': <tf.Tensor: ...>, 'tokens': <tf.Tensor: ...>,
+   'unknown_words': <tf.Tensor: shape=(1,), dtype=int32, numpy=array([1], dtype=int32)>}
 
 #### References
 No mathematics here (the scores are the models' own).
