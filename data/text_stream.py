@@ -70,15 +70,12 @@ class LineSource:
     path: str
     numbered: Callable[[], Iterable[tuple[int, str]]]
     dataset: Callable[[], tf.data.Dataset]
+    byte_order_mark: bool = False  # whether a byte-order mark starting line 1 is dropped
 
     @classmethod
     def file(cls, path: str) -> "LineSource":
         """A UTF-8 text file (`read_lines`; `\\r\\n` ends and a leading byte-order mark)."""
-        def lines():
-            return tf.data.TextLineDataset(path).enumerate().map(
-                lambda i, line: tf.where(i == 0, tf.strings.regex_replace(line, "^\ufeff", ""),
-                                         line))
-        return cls(path, lambda: read_lines(path), lines)
+        return cls(path, lambda: read_lines(path), lambda: tf.data.TextLineDataset(path), True)
 
 
 @dataclasses.dataclass
@@ -216,17 +213,24 @@ class LineReader:
 
         return tf.reshape(tf.numpy_function(normalise, [lines], tf.string), [-1])
 
-    def examples(self, split: Split, first_line: int = 0) -> tf.data.Dataset:
-        """int32 [n] per example of `split` whose line index is ≥ `first_line`, in file order."""
-        keep = tf.constant(split.keep)
-        lines = split.source.dataset().enumerate().skip(first_line)
-        batches = lines.filter(lambda i, line: keep[i]).map(
-            lambda i, line: line).batch(_LINES_PER_CALL)
-        if self.pipeline.unicode_form:
-            batches = batches.map(self._normalise)
-        ids = batches.map(lambda text: tf.cast(self.table.lookup(self.pipeline.tokenize(text)),
-                                               tf.int32))
-        return ids.unbatch()
+    def batches(self, split: Split, first_line: int = 0, then: Callable | None = None):
+        """The examples of `split` whose line index is ≥ `first_line`, in file order, a batch of
+        lines at a time: int32 ragged [b, None] ids (or `then` of them). Lines are selected,
+        tokenised and looked up per batch, not per line."""
+        keep, bom = tf.constant(split.keep), split.source.byte_order_mark
+
+        def ids(numbers, text):
+            if bom:
+                text = tf.where(numbers == 0, tf.strings.regex_replace(text, "^\ufeff", ""),
+                                text)
+            text = tf.boolean_mask(text, tf.gather(keep, numbers))
+            if self.pipeline.unicode_form:
+                text = self._normalise(text)
+            ragged = tf.cast(self.table.lookup(self.pipeline.tokenize(text)), tf.int32)
+            return ragged if then is None else then(ragged)
+
+        lines = split.source.dataset().enumerate().skip(first_line).batch(_LINES_PER_CALL)
+        return lines.map(ids, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def sequence_form(self, splits: dict[str, Split], sentences: bool):
         """The `sentences` (`sentences=True`) or `tokens` form builder."""
@@ -235,7 +239,16 @@ class LineReader:
                   pad_to: int | None = None, bucket_boundaries: list[int] | None = None):
             s = splits[split]
             lengths = s.lengths
-            data = self.examples(s)
+
+            def fields(ids):  # int32 ragged [b, None] → the form's fields
+                n = tf.cast(ids.row_lengths(), tf.int32)
+                if not sentences:
+                    return {"tokens": ids, "lengths": n}
+                column = tf.ones([ids.nrows(), 1], tf.int32)
+                return {"inputs": tf.concat([column * BOS_ID, ids], 1),
+                        "targets": tf.concat([ids, column * EOS_ID], 1), "lengths": n + 1}
+
+            data = _examples(self.batches(s, then=fields))
             if max_length is not None:
                 if not isinstance(max_length, (int, np.integer)) or max_length < 1:
                     raise ValueError(f"max_length must be a positive integer, got "
@@ -244,7 +257,8 @@ class LineReader:
                 if split == text_corpus.TRAIN:
                     logging.info("max_length=%d: dropping %d of %d training examples (evaluation "
                                  "splits keep all)", max_length, too_long, len(lengths))
-                    data = data.filter(lambda ids: tf.size(ids) <= max_length)
+                    data = data.filter(
+                        lambda example: example["lengths"] - int(sentences) <= max_length)
                     lengths = lengths[lengths <= max_length]
                 else:
                     logging.info("max_length=%d is not applied to split %r: evaluation keeps all "
@@ -256,14 +270,7 @@ class LineReader:
                 raise ValueError(f"pad_to={pad_to!r} must be an integer >= the longest sequence "
                                  f"of this split ({longest}); raise it, or drop long training "
                                  "examples with max_length")
-            if sentences:
-                data = data.map(lambda ids: {"inputs": tf.concat([[BOS_ID], ids], 0),
-                                             "targets": tf.concat([ids, [EOS_ID]], 0),
-                                             "lengths": tf.size(ids) + 1})
-                sequence = "inputs"
-            else:
-                data = data.map(lambda ids: {"tokens": ids, "lengths": tf.size(ids)})
-                sequence = "tokens"
+            sequence = "inputs" if sentences else "tokens"
             data = _order(data, batching, len(lengths))
             shapes = {name: ([] if name == "lengths" else [pad_to]) for name in data.element_spec}
             if bucket_boundaries is None:
@@ -292,9 +299,9 @@ class LineReader:
         size, checked = len(self.vocab), {}
 
         def documents(split):
-            return self.examples(splits[split]).map(
-                lambda ids: tf.boolean_mask(ids, ids >= len(SPECIALS))).filter(
-                lambda ids: tf.size(ids) > 0)
+            words = _examples(self.batches(splits[split], then=lambda ids: tf.ragged.boolean_mask(
+                ids, ids >= len(SPECIALS))))
+            return words.filter(lambda ids: tf.size(ids) > 0)
 
         def build(split: str, batching: Batching):
             if split not in checked:  # the first document with a known word, if any
@@ -339,8 +346,9 @@ class LineReader:
                 k = tf.searchsorted(ends, tf.reshape(tf.maximum(start, 1), [1]))[0]
                 k = tf.minimum(k, len(numbers) - 1)
                 offset = tf.maximum(start, 1) - 1 - tf.gather(before, k)
-                tokens = self.examples(s, tf.gather(numbers, k)).map(
-                    lambda ids: tf.concat([ids, [EOS_ID]], 0)).unbatch().skip(offset)
+                tokens = self.batches(s, tf.gather(numbers, k), then=lambda ids: tf.concat(
+                    [ids, tf.ones([ids.nrows(), 1], tf.int32) * EOS_ID], 1).flat_values)
+                tokens = tokens.unbatch().skip(offset)
                 head = tf.data.Dataset.from_tensor_slices(
                     tf.fill([tf.cast(tf.equal(start, 0), tf.int32)], STREAM_START))
                 tokens = head.concatenate(tokens).take(tf.cast(pairs + 1, tf.int64))
@@ -372,6 +380,11 @@ class LineReader:
             return batches.prefetch(tf.data.AUTOTUNE)
 
         return build
+
+
+def _examples(batches: tf.data.Dataset) -> tf.data.Dataset:
+    """The rows of ragged batches as dense vectors (what `padded_batch` takes)."""
+    return batches.unbatch().map(lambda row: tf.nest.map_structure(tf.convert_to_tensor, row))
 
 
 def _order(data: tf.data.Dataset, batching: Batching, size: int) -> tf.data.Dataset:
