@@ -37,7 +37,6 @@ layout).
 """
 from __future__ import annotations
 
-import array
 import collections
 import dataclasses
 import itertools
@@ -54,11 +53,12 @@ from data import text_corpus
 from data.corpus import Corpus
 from data.errors import DataFormatError
 from data.pipeline import STREAM_START, Batching
-from data.tokenize import TextPipeline, read_lines
+from data.tokenize import TextPipeline, batches, read_lines
 from data.vocab import BOS_ID, EOS_ID, PAD_ID, SPECIALS, Vocabulary
 
 SHUFFLE_BUFFER = 10_000
 _LINES_PER_CALL = 1024  # lines tokenised per call of the tokenizer in a dataset
+_SCAN_LINES = 4096  # lines tokenised per call in the scan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,15 +98,18 @@ class Split:
         return len(self.lengths)
 
 
-def scan(source: LineSource, pipeline: TextPipeline,
+def scan(lines: Iterable[tuple[int, str]], pipeline: TextPipeline,
          counts: collections.Counter | None) -> np.ndarray:
-    """int32 [lines]: the number of tokens of each line of `source` (adding them to `counts`)."""
-    lengths = array.array("i")
-    for _, tokens in pipeline.tokenized(source.numbered()):
-        lengths.append(len(tokens))
+    """int32 [lines]: the number of tokens of each (number, text) of `lines`, tokenised in
+    batches of lines; the tokens are added to `counts` (as UTF-8 bytes), never kept."""
+    lengths = []
+    for chunk in batches(lines, _SCAN_LINES):
+        ragged = pipeline.tokenize(tf.constant(
+            [pipeline.normalise_unicode(line) for _, line in chunk], tf.string))
+        lengths.append(ragged.row_lengths().numpy().astype(np.int32))
         if counts is not None:
-            counts.update(tokens)
-    return np.frombuffer(lengths, np.int32) if lengths else np.zeros(0, np.int32)
+            counts.update(ragged.flat_values.numpy().tolist())
+    return np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
 
 
 def load(folder: str, **options) -> Corpus:
@@ -127,7 +130,8 @@ def from_sources(name: str, sources: Mapping[str, LineSource], opts,
     limit = opts.max_line_tokens
     splits, blank, dropped = {}, {}, {}
     for split, source in sources.items():
-        lengths = scan(source, pipeline, counts if split == text_corpus.TRAIN else None)
+        lengths = scan(source.numbered(), pipeline,
+                       counts if split == text_corpus.TRAIN else None)
         keep = (lengths > 0) & ((lengths <= limit) if limit else True)
         blank[os.path.basename(source.path)] = int((lengths == 0).sum())
         dropped[split] = int((lengths > 0).sum() - keep.sum())
@@ -149,10 +153,10 @@ def from_sources(name: str, sources: Mapping[str, LineSource], opts,
     train = splits[text_corpus.TRAIN]
     removed = read & ~train.keep  # too long, or held out: not words of train's examples
     if removed.any():
-        gone = [line for number, line in train.source.numbered() if removed[number - 1]]
-        for tokens in pipeline.tokens_of(gone):
-            counts.subtract(tokens)
-    occurrences = (itertools.repeat(t, c) for t, c in counts.items() if c > 0)
+        gone = collections.Counter()
+        scan(((n, line) for n, line in train.source.numbered() if removed[n - 1]), pipeline, gone)
+        counts.subtract(gone)
+    occurrences = (itertools.repeat(t.decode("utf-8"), c) for t, c in counts.items() if c > 0)
     vocab = Vocabulary.build(occurrences, opts.min_count, opts.vocab_size)
     info["vocab_size"] = len(vocab)
     reader = LineReader(pipeline, vocab)
