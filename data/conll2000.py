@@ -43,7 +43,10 @@ def load(data_dir: str, lowercase: bool = True, min_count: int = 1,
         "conll2000", tuple(FILES), vocab,
         {"sentences": forms.sentences(words), "tokens": forms.tokens(words),
          "tagged": forms.tokens(words, {"tags": pos, "chunks": chunks})},
-        {"vocab_size": len(vocab), "num_tags": len(pos_vocab), "num_chunks": len(chunk_vocab)},
+        {"vocab_size": len(vocab), "num_tags": len(pos_vocab), "num_chunks": len(chunk_vocab),
+         # the words as the loader read them, which serving reads text by (tflv.export)
+         "text_pipeline": {"tokenizer": "whitespace", "lowercase": lowercase,
+                           "unicode_form": None}},
         {split: int(w.lengths.sum()) for split, w in words.items()},
         {split: len(w) for split, w in words.items()},
         pos_vocab=pos_vocab, chunk_vocab=chunk_vocab)

@@ -29,7 +29,7 @@ from data.corpus import Corpus
 from data.errors import DataFormatError
 from data.text_corpus import (TRAIN, Column, CorpusOptions, Examples, encode, finish_splits,
                               split_files)
-from data.tokenize import TextPipeline, read_lines
+from data.tokenize import TextPipeline, batches, read_lines
 
 FORMS = ("parallel", "sentences")
 SIDES = ("source", "target")
@@ -40,21 +40,24 @@ def read_pairs(source_path: str, target_path: str, pipeline: TextPipeline,
                columns: tuple[Column, Column], info: dict) -> Examples:
     """The aligned, non-blank line pairs of two files as two-column examples."""
     lines, blank = [], 0
-    for (n_src, src), (n_tgt, tgt) in itertools.zip_longest(
-            read_lines(source_path), read_lines(target_path), fillvalue=_END):
-        if n_src is None or n_tgt is None:
-            short, long_, number = ((source_path, target_path, n_tgt) if n_src is None
-                                    else (target_path, source_path, n_src))
-            total = sum(1 for _ in read_lines(long_))
-            raise DataFormatError(short, number, f"{total} lines, aligned with {long_}",
-                                  "end of file")
-        pair = (pipeline.tokens(src), pipeline.tokens(tgt))
-        if pair[0] and pair[1]:
-            for column, tokens in zip(columns, pair):
-                column.append(tokens)
-            lines.append(n_src)
-        else:
-            blank += 1
+    aligned = itertools.zip_longest(read_lines(source_path), read_lines(target_path),
+                                    fillvalue=_END)
+    for chunk in batches(aligned, 4096):
+        for (n_src, _), (n_tgt, _) in chunk:
+            if n_src is None or n_tgt is None:
+                short, long_, number = ((source_path, target_path, n_tgt) if n_src is None
+                                        else (target_path, source_path, n_src))
+                total = sum(1 for _ in read_lines(long_))
+                raise DataFormatError(short, number, f"{total} lines, aligned with {long_}",
+                                      "end of file")
+        sides = [pipeline.tokens_of([pair[k][1] for pair in chunk]) for k in (0, 1)]
+        for ((n_src, _), _), pair in zip(chunk, zip(*sides)):
+            if pair[0] and pair[1]:
+                for column, tokens in zip(columns, pair):
+                    column.append(tokens)
+                lines.append(n_src)
+            else:
+                blank += 1
     info.setdefault("blank_lines", {})[os.path.basename(source_path)] = blank
     return Examples(source_path, tuple(c.take() for c in columns), np.array(lines, np.int64))
 

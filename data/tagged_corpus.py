@@ -36,11 +36,10 @@ FORMS = ("sentences", "tokens", "tagged")
 def read_conll(path: str, pipeline: TextPipeline, tag_column: int,
                columns: tuple[Column, Column]) -> Examples:
     """The sentences of a CoNLL file as (words, tags) examples, numbered by their first line."""
-    lines, words, tags, start, width = [], [], [], 0, None
+    lines, sentences, words, tags, start, width = [], [], [], [], 0, None
 
     def end_sentence():
-        columns[0].append(words)
-        columns[1].append(tags)
+        sentences.append((words, tags))
         lines.append(start)
 
     for number, line in read_lines(path):
@@ -62,10 +61,14 @@ def read_conll(path: str, pipeline: TextPipeline, tag_column: int,
                                   "the file's first token line", line)
         if not words:
             start = number
-        words.append(pipeline.normalise(fields[0]))
+        words.append(fields[0])
         tags.append(fields[tag_column])
     if words:
         end_sentence()
+    normalised = iter(pipeline.normalise([w for ws, _ in sentences for w in ws]))
+    for ws, ts in sentences:
+        columns[0].append([next(normalised) for _ in ws])
+        columns[1].append(ts)
     return Examples(path, tuple(c.take() for c in columns), np.array(lines, np.int64))
 
 

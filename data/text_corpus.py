@@ -33,11 +33,15 @@ Options shared by the generic corpora (`text:`, `parallel:`, `tagged:`):
 `info["text_pipeline"]` holds the tokenizer settings and `info["vocabulary"]` the vocabulary
 options, both plain dicts.
 
-Each file is read and tokenized once, line by line; tokens are kept as int32 ids (`Column`, 4
-bytes a token) and the vocabulary is built from their counts; the `stream` and `bow` arrays are
-made when a run first reads that form. A loaded corpus costs about 15 bytes a token (BENCHMARKS.md,
-"Your own corpus at scale"), plus the tf.data tensors of the form read: it is held in memory, not
-streamed from disk.
+`load` streams the folder from its files through tf.data (`data.text_stream`): one scan builds
+the vocabulary and the sizes (`num_tokens`, `num_examples`, known before any batch), keeping one
+int32 per line, and every form reads the lines again each epoch, so a corpus larger than memory
+trains; `shuffle=True` draws from a buffer of 10,000 examples (`tfds:` datasets are streamed
+alike). `from_lines` reads any iterable of lines into memory instead: tokens as int32 ids
+(`Column`, 4 bytes a token) from which the vocabulary is built, the `stream` and `bow` arrays made
+when a run first reads that form. The two give the same batches of the same lines (tests/data/
+test_text_stream.py holds the streamed reader to the in-memory one); BENCHMARKS.md, "Your own
+corpus at scale", measures their memory and speed.
 
 #### References
 Mikolov et al. (2010), "Recurrent neural network based language model" (the stream with <eos>);
@@ -60,7 +64,7 @@ from data import forms
 from data.corpus import Corpus
 from data.errors import CorpusNotFoundError, DataFormatError
 from data.pipeline import Sequences
-from data.tokenize import TextPipeline, read_lines
+from data.tokenize import TextPipeline
 from data.vocab import EOS_ID, SPECIALS, UNK_ID, Vocabulary
 
 SPLITS = ("train", "valid", "test")
@@ -264,8 +268,7 @@ def read_text(label: str, lines: Iterable[tuple[int, str]], pipeline: TextPipeli
     """The non-blank lines of `lines` ((number, text) pairs of the file or source `label`) as
     one-column examples; blank lines are counted in `info["blank_lines"]`."""
     numbers, blank = [], 0
-    for number, line in lines:
-        tokens = pipeline.tokens(line)
+    for number, tokens in pipeline.tokenized(lines):
         if tokens:
             column.append(tokens)
             numbers.append(number)
@@ -287,10 +290,8 @@ def load(folder: str, **options) -> Corpus:
       >>> corpus.forms
       ('stream', 'sentences', 'tokens', 'bow')
     """
-    opts = CorpusOptions(**options)
-    files = split_files(folder, [".txt"], "text")
-    return from_lines(f"text:{folder}", {split: (paths[0], read_lines(paths[0]))
-                                         for split, paths in files.items()}, opts)
+    from data import text_stream  # it builds on this module's rules
+    return text_stream.load(folder, **options)
 
 
 def from_lines(name: str, sources: Mapping[str, tuple[str, Iterable[tuple[int, str]]]],

@@ -10,7 +10,9 @@ downloaded or prepared here: the data dir is `tfds_data_dir` (default: TFDS's ow
 `CorpusNotFoundError` saying how to prepare it.
 
 Each example's FIELD is one line of a `text:` corpus (`data.text_corpus`: the same tokenizer,
-vocabulary and split options, forms `stream`, `sentences`, `tokens`, `bow`). TFDS splits
+vocabulary and split options, forms `stream`, `sentences`, `tokens`, `bow`), streamed as a
+`text:` folder is (`data.text_stream`): one scan over the examples for the vocabulary and the
+sizes, then batches read from the prepared TFDS files each epoch. TFDS splits
 `train`, `validation` (or `valid`, `dev`) and `test` become `train`, `valid` and `test`; a
 missing one is cut from train. Errors name the source as `tfds:NAME/SPLIT` and the example by
 its 1-based position in the split (the `line`), e.g. for bytes that are not UTF-8.
@@ -21,13 +23,16 @@ TFDS, "Writing custom datasets", https://www.tensorflow.org/datasets/add_dataset
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
+import tensorflow as tf
 
 from data.corpus import Corpus
 from data.errors import CorpusNotFoundError, DataFormatError
-from data.text_corpus import CorpusOptions, from_lines
+from data.text_corpus import CorpusOptions
+from data.text_stream import LineSource, from_sources
 
 SPLIT_NAMES = {"train": "train", "validation": "valid", "valid": "valid", "dev": "valid",
                "test": "test"}
@@ -65,11 +70,13 @@ def load(spec: str, tfds_data_dir: str | None = None, **options) -> Corpus:
         split = SPLIT_NAMES.get(tfds_split)
         if split is not None and split not in sources:
             label = f"tfds:{name}/{tfds_split}"
-            sources[split] = (label, _lines(builder, tfds_split, field, label, tfds))
+            sources[split] = LineSource(
+                label, functools.partial(_lines, builder, tfds_split, field, label, tfds),
+                functools.partial(_dataset, builder, tfds_split, field))
     if "train" not in sources:
         raise CorpusNotFoundError(f"tfds:{name} has no train split (its splits: "
                                   f"{', '.join(builder.info.splits)})")
-    return from_lines(f"tfds:{spec}", sources, opts,
+    return from_sources(f"tfds:{spec}", sources, opts,
                       {"tfds": {"name": name, "field": field, "data_dir": builder.data_dir}})
 
 
@@ -105,3 +112,12 @@ def _lines(builder, split: str, field: str, label: str, tfds) -> Iterator[tuple[
             yield number, " ".join(part.decode("utf-8") for part in parts)
         except UnicodeDecodeError as e:
             raise DataFormatError(label, number, "UTF-8 text", repr(e.object)[:60]) from None
+
+
+def _dataset(builder, split: str, field: str):
+    """The split's texts as a tf.data.Dataset of strings (a sequence of `Text` joined by spaces),
+    in the order `_lines` reads them."""
+    examples = builder.as_dataset(split=split, shuffle_files=False)
+    if examples.element_spec[field].shape.rank == 0:
+        return examples.map(lambda example: example[field])
+    return examples.map(lambda example: tf.strings.reduce_join(example[field], separator=" "))

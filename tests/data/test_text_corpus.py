@@ -3,6 +3,7 @@ vocabularies, counts and batches against ones built by hand from the files, the 
 held-out splits, and bad input (non-UTF-8, empty splits, CRLF, a 100,000-token line, parallel
 files of different lengths, ragged CoNLL columns)."""
 import collections
+import re
 import unicodedata
 
 import numpy as np
@@ -97,6 +98,21 @@ def test_tokenizers_and_normalisation():
     assert TextPipeline("characters").tokens("a b") == ["a", " ", "b"]
     with pytest.raises(ValueError, match="tokenizer must be one of"):
         TextPipeline("bpe")
+
+
+def test_tensorflow_tokenizer_is_pythons_on_every_code_point():
+    """`TextPipeline.tokenize` (tf.strings, the one implementation training and serving share)
+    splits and lower-cases as Python's str.split, re's \\w+|[^\\w\\s] and str.lower do, for
+    every character below U+2C00 (Latin … Greek, Cyrillic, Arabic, Indic scripts, the general
+    punctuation and spaces U+2000–U+206F) and the ideographic space and full-width forms. (Above,
+    the Unicode versions of Python and of TensorFlow's RE2/ICU tables may differ.)"""
+    chars = [chr(c) for c in [*range(1, 0x2C00), 0x3000, *range(0xFF01, 0xFF5F)]]
+    lines = [f"Ab{c}Cd {c}" for c in chars]
+    assert TextPipeline().tokens_of(lines) == [line.split() for line in lines]
+    assert TextPipeline("punctuation").tokens_of(lines) == [
+        re.findall(r"\w+|[^\w\s]", line) for line in lines]
+    assert TextPipeline("characters", lowercase=True).tokens_of(lines) == [
+        list(line.lower()) for line in lines]
 
 
 def test_options_reach_the_corpus_and_are_recorded(text_dir):

@@ -1,6 +1,7 @@
 """README "Your own corpus": its three commands, exactly as written there (read from README.md),
 on a tiny folder of text made here, with tiny sizes appended (absl keeps a flag's last value):
-train a sentence VAE with --export_dir, sample from the run, score text with the SavedModel."""
+train a sentence VAE with --export_dir, sample from the run, score text with the SavedModel,
+which reads it by the run's text pipeline (--lowercase, --tokenizer=punctuation)."""
 import json
 import os
 import re
@@ -58,8 +59,10 @@ def test_readme_your_own_corpus_commands(tmp_path):
     assert train[1:3] == ["-m", "trainers.train"] and "--dataset=text:my_corpus" in train
     rng = np.random.default_rng(0)
     (tmp_path / "my_corpus").mkdir()
+    # Capitalised, with a full stop: the run reads it --lowercase --tokenizer=punctuation.
     (tmp_path / "my_corpus" / "train.txt").write_text("\n".join(
-        " ".join(rng.choice(WORDS, rng.integers(2, 9))) for _ in range(120)) + "\n")
+        " ".join(rng.choice(WORDS, rng.integers(2, 9))).capitalize() + "."
+        for _ in range(120)) + "\n")
 
     out = run(train + TINY_TRAIN, tmp_path)
     (result,) = [json.loads(line[len("RESULT "):]) for line in out.splitlines()
@@ -74,8 +77,11 @@ def test_readme_your_own_corpus_commands(tmp_path):
 
     samples = run(sample, tmp_path).strip().splitlines()
     assert len(samples) == 5
-    assert all(set(line.split()) <= set(WORDS) | {"<unk>", "<bos>"} for line in samples), samples
+    assert all(set(line.split()) <= set(WORDS) | {"<unk>", "<bos>", "."}
+               for line in samples), samples
 
+    # The SavedModel lower-cases and splits off the full stop as training did: no unknown word.
     served = run(serve, tmp_path).strip().splitlines()[-1]
-    log_prob = float(re.fullmatch(r"\[\s*([-+.\deE]+)\s*\]", served).group(1))
-    assert np.isfinite(log_prob) and log_prob < 0, served
+    unknown, log_prob = re.fullmatch(r"\[(\d+)\] \[\s*([-+.\deE]+)\s*\]", served).groups()
+    assert int(unknown) == 0, served
+    assert np.isfinite(float(log_prob)) and float(log_prob) < 0, served

@@ -1,13 +1,15 @@
 """SavedModel signatures that serve raw text, built for every model by the same two functions.
 
 A model's `serving_signatures(batcher) -> {name: tf.function}` adds signatures to the SavedModel
-that `trainers/export.py` writes. `batcher` (`trainers.export.TextBatcher`) turns strings into the
-model's batch inside the graph, `batcher(text [N]) -> {name: [N, ...]}` for the model's
-`input_form`, and ids back into strings, `batcher.to_text(ids [N, L]) -> string [N]`; so every
-signature takes and returns text, with a fixed `input_signature`:
+that `tflv.export.export_saved_model` writes. `batcher` (`tflv.export.TextBatcher`) turns strings
+into the model's batch inside the graph by the corpus' own text pipeline, `batcher(text [N]) ->
+{name: [N, ...]}` for the model's `input_form`, and ids back into strings, `batcher.to_text(ids
+[N, L]) -> string [N]`; so every signature takes and returns text, with a fixed `input_signature`:
 
 - `text_signature(batcher, outputs)`: `text string [N] -> outputs(batcher(text))`, an inference
-  on each string (tags, posterior marginals, topic proportions, translations, summaries).
+  on each string (tags, posterior marginals, topic proportions, translations, summaries), with
+  `unknown_words int32 [N]`, how many words of each string the vocabulary lacks
+  (`batcher.unknown_words`).
 - `per_text(function, *texts)`: the rule every signature on texts follows for a batch of none,
   N = 0: outputs with 0 rows (the model runs on one empty text, cut away), since Keras's LSTM
   cannot run on an empty batch.
@@ -32,11 +34,13 @@ GENERATION = (tf.TensorSpec([], tf.int32, name="max_length"),
 
 
 def text_signature(batcher, outputs: Callable[[dict], dict]) -> Signature:
-    """`text string [N] -> outputs(batcher(text))`, a dict of tensors with leading dimension N."""
+    """`text string [N] -> {**outputs(batcher(text)), unknown_words [N]}`, a dict of tensors
+    with leading dimension N."""
 
     @tf.function(input_signature=[TEXT])
     def serve(text):
-        return per_text(lambda text: outputs(batcher(text)), text)
+        return per_text(lambda text: {**outputs(batcher(text)), **batcher.unknown_words(text)},
+                        text)
 
     return serve
 
