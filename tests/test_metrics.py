@@ -136,3 +136,27 @@ def test_npmi_and_topic_diversity_on_a_hand_computed_corpus():
     assert metrics.topic_diversity(np.arange(12).reshape(3, 4)) == 1.0
     with pytest.raises(ValueError, match=r"\[K, N\]"):
         metrics.topic_diversity([1, 2, 3])
+
+
+def test_perplexities_beyond_float64_are_inf_not_a_clamped_number():
+    from tflv.models.rnnlm import lm_metrics
+    from tflv.models.topic_models import document_metrics
+    assert lm_metrics({"nll": 2.0 * 3, "tokens": 3.0})["ppl"] == pytest.approx(np.exp(2.0))
+    assert lm_metrics({"nll": 800.0, "tokens": 1.0})["ppl"] == np.inf  # exp(800) overflows
+    sums = {"elbo_per_token": -900.0, "elbo": -1800.0, "tokens": 2.0, "kl": 1.0, "documents": 1.0}
+    metrics = document_metrics(sums)
+    assert metrics["ppl"] == np.inf and metrics["ppl_corpus"] == np.inf
+
+
+def test_write_metrics_draws_values_beyond_float32_as_inf(tmp_path):
+    """A 2-step ProdLDA run's corpus perplexity (~1e304) made tf.summary.scalar raise."""
+    from tensorboard.backend.event_processing import event_accumulator
+    from trainers.loop import write_metrics
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    write_metrics(writer, 3, {"ppl": 1e304, "neg": -1e39, "kl": 2.5}, "test")
+    writer.flush()
+    events = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+    value = lambda tag: float(tf.make_ndarray(events.Tensors(tag)[0].tensor_proto))
+    assert value("test/ppl") == np.inf and value("test/neg") == -np.inf
+    assert value("test/kl") == 2.5

@@ -37,6 +37,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.optimize
 import tensorflow as tf
@@ -47,7 +49,7 @@ from tflv.vi.elbo import kl_divergence as kl
 tfd = tfp.distributions
 
 __all__ = ["perplexity", "kl", "active_units", "mutual_information", "many_to_one_accuracy",
-           "one_to_one_accuracy", "v_measure", "npmi", "topic_diversity"]
+           "one_to_one_accuracy", "v_measure", "npmi", "topic_diversity", "exp_nats"]
 
 
 def perplexity(nll_sum, num_tokens) -> tf.Tensor:
@@ -57,6 +59,21 @@ def perplexity(nll_sum, num_tokens) -> tf.Tensor:
     with tf.control_dependencies([tf.debugging.assert_positive(
             num_tokens, message="perplexity: num_tokens must be > 0")]):
         return tf.exp(nll_sum / num_tokens)
+
+
+def exp_nats(nats: float) -> float:
+    """exp(nats) as a Python float, `inf` where it overflows float64 (nats > ~709.78).
+
+    The perplexity of a split from its mean NLL per token: a badly trained model's true
+    perplexity can exceed float64, and it is then reported as `inf`, never as a clamped number.
+
+    >>> exp_nats(0.0), exp_nats(1000.0)
+    (1.0, inf)
+    """
+    try:
+        return math.exp(nats)
+    except OverflowError:
+        return math.inf
 
 
 def active_units(means, threshold: float = 0.01) -> tf.Tensor:

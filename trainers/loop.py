@@ -65,6 +65,8 @@ class Progress:
         self.t_last, self.loss_sum, self.tokens, self.count = now, 0.0, 0.0, 0
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32, what TensorBoard stores
+
 LEARNING_RATE_SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -252,5 +254,10 @@ def _all_finite(variable) -> bool:
 def write_metrics(writer, step: int, metrics: Mapping[str, float], prefix: str) -> None:
     with writer.as_default(step=step):
         for name, value in metrics.items():
+            # TensorBoard stores float32: a value beyond its range (a perplexity of 1e300) is
+            # drawn as ±inf, where converting it would raise; the log line keeps the value.
+            value = float(value)
+            if math.isfinite(value) and abs(value) > FLOAT32_MAX:
+                value = math.copysign(math.inf, value)
             tf.summary.scalar(f"{prefix}/{name}", value)
     logging.info("%s at step %d: %s", prefix, step, dict(metrics))

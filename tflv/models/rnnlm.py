@@ -11,11 +11,10 @@ between batches, which keeps every batch independent for `tf.distribute` and res
 """
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
 
+from tflv import metrics
 from tflv.layers.decoders import RNNDecoder
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
@@ -30,7 +29,7 @@ def token_nll(logits: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tens
 def lm_metrics(sums) -> dict[str, float]:
     """Per-token NLL and perplexity from summed `nll` and `tokens`."""
     nll = sums["nll"] / max(sums["tokens"], 1.0)
-    return {"nll": nll, "ppl": math.exp(min(nll, 700.0)), "tokens": sums["tokens"]}
+    return {"nll": nll, "ppl": metrics.exp_nats(nll), "tokens": sums["tokens"]}
 
 
 @keras.saving.register_keras_serializable(package="tflv")

@@ -392,7 +392,7 @@ def document_metrics(sums: Mapping[str, float]) -> dict[str, float]:
     `documents` (1 per document).
     """
     documents = max(sums["documents"], 1.0)
-    exp = lambda x: math.exp(min(x, 700.0))
+    exp = metrics.exp_nats
     return {"ppl": exp(-sums["elbo_per_token"] / documents),
             "ppl_corpus": exp(-sums["elbo"] / max(sums["tokens"], 1.0)),
             "kl": sums["kl"] / documents, "elbo": sums["elbo"] / documents,
