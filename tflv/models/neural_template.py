@@ -549,7 +549,12 @@ class NeuralTemplate(LatentVariableModel):
         if not getattr(corpus, "has_reference_sets", False):
             return {}
         from tflv.bleu import multi_reference_bleu
-        templates = self._top_templates(corpus, batch_size)
+        # valid and test after one training: the templates of the same weights, counted once
+        weights = lambda: tuple(float(tf.reduce_sum(v)) for v in self.trainable_variables)
+        if getattr(self, "_templates_of", (None,))[0] != weights():
+            found = self._top_templates(corpus, batch_size)  # (builds any layer not yet built)
+            object.__setattr__(self, "_templates_of", (weights(), found))  # untracked by Keras
+        templates = self._templates_of[1]
         self.set_templates(templates)
         table, lengths = self.template_table, self.template_lengths
         fill = tf.function(self.fill_templates, reduce_retracing=True)
