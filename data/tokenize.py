@@ -11,8 +11,9 @@ A line of a user's file becomes tokens in three steps, each an option of `TextPi
 
 Lower-casing and tokenising are ONE implementation in TensorFlow ops, `TextPipeline.tokenize`
 (`tf.strings.lower`, `tf.strings.regex_replace`, `tf.strings.split`, `tf.strings.unicode_split`):
-the corpora run it on the lines of the files (`tokens_of`, in batches of lines) and every exported
-SavedModel signature runs it in its graph (`tflv.export.TextBatcher`), so a served text gets the
+the corpora run it on the lines of the files (`text:` and `tfds:` in their scan and in tf.data,
+`data.text_stream`; `parallel:` and `tagged:` through `tokens_of`, in batches of lines) and every
+exported SavedModel signature runs it in its graph (`tflv.export.TextBatcher`), so a served text gets the
 ids a training line of the same text got. Whitespace is Python's (`str.isspace`: the characters
 `\\t\\n\\v\\f\\r`, `\\x1c`–`\\x1f`, `\\x85` and Unicode's separators `\\p{Z}`) and a word
 character is Python's `\\w`; tests/data/test_text_corpus.py checks both, and lower-casing, against
