@@ -33,6 +33,7 @@ from absl import app
 from tflv.models import serving
 from trainers import cli
 from trainers import flags as tflv_flags
+from trainers.run_flags import restore_run
 
 FLAGS = tflv_flags.FLAGS
 HELP_SECTIONS = [("Flags of tflv-export", (
@@ -212,10 +213,9 @@ def export_model(model, corpus, export_dir: str) -> None:
 
 def main(argv):
     del argv
-    from trainers.train import restore_run
     if not FLAGS.model_dir or not FLAGS.export_dir:
         raise app.UsageError("tflv-export needs --model_dir (a trained run) and --export_dir")
-    run, corpus, trainer = restore_run(FLAGS.model_dir)
+    run, corpus, trainer = restore_run(FLAGS.model_dir, TextBatcher)
     export_model(trainer.model, corpus, FLAGS.export_dir)
     print(f"exported {run['model']} (step {trainer.step}) to {FLAGS.export_dir}")
 
