@@ -94,18 +94,33 @@ def test_no_module_imports_a_higher_layer():
     assert not wrong, "\n".join(wrong)
 
 
+def _reads_flags(name: str) -> bool:
+    """Whether module `name` imports absl.flags (anywhere in its file)."""
+    for node in ast.walk(ast.parse(MODULES[name].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == "absl" and any(
+                alias.name == "flags" for alias in node.names):
+            return True
+        if isinstance(node, ast.Import) and any(a.name == "absl.flags" for a in node.names):
+            return True
+    return False
+
+
 def test_nothing_below_trainers_reads_flags():
-    wrong = []
-    for name, path in MODULES.items():
-        if name.startswith("trainers"):
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module == "absl" and any(
-                    alias.name == "flags" for alias in node.names):
-                wrong.append(name)
-            if isinstance(node, ast.Import) and any(a.name == "absl.flags" for a in node.names):
-                wrong.append(name)
+    wrong = [name for name in MODULES if not name.startswith("trainers") and _reads_flags(name)]
     assert not wrong, f"these modules import absl.flags (only trainers/ defines flags): {wrong}"
+
+
+def test_the_run_module_reads_no_flag():
+    # trainers.run takes its settings as arguments: nothing it imports, directly or through
+    # other modules, defines or reads a flag (trainers.run_flags maps the flags to it)
+    assert _reads_flags("trainers.flags") and _reads_flags("trainers.run_flags") is False
+    reached, todo = set(), ["trainers.run"]
+    while todo:
+        for module in IMPORTS[todo.pop()] - reached:
+            reached.add(module)
+            todo.append(module)
+    assert "trainers.run_record" in reached
+    assert sorted(m for m in reached if _reads_flags(m)) == []
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -1,28 +1,14 @@
 """`trainers.run` from Python, without flags: a run described, built over a folder of text,
 checkpointed and recorded, then restored from its directory alone with the same weights and the
-same metrics; a directory that holds no run is refused by name; `import trainers.run` defines no
-flag."""
-import os
-import subprocess
-import sys
-
+same metrics; a directory that holds no run is refused by name. (That trainers.run imports no
+flag is checked by tests/test_layering.py.)"""
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from trainers import run as run_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORDS = "the a cat dog sat ran on mat big small".split()
-
-
-def test_importing_the_run_module_defines_no_flag():
-    code = ("import sys, trainers.run; from absl import flags; "
-            "assert not {'trainers.flags', 'trainers.corpus_flags'} & set(sys.modules); "
-            "assert 'model' not in flags.FLAGS and 'model_dir' not in flags.FLAGS; print('ok')")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 def test_a_run_restores_from_its_directory_with_its_weights_and_metrics(tmp_path):
