@@ -3,7 +3,7 @@
     python bench/hmm_lm.py [--states=1024,4096] [--num_blocks=64] [--embed_dim=128]
         [--batch_size=16] [--length=35] [--steps=3] [--write]
 
-For each K, the same `tflv.models.blocked_hmm_parameters.BlockedNeuralHMM` (Chiu & Rush 2020
+For each K, the same `tflv.layers.blocked_hmm_parameters.BlockedNeuralHMM` (Chiu & Rush 2020
 neural parameters, M blocks of S = K/M states, words assigned round-robin by frequency) scores
 a batch [B, T] of tokens drawn from a Zipf(1.1) law over V = 10,000 words, in three ways:
 
@@ -71,7 +71,7 @@ def child(args) -> dict:
     import tensorflow as tf
 
     from tflv.distributions import HMM, WordBlocks
-    from tflv.models.blocked_hmm_parameters import BlockedNeuralHMM
+    from tflv.layers.blocked_hmm_parameters import BlockedNeuralHMM
 
     k, impl = json.loads(args.child)
     rng = np.random.default_rng(0)

@@ -104,7 +104,7 @@ def tflv_runner(model: str, cfg: dict, batches: list[dict], jit: bool):
             from tflv.models.sentence_vae import SentenceVAE
             return SentenceVAE(v, embed_dim=e, hidden_dim=h, num_layers=cfg["num_layers"],
                                latent_dim=cfg["latent_dim"])
-        from tflv.models.hmm_parameterizations import HMMLogits
+        from tflv.layers.hmm_parameterizations import HMMLogits
         from tflv.models.hmm_taggers import HMMTagger
         return HMMTagger(HMMLogits(cfg["num_states"], v, name="logits"))
 

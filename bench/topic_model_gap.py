@@ -4,7 +4,7 @@
         [--nvdm_dir=runs/bench_topic_models/nvdm_nvdm_50] [--oracle_documents=500]
         [--refine_documents=1000] [--refine_steps=100] [--data_dir=DIR]
 
-Both models are rebuilt from their model directories (`trainers.train.restore_run`: the run
+Both models are rebuilt from their model directories (`trainers.run.restore_run`: the run
 description the trainer wrote, the newest readable checkpoint) and scored with one ELBO draw per
 test document. Printed:
 
@@ -32,7 +32,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from trainers.train import restore_run  # noqa: E402
+from trainers.run_flags import restore_run  # noqa: E402
 
 flags.DEFINE_string("gsm_dir", "runs/bench_topic_models/gsm_nvdm_50", "A trained gsm run.")
 flags.DEFINE_string("nvdm_dir", "runs/bench_topic_models/nvdm_nvdm_50", "A trained nvdm run.")

@@ -17,7 +17,7 @@ import data
 from common import evaluate, fit, parse_args
 
 from tflv.models import HMMTagger
-from tflv.models.hmm_parameterizations import HMMLogits
+from tflv.layers.hmm_parameterizations import HMMLogits
 
 
 def main(argv=None) -> dict[str, float]:

@@ -24,6 +24,7 @@ import data
 import trainers.evaluate  # noqa: F401 — defines --eval_splits
 import trainers.export  # noqa: F401
 import trainers.sample  # noqa: F401 — defines the sampling flags
+import trainers.run  # noqa: F401
 import trainers.train  # noqa: F401
 from tflv.models import MODELS, HParams
 from trainers import cli, collapse
@@ -124,16 +125,17 @@ def test_collapse_warning_names_flags_the_model_reads():
 
 
 def test_default_kl_warmup_is_a_fraction_of_the_training_steps(tmp_path):
-    from tflv.models.sentence_vae import kl_weight
+    from tflv.vi.schedules import kl_weight
     for steps in (1, 7, 1000, 250000):
-        warmup = trainers.train.kl_warmup_steps(str(tmp_path), None, steps)
-        assert warmup == tflv_flags.default_kl_warmup_steps(steps) and 1 <= warmup <= steps
+        warmup = trainers.run.kl_warmup_steps(str(tmp_path), None,
+                                              tflv_flags.default_kl_warmup_steps(steps))
+        assert 1 <= warmup <= steps
         for schedule in ("linear", "sigmoid"):  # the annealed weight reaches 1 within training
             assert float(kl_weight(schedule, steps, warmup)) > 0.99
-    assert trainers.train.kl_warmup_steps(str(tmp_path), 300, 100) == 300  # the flag wins
+    assert trainers.run.kl_warmup_steps(str(tmp_path), 300, 50) == 300  # the flag wins
     # a resumed run keeps the warm-up it recorded, whatever its new --train_steps
     (tmp_path / "tflv_run.json").write_text(json.dumps({"hparams": {"kl_warmup_steps": 2}}))
-    assert trainers.train.kl_warmup_steps(str(tmp_path), None, 1000) == 2
+    assert trainers.run.kl_warmup_steps(str(tmp_path), None, 500) == 2
 
 
 @pytest.mark.slow

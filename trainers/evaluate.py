@@ -5,7 +5,7 @@
 
 (also installed as `tflv-eval`). The model is rebuilt from the run description in `--model_dir`
 (`tflv_run.json`) and restored from its newest readable checkpoint, as `tflv-export` does; the
-metrics are those `tflv-train` prints at the end of training (`trainers.train.evaluate_splits`),
+metrics are those `tflv-train` prints at the end of training (`trainers.run.evaluate_splits`),
 and the command ends with one line `RESULT {json}`: model, dataset, step and the test metrics
 (validation metrics prefixed `valid_`). It writes nothing to `--model_dir`.
 """
@@ -20,6 +20,8 @@ from absl import app, flags, logging
 from trainers import cli
 from trainers import flags as tflv_flags
 from trainers.collapse import collapse_warning
+from trainers.run import evaluate_splits
+from trainers.run_flags import restore_run
 
 FLAGS = tflv_flags.FLAGS
 SPLITS = ("valid", "test")
@@ -33,14 +35,15 @@ HELP_SECTIONS = [("Flags of tflv-eval", (
 
 def evaluate_run(model_dir: str, splits=SPLITS) -> dict:
     """`{model, dataset, step, metrics…}` of the newest readable checkpoint in `model_dir`."""
-    from trainers.train import evaluate_splits, restore_run
-
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or not splits:
         raise app.UsageError(f"--eval_splits must name some of {', '.join(SPLITS)}, got "
                              f"{','.join(splits) or 'none'}")
     run, corpus, trainer = restore_run(model_dir)
-    metrics = evaluate_splits(trainer, corpus, tf.summary.create_noop_writer(), tuple(splits))
+    sequence = {**run["sequence"], **({"seq_len": FLAGS.seq_len} if FLAGS["seq_len"].present
+                                      else {})}  # the run's windows unless --seq_len is given
+    metrics = evaluate_splits(trainer, corpus, tf.summary.create_noop_writer(), sequence,
+                              tuple(splits), FLAGS.eval_batch_size, FLAGS.max_eval_batches)
     return {"model": run["model"], "dataset": run["dataset"], "step": trainer.step, **metrics}
 
 

@@ -36,6 +36,7 @@ from absl import app
 from tflv.export import ServingModule, TextBatcher, export_saved_model  # noqa: F401 (re-exported)
 from trainers import cli
 from trainers import flags as tflv_flags
+from trainers.run_flags import restore_run
 
 FLAGS = tflv_flags.FLAGS
 HELP_SECTIONS = [("Flags of tflv-export", (
@@ -50,10 +51,9 @@ export_model = export_saved_model
 
 def main(argv):
     del argv
-    from trainers.train import restore_run
     if not FLAGS.model_dir or not FLAGS.export_dir:
         raise app.UsageError("tflv-export needs --model_dir (a trained run) and --export_dir")
-    run, corpus, trainer = restore_run(FLAGS.model_dir)
+    run, corpus, trainer = restore_run(FLAGS.model_dir, TextBatcher)
     export_saved_model(trainer.model, corpus, FLAGS.export_dir)
     print(f"exported {run['model']} (step {trainer.step}) to {FLAGS.export_dir}")
 

@@ -9,7 +9,7 @@
 `mixture_lm`); `homotopy` decodes the codes on the line between the posterior means of two
 sentences (Bowman et al. 2016, section 5; models with `homotopy`: `sentence_vae`).
 `--temperature=0` decodes greedily (the argmax at each step), as in Bowman et al.'s homotopies.
-The model is rebuilt from the run description in `--model_dir` (`trainers.train.make_trainer`)
+The model is rebuilt from the run description in `--model_dir` (`trainers.run.restore_run`)
 and its newest readable checkpoint restored. Prints one generated sentence per line.
 
 #### References
@@ -24,6 +24,7 @@ from absl import app, flags
 from trainers import cli
 from trainers import flags as tflv_flags
 from trainers.export import TextBatcher
+from trainers.run_flags import restore_run
 
 FLAGS = tflv_flags.FLAGS
 flags.DEFINE_enum("mode", "prior", ["prior", "homotopy"], "What to generate.")
@@ -63,12 +64,11 @@ def generate(model, batcher: TextBatcher, mode: str, seed: int) -> list[str]:
 
 def main(argv):
     del argv
-    from trainers.train import restore_run
     if FLAGS.temperature < 0:
         raise app.UsageError(f"--temperature must be >= 0 (0: greedy), got {FLAGS.temperature}")
     if FLAGS.sample_length < 1:
         raise app.UsageError(f"--sample_length must be >= 1, got {FLAGS.sample_length}")
-    _, corpus, trainer = restore_run(FLAGS.model_dir)
+    _, corpus, trainer = restore_run(FLAGS.model_dir, TextBatcher)
     batcher = TextBatcher(corpus, "sentences")
     for text in generate(trainer.model, batcher, FLAGS.mode, FLAGS.seed):
         print(text, flush=True)

@@ -27,12 +27,14 @@ def lstm_weights(num_layers=1):
 class HarnessTest(TestCase):
 
     def harness(self, layer_cls, init_kwargs, input_data, trainable, build_shape=None,
-                seed_generators=None, losses=None, mixed_precision=True, training=True):
-        """`run_layer_test` with `trainable` weights and no non-trainable ones (seed generators:
+                seed_generators=None, losses=None, mixed_precision=True, training=True,
+                non_trainable=0):
+        """`run_layer_test` with `trainable` weights and `non_trainable` ones (seed generators:
         counted by the harness from a called layer unless given, e.g. one per Keras LSTM)."""
         self.run_layer_test(
             layer_cls, init_kwargs, input_data=input_data,
-            expected_num_trainable_weights=trainable, expected_num_non_trainable_weights=0,
+            expected_num_trainable_weights=trainable,
+            expected_num_non_trainable_weights=non_trainable,
             expected_num_seed_generators=seed_generators, expected_num_losses=losses,
             run_training_check=training, run_mixed_precision_check=mixed_precision)
         if build_shape is not None:  # build() alone creates every weight
@@ -78,6 +80,43 @@ class HarnessTest(TestCase):
         # Integer inputs: no float computation for the mixed-precision check to see.
         self.harness(L.WordDropout, dict(rate=0.3, seed=1), TOKENS, 0, seed_generators=1,
                      mixed_precision=False)
+
+    def test_hmm_parameters(self):
+        # Integer tokens (or kept state ids): no float computation for the mixed-precision check.
+        # Residual MLP: hidden and output Dense, kernel and bias each.
+        self.harness(L.ResidualMLP, dict(hidden_dim=6), FEATURES, 4, build_shape=(2, 5))
+        # Free initial, transition and emission logits (of 2 chains).
+        self.harness(L.HMMLogits, dict(num_states=3, vocab_size=9, num_chains=2), TOKENS, 3,
+                     build_shape=(2, 4), mixed_precision=False)
+        # State, next-state and output-word embeddings, next-state and word biases, the start
+        # query (6) and two residual MLPs (2 × 4) ...
+        neural = dict(num_states=3, vocab_size=9, embed_dim=4, hidden_dim=5)
+        self.harness(L.NeuralHMMLogits, neural, TOKENS, 14, build_shape=(2, 4),
+                     mixed_precision=False)
+        # ... and with "lstm" transitions the input embeddings, the LSTM and the context Dense.
+        self.harness(L.NeuralHMMLogits, dict(neural, transitions="lstm"), TOKENS,
+                     14 + 1 + lstm_weights() + 2, build_shape=(2, 4), mixed_precision=False)
+        # State, next-state and word embeddings, word bias, start query (5), two residual MLPs.
+        self.harness(L.BlockedNeuralHMM, dict(num_states=4, word_blocks=[0, 1, 0, 1, 1],
+                                              num_blocks=2, embed_dim=3),
+                     np.array([[0, 1], [2, 3]], np.int32), 5 + 2 * 4, mixed_precision=False)
+
+    def test_topic_layers(self):
+        theta = tf.nn.softmax(FEATURES).numpy()
+        # Factored topic logits t, vᵀ and the bias b; the mixture's free topic logits alone.
+        self.harness(L.TopicDecoder, dict(vocab_size=9, embed_dim=3), theta, 3, build_shape=(2, 5))
+        self.harness(L.TopicDecoder, dict(vocab_size=9, mixture=True), theta, 1,
+                     build_shape=(2, 5))
+        # Batch-normalised logits: the topic logits and BN's shift; BN's two moving moments.
+        self.harness(L.TopicDecoder, dict(vocab_size=9, batch_norm=True), theta, 2,
+                     non_trainable=2, build_shape=(2, 5))
+        # Dense (kernel, bias) and the shifts of two BNs; their moving moments (2 × 2).
+        self.harness(L.NormalizedGaussianHead, dict(latent_dim=3), FEATURES, 4, non_trainable=4,
+                     build_shape=(2, 5))
+
+    def test_training_step(self):
+        # The int64 step counter, not trained; the layer passes its input through.
+        self.harness(L.TrainingStep, {}, FEATURES, 0, non_trainable=1, training=False)
 
     def test_attention(self):
         inputs = (RNG.normal(size=(2, 3, 4)).astype(np.float32),

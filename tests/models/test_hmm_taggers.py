@@ -28,7 +28,7 @@ from tests.training import adam_step
 from tflv import metrics, summaries
 from tflv.distributions import HMM
 from tflv.models import MODELS
-from tflv.models.hmm_parameterizations import HMMLogits, NeuralHMMLogits
+from tflv.layers.hmm_parameterizations import HMMLogits, NeuralHMMLogits
 from tflv.models.hmm_taggers import EMHMMTagger, FactorialHMMTagger, HMMTagger, NeuralHMMTagger
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -24,9 +24,9 @@ from tflv import summaries
 from tflv.models import MODELS
 from tflv.models.base import HParams
 from tflv.models.lda import LatentDirichletAllocation, sample_documents
-from tflv.models.topic_models import (GSM, NVDM, NeuralTopicModel, ProdLDA, TopicDecoder,
-                                      collapse_warning, document_metrics, document_stats,
-                                      laplace_dirichlet_prior)
+from tflv.layers.topics import TopicDecoder
+from tflv.models.topic_models import (GSM, NVDM, NeuralTopicModel, ProdLDA, collapse_warning,
+                                      document_metrics, document_stats, laplace_dirichlet_prior)
 from tflv.vi import importance_sampled_log_marginal
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

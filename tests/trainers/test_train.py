@@ -348,7 +348,10 @@ def tf_constant(values):
 def test_a_topic_run_recorded_before_recipes_keeps_the_recipe_it_was_built_with(model, recipe):
     # Before issue 19 prodlda trained by NVDM's settings; the new default recipe
     # (srivastava_sutton) would rebuild such a run with other layers and fail to restore it.
-    from trainers import train as train_module  # imports the flags; parses none
+    from trainers import run_flags  # imports the flags; parses none
+    from trainers.run import with_new_hparams
     old = {"model": model, "dataset": "news20", "hparams": {"num_topics": 5}}
-    hparams = train_module.with_new_hparams(old, ["topic_recipe", "num_topics"])["hparams"]
+    defaults = run_flags.hparam_defaults()
+    hparams = with_new_hparams(old, {name: defaults[name] for name in ("topic_recipe",
+                                                                       "num_topics")})["hparams"]
     assert hparams == {"num_topics": 5, "topic_recipe": recipe}

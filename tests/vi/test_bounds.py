@@ -79,3 +79,20 @@ def test_bad_input_gives_clear_errors():
         iwae_bound(tf.constant(1.0))
     with pytest.raises(ValueError, match="num_samples must be >= 1"):
         importance_sampled_log_marginal(_log_joint(X), _posterior(X), 0)
+
+
+@pytest.mark.parametrize("num_samples, chunk", [(7, 3), (6, 3), (5, 1), (4, 9)])
+def test_in_chunks_equals_one_call_and_calls_fn_chunk_samples_at_a_time(num_samples, chunk):
+    from tflv.vi import in_chunks
+    z = tf.constant(np.random.default_rng(0).normal(size=(num_samples, 2, 3)), tf.float32)
+    seen = []
+
+    def fn(z_c):  # a per-sample computation [c, B, D] -> [c, B]
+        seen.append(z_c.shape[0])
+        return tf.reduce_sum(tf.sin(z_c) * tf.range(1.0, 4.0), axis=-1)
+
+    got = in_chunks(fn, num_samples, chunk)(z)
+    np.testing.assert_allclose(got.numpy(), fn(z).numpy(), rtol=1e-6)
+    assert seen[0] == min(chunk, num_samples)  # map_fn traces fn once, on one slice
+    with pytest.raises(ValueError, match="chunk must be >= 1"):
+        in_chunks(fn, num_samples, 0)

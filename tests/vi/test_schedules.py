@@ -38,3 +38,18 @@ def test_bad_arguments_are_rejected():
         schedules.cyclical_kl_weight(0, 10, ramp_fraction=0.0)
     with pytest.raises(ValueError, match="initial >= minimum > 0"):
         schedules.gumbel_temperature(0, initial=1.0, minimum=0.0)
+
+
+def test_named_kl_weight_is_each_schedule_over_one_warmup_length():
+    # T = 100: linear 0 → 1 over T; sigmoid centred at T/2 with slope 10/T; cyclical a ramp over
+    # T/2 repeated every T; none 1.
+    expected = {"none": np.ones(len(STEPS)),
+                "linear": np.minimum(1.0, STEPS / 100),
+                "sigmoid": 1.0 / (1.0 + np.exp(-0.1 * (STEPS - 50.0))),
+                "cyclical": np.minimum(1.0, (STEPS % 100) / 50.0)}
+    assert set(expected) == set(schedules.KL_SCHEDULES)
+    for name, want in expected.items():
+        got = [float(schedules.kl_weight(name, tf.constant(int(t), tf.int64), 100)) for t in STEPS]
+        np.testing.assert_allclose(got, want, rtol=1e-6, err_msg=name)
+    with pytest.raises(ValueError, match="kl_schedule must be one of none, linear"):
+        schedules.kl_weight("cosine", 0, 100)

@@ -35,9 +35,9 @@ import keras
 import tensorflow as tf
 
 from tflv.distributions.blocked_hmm import WordBlocks
+from tflv.layers.blocked_hmm_parameters import BlockedNeuralHMM, kept_count
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
-from tflv.models.blocked_hmm_parameters import BlockedNeuralHMM, kept_count
 from tflv.models.rnnlm import lm_metrics
 from tflv.models.unigram import token_counts
 

@@ -69,9 +69,9 @@ import tensorflow as tf
 
 from tflv import metrics, summaries
 from tflv.distributions import HMM, FactorialHMM
+from tflv.layers.hmm_parameterizations import HMMLogits, NeuralHMMLogits
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
-from tflv.models.hmm_parameterizations import HMMLogits, NeuralHMMLogits
 from tflv.models.rnnlm import lm_metrics
 
 FACTORIAL_INFERENCE = ("exact", "mean_field")

@@ -44,10 +44,10 @@ import tensorflow_probability as tfp
 from tflv.layers.decoders import RNNDecoder
 from tflv.layers.encoders import RNNEncoder
 from tflv.layers.heads import BaselineHead, CategoricalHead
+from tflv.layers.training_step import TrainingStep
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics, token_nll
-from tflv.models.training_step import TrainingStep
 from tflv.vi import estimators
 from tflv.vi.elbo import elbo
 

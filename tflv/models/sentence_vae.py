@@ -66,14 +66,14 @@ from tflv.layers.decoders import RNNDecoder
 from tflv.layers.encoders import RNNEncoder, WordDropout
 from tflv.layers.heads import (AutoregressiveNetwork, GaussianHead, PlanarFlowHead, VMFHead,
                                gaussian, von_mises_fisher)
+from tflv.layers.training_step import TrainingStep
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics, token_nll
-from tflv.models.training_step import TrainingStep
-from tflv.vi import schedules
-from tflv.vi.bounds import importance_sampled_log_marginal
+from tflv.vi.bounds import importance_sampled_log_marginal, in_chunks
 from tflv.vi.elbo import elbo
 from tflv.vi.flows import autoregressive_flow, planar_flow
+from tflv.vi.schedules import KL_SCHEDULES, kl_weight
 from tflv.vi.semi_amortized import refine
 
 tfd = tfp.distributions
@@ -82,27 +82,8 @@ tfb = tfp.bijectors
 LATENTS = ("gaussian", "vmf")
 FLOWS = ("none", "iaf", "planar")
 DECODERS = ("rnn", "cnn")
-KL_SCHEDULES = ("none", "linear", "sigmoid", "cyclical")
 # Salts of the stateless seeds drawn at one training step (see `TrainingStep.seed`).
 _SAMPLE_SALT, _IW_SALT, _REFINE_SALT = 1, 2, 100
-
-
-def kl_weight(schedule: str, step: tf.Tensor, warmup_steps: int) -> tf.Tensor:
-    """β(t) of a named schedule over `warmup_steps` T (see `tflv.vi.schedules`).
-
-    linear: 0 → 1 over T steps; sigmoid: logistic centred at T/2 with slope 10/T (β ≈ 0.007 at
-    t = 0 and 0.993 at t = T); cyclical: a ramp over T/2 steps repeated every T; none: 1.
-    """
-    if schedule == "none":
-        return tf.constant(1.0)
-    if schedule == "linear":
-        return schedules.linear_kl_weight(step, warmup_steps)
-    if schedule == "sigmoid":
-        return schedules.sigmoid_kl_weight(step, midpoint=warmup_steps / 2,
-                                           rate=10.0 / warmup_steps)
-    if schedule == "cyclical":
-        return schedules.cyclical_kl_weight(step, cycle_steps=warmup_steps, ramp_fraction=0.5)
-    raise ValueError(f"kl_schedule must be one of {', '.join(KL_SCHEDULES)}, got {schedule!r}")
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
@@ -128,7 +109,7 @@ class SentenceVAE(LatentVariableModel):
       cnn_dilations: the CNN decoder's dilations.
       skip_connections: z feeds every decoder layer and the output (Dieng et al. 2018).
       word_dropout: probability of replacing a decoder input word by `<unk>` in training.
-      kl_schedule, kl_warmup_steps: β(t) (see `kl_weight`).
+      kl_schedule, kl_warmup_steps: β(t) (see `tflv.vi.schedules.kl_weight`).
       free_bits: λ nats (0: off); `free_bits_per_dimension` clamps each dimension's KL.
       sa_vae_steps, sa_vae_step_size: K refinement steps of size α (0: amortized VI).
       sa_vae_max_grad_norm: each example's refinement gradient is clipped to this norm
@@ -345,18 +326,12 @@ class SentenceVAE(LatentVariableModel):
         mask = tf.cast(batch["mask"], tf.float32)
         prior = self.prior()
         k = self.config["iw_samples"]
-        chunk = min(self.config["iw_chunk"], k)
-        num_chunks = -(-k // chunk)
+        log_lik = in_chunks(
+            lambda z_c: self.log_likelihood(batch["inputs"], batch["targets"], mask, z_c),
+            k, self.config["iw_chunk"])  # [K, B]
 
         def log_joint(z):  # [K, B, D] -> [K, B]
-            padding = tf.zeros(tf.concat([[num_chunks * chunk - k], tf.shape(z)[1:]], 0), z.dtype)
-            chunks = tf.reshape(tf.concat([z, padding], 0),
-                                tf.concat([[num_chunks, chunk], tf.shape(z)[1:]], 0))
-            log_lik = tf.map_fn(
-                lambda z_c: self.log_likelihood(batch["inputs"], batch["targets"], mask, z_c),
-                chunks, fn_output_signature=tf.float32)  # [num_chunks, chunk, B]
-            log_lik = tf.reshape(log_lik, [num_chunks * chunk, -1])[:k]
-            return log_lik + prior.log_prob(z)
+            return log_lik(z) + prior.log_prob(z)
 
         return importance_sampled_log_marginal(log_joint, posterior, k,
                                                seed=self.step.seed(_IW_SALT))

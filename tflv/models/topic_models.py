@@ -61,7 +61,6 @@ Pyro's ProdLDA in BENCHMARKS.md do.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Mapping, Sequence
 
@@ -74,9 +73,11 @@ import tensorflow_probability as tfp
 from tflv import metrics, summaries, vi
 from tflv.layers.encoders import BagOfWordsEncoder
 from tflv.layers.heads import GaussianHead, gaussian
+from tflv.layers.topics import (INITIALIZERS, NormalizedGaussianHead, TopicDecoder,
+                               linear_initializers)
+from tflv.layers.training_step import TrainingStep
 from tflv.models import serving
 from tflv.models.base import HParams, LatentVariableModel, Objective
-from tflv.models.training_step import TrainingStep
 
 tfd = tfp.distributions
 
@@ -102,7 +103,6 @@ RECIPES = {  # training recipes: the encoder, regularisation, initialisers and o
 # The settings a recipe string may override ("NAME:key=value,..."), with their parsers.
 RECIPE_OVERRIDES = {"dropout": float, "adam_beta_1": float, "bn_epsilon": float,
                     "bn_momentum": float, "initializer": str, "clip_norm": float, "prior": str}
-INITIALIZERS = ("glorot", "torch")
 PRIORS = ("laplace", "standard_normal")
 
 
@@ -143,21 +143,6 @@ def parse_recipe(recipe: str) -> tuple[str, dict]:
     return name, settings
 
 
-def linear_initializers(initializer: str, fan_in: int) -> dict:
-    """`kernel_initializer` and `bias_initializer` of a linear map with `fan_in` inputs:
-    `"glorot"` (Keras' defaults: Glorot-uniform weights, zero bias) or `"torch"` (PyTorch's
-    `nn.Linear`, as Pyro's ProdLDA: Kaiming-uniform weights with a = √5 and a uniform bias, both
-    U(−1/√fan_in, 1/√fan_in))."""
-    if initializer == "glorot":
-        return {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
-    if initializer != "torch":
-        raise ValueError(f"unknown initializer {initializer!r}; valid: {', '.join(INITIALIZERS)}")
-    bound = 1.0 / math.sqrt(fan_in)  # gain √(2 / (1 + 5)) × √(3 / fan_in)
-    return {"kernel_initializer": keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in",
-                                                                     "uniform"),
-            "bias_initializer": keras.initializers.RandomUniform(-bound, bound)}
-
-
 def laplace_dirichlet_prior(concentration: tf.Tensor) -> tfd.MultivariateNormalDiag:
     """The Laplace approximation of Dir(α) in the softmax basis: N(μ, diag σ²), event `[K]`.
 
@@ -172,159 +157,6 @@ def laplace_dirichlet_prior(concentration: tf.Tensor) -> tfd.MultivariateNormalD
     loc = log_alpha - tf.reduce_mean(log_alpha)  # [K]
     variance = (1.0 / alpha) * (1.0 - 2.0 / k) + tf.reduce_sum(1.0 / alpha) / k ** 2  # [K]
     return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.sqrt(variance))
-
-
-@keras.saving.register_keras_serializable(package="tflv")
-class TopicDecoder(keras.layers.Layer):
-    """Document representation θ `(batch_size, num_topics)` → log p(w | θ) `(batch_size, vocab)`.
-
-    Args:
-      vocab_size: V.
-      mixture: False: the log-linear decoder log softmax(θᵀR + b) (NVDM's, ProdLDA's); True:
-        the mixture log Σ_k θ_k softmax(T_k) (GSM's; θ must lie on the simplex).
-      embed_dim: H: factor the topic logits (T or R) = t vᵀ through topic embeddings t `[K, H]`
-        and word embeddings v `[H, V]` (stored transposed). None: they are free.
-      batch_norm: log-linear decoder only: log softmax(BN(θᵀR)), the logits batch-normalised
-        per word without a scale, their learned shift standing for the bias b (Srivastava &
-        Sutton 2017's ProdLDA; BN's running moments at evaluation). Pyro's tutorial drops the
-        shift too; on 20news_prodlda that halved the NPMI and raised the per-document
-        perplexity from 1062 to 2491 (BENCHMARKS.md).
-      bn_epsilon, bn_momentum: that BatchNormalization's ε and running-moment decay.
-      initializer: free log-linear R and b: `"glorot"` (Glorot-uniform R, zero b) or `"torch"`
-        (PyTorch's `nn.Linear(K, V)`: both U(±1/√K); `linear_initializers`).
-
-    The mixture's logits start as N(0, 1), and factored logits of either decoder as t ~ N(0, 1),
-    v ~ N(0, 1/H), so that the topics differ from the first step: from Glorot's small logits
-    every topic is nearly uniform, z barely matters and the posterior collapses towards the
-    prior (GSM, 20news, 50 topics, 5,000 steps: test perplexity 1165 with KL 1.6 nats, against
-    1087 with KL 4.0; GSM with a free log-linear R: KL 2.3 nats after 20,000 steps).
-    """
-
-    def __init__(self, vocab_size: int, mixture: bool = False, embed_dim: int | None = None,
-                 batch_norm: bool = False, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
-                 initializer: str = "glorot", **kwargs):
-        super().__init__(**kwargs)
-        if initializer not in INITIALIZERS:
-            raise ValueError(f"unknown initializer {initializer!r}; valid: "
-                             f"{', '.join(INITIALIZERS)}")
-        if batch_norm and mixture:
-            raise ValueError("batch_norm normalises the log-linear decoder's logits; the mixture "
-                             "decoder has none")
-        if vocab_size < 1:
-            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
-        if embed_dim is not None and embed_dim < 1:
-            raise ValueError(f"embed_dim must be >= 1 (or None: free topic logits), got "
-                             f"{embed_dim}")
-        self.vocab_size, self.mixture, self.embed_dim = vocab_size, mixture, embed_dim
-        self.batch_norm, self.initializer = batch_norm, initializer
-        self.bn_epsilon, self.bn_momentum = bn_epsilon, bn_momentum
-        self.logit_norm = keras.layers.BatchNormalization(
-            scale=False, epsilon=bn_epsilon, momentum=bn_momentum,
-            name="logit_norm") if batch_norm else None
-
-    def build(self, input_shape):
-        num_topics = input_shape[-1]
-        normal = lambda stddev: keras.initializers.RandomNormal(stddev=stddev)
-        linear = linear_initializers(self.initializer, num_topics)
-        if self.embed_dim:
-            self.topic_embedding = self.add_weight(
-                name="topic_embedding", shape=(num_topics, self.embed_dim),
-                initializer=normal(1.0))  # t [K, H]
-            self.word_embedding = self.add_weight(
-                name="word_embedding", shape=(self.embed_dim, self.vocab_size),
-                initializer=normal(self.embed_dim ** -0.5))  # vᵀ [H, V]
-        else:
-            self.topic_word = self.add_weight(
-                name="topic_word", shape=(num_topics, self.vocab_size),
-                initializer=normal(1.0) if self.mixture
-                else linear["kernel_initializer"])  # [K, V]
-        self.bias = None if self.mixture or self.batch_norm else self.add_weight(
-            name="bias", shape=(self.vocab_size,), initializer=linear["bias_initializer"])  # [V]
-        if self.batch_norm:
-            self.logit_norm.build((None, self.vocab_size))
-        self.built = True
-
-    def topic_logits(self) -> tf.Tensor:
-        """R (log-linear) or T (mixture, β = softmax(T)): `[K, V]`."""
-        if self.embed_dim:
-            return tf.matmul(self.topic_embedding, self.word_embedding)
-        return tf.convert_to_tensor(self.topic_word)
-
-    def call(self, theta, training=False):
-        if self.mixture:
-            beta = tf.nn.softmax(self.topic_logits(), axis=-1)  # [K, V]
-            return tf.math.log(tf.matmul(theta, beta) + 1e-30)  # [B, V]
-        logits = tf.matmul(theta, self.topic_logits())  # [..., V]
-        if self.batch_norm:  # moments over every leading position (samples and documents)
-            flat = self.logit_norm(tf.reshape(logits, [-1, self.vocab_size]), training=training)
-            return tf.nn.log_softmax(tf.reshape(flat, tf.shape(logits)), axis=-1)
-        return tf.nn.log_softmax(logits + self.bias, axis=-1)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(vocab_size=self.vocab_size, mixture=self.mixture,
-                      embed_dim=self.embed_dim, batch_norm=self.batch_norm,
-                      bn_epsilon=self.bn_epsilon, bn_momentum=self.bn_momentum,
-                      initializer=self.initializer)
-        return config
-
-
-@keras.saving.register_keras_serializable(package="tflv")
-class NormalizedGaussianHead(keras.layers.Layer):
-    """features `(batch_size, features)` → (loc, scale), each `(batch_size, latent_dim)`, with
-    loc = BN(W_μ h) and log scale² = BN(W_σ h), each batch-normalised without a scale
-    (Srivastava & Sutton 2017's ProdLDA encoder; Pyro's tutorial calls it the remedy for
-    component collapse: no latent dimension's mean or variance can stay fixed across documents).
-
-    Args:
-      latent_dim: K.
-      bn_epsilon, bn_momentum: the BatchNormalizations' ε and running-moment decay.
-      initializer: the linear map's (`linear_initializers`: `"glorot"` or `"torch"`).
-
-    In training the batch's posterior means have mean 0 and variance 1 in every dimension:
-
-    >>> import tensorflow as tf
-    >>> features = tf.random.stateless_normal([64, 10], seed=[1, 2])
-    >>> loc, scale = NormalizedGaussianHead(5)(features, training=True)   # [64, 5] each
-    >>> mean, variance = tf.nn.moments(loc, axes=[0])
-    >>> print(float(tf.reduce_max(tf.abs(mean))) < 1e-4,
-    ...       float(tf.reduce_max(tf.abs(variance - 1))) < 1e-2)
-    True True
-    """
-
-    def __init__(self, latent_dim: int, bn_epsilon: float = 1e-3, bn_momentum: float = 0.99,
-                 initializer: str = "glorot", **kwargs):
-        super().__init__(**kwargs)
-        self.latent_dim, self.initializer = latent_dim, initializer
-        self.bn_epsilon, self.bn_momentum = bn_epsilon, bn_momentum
-        if initializer not in INITIALIZERS:
-            raise ValueError(f"unknown initializer {initializer!r}; valid: "
-                             f"{', '.join(INITIALIZERS)}")
-        self.dense = keras.layers.Dense(2 * latent_dim, name="dense")
-        norm = lambda name: keras.layers.BatchNormalization(
-            scale=False, epsilon=bn_epsilon, momentum=bn_momentum, name=name)
-        self.loc_norm, self.log_variance_norm = norm("loc_norm"), norm("log_variance_norm")
-
-    def build(self, input_shape):
-        if self.initializer != "glorot":  # as torch's two nn.Linear h → μ, h → log σ²
-            for key, value in linear_initializers(self.initializer, input_shape[-1]).items():
-                setattr(self.dense, key, keras.initializers.get(value))
-        self.dense.build(input_shape)
-        self.loc_norm.build((None, self.latent_dim))
-        self.log_variance_norm.build((None, self.latent_dim))
-        self.built = True
-
-    def call(self, features, training=False):
-        loc, log_variance = tf.split(self.dense(features), 2, axis=-1)  # [B, K] each
-        loc = self.loc_norm(loc, training=training)
-        log_variance = self.log_variance_norm(log_variance, training=training)
-        return loc, tf.exp(0.5 * log_variance)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(latent_dim=self.latent_dim, bn_epsilon=self.bn_epsilon,
-                      bn_momentum=self.bn_momentum, initializer=self.initializer)
-        return config
 
 
 def split_counts(corpus, split: str, batch_size: int) -> scipy.sparse.csr_matrix:

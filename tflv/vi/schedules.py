@@ -7,6 +7,9 @@ KL annealing against posterior collapse (Bowman et al. 2016) raises β from near
     cyclical:  β(t) = linear(t mod C, T = r C, β0 = 0)     (Fu et al. 2019: M cycles of length C,
                                                             ramp over a fraction r, then hold 1)
 
+`kl_weight` names the three β(t) schedules over one warm-up length T (and `none`, β = 1): the
+choice a model offers as a setting (`KL_SCHEDULES`).
+
 The relaxed-categorical temperature is annealed as τ(t) = max(τ_min, τ0 exp(−r t)) (Jang et al.
 2017, section 3 of the experiments).
 
@@ -52,6 +55,30 @@ def cyclical_kl_weight(step, cycle_steps: int, ramp_fraction: float = 0.5) -> tf
         raise ValueError(f"ramp_fraction must be in (0, 1], got {ramp_fraction}")
     return linear_kl_weight(tf.math.floormod(_step(step), float(cycle_steps)),
                             warmup_steps=ramp_fraction * cycle_steps)
+
+
+KL_SCHEDULES = ("none", "linear", "sigmoid", "cyclical")
+
+
+def kl_weight(schedule: str, step, warmup_steps: int) -> tf.Tensor:
+    """β(t) of a named schedule (`KL_SCHEDULES`) over `warmup_steps` T.
+
+    linear: 0 → 1 over T steps; sigmoid: logistic centred at T/2 with slope 10/T (β ≈ 0.007 at
+    t = 0 and 0.993 at t = T); cyclical: a ramp over T/2 steps repeated every T; none: 1.
+
+    Example:
+    >>> [round(float(kl_weight(name, 25, 100)), 3) for name in KL_SCHEDULES]  # t = 25, T = 100
+    [1.0, 0.25, 0.076, 0.5]
+    """
+    if schedule == "none":
+        return tf.constant(1.0)
+    if schedule == "linear":
+        return linear_kl_weight(step, warmup_steps)
+    if schedule == "sigmoid":
+        return sigmoid_kl_weight(step, midpoint=warmup_steps / 2, rate=10.0 / warmup_steps)
+    if schedule == "cyclical":
+        return cyclical_kl_weight(step, cycle_steps=warmup_steps, ramp_fraction=0.5)
+    raise ValueError(f"kl_schedule must be one of {', '.join(KL_SCHEDULES)}, got {schedule!r}")
 
 
 def gumbel_temperature(step, initial: float = 1.0, rate: float = 1e-4,

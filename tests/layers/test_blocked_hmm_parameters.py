@@ -12,7 +12,7 @@ import scipy.stats
 import tensorflow as tf
 
 from tflv.distributions import HMM, WordBlocks
-from tflv.models.blocked_hmm_parameters import BlockedNeuralHMM, kept_count
+from tflv.layers.blocked_hmm_parameters import BlockedNeuralHMM, kept_count
 
 
 def make_layer(k=8, m=2, v=7, d=6, seed=0):

@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from tflv.distributions.blocked_hmm import BlockedHMM, WordBlocks
-from tflv.models.hmm_parameterizations import ResidualMLP
+from tflv.layers.hmm_parameterizations import ResidualMLP
 
 
 class BlockedParameters(NamedTuple):
@@ -95,8 +95,9 @@ class BlockedNeuralHMM(keras.layers.Layer):
         self.block_size = num_states // num_blocks
         self.hidden_dim = hidden_dim or embed_dim
         self.word_blocks = [int(b) for b in self.blocks.block_of]
-        self.transition_mlp = ResidualMLP(self.hidden_dim, name="transition_mlp")
-        self.emission_mlp = ResidualMLP(self.hidden_dim, name="emission_mlp")
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
+        self.transition_mlp = ResidualMLP(self.hidden_dim, name="transition_mlp", dtype=policy)
+        self.emission_mlp = ResidualMLP(self.hidden_dim, name="emission_mlp", dtype=policy)
 
     def build(self, input_shape=None):
         k, v, d = self.num_states, self.blocks.vocab_size, self.embed_dim
@@ -131,17 +132,19 @@ class BlockedNeuralHMM(keras.layers.Layer):
         kept = self.all_states() if kept is None else tf.convert_to_tensor(kept, tf.int32)
         m, n = self.num_blocks, kept.shape[1] or tf.shape(kept)[1]
         flat = tf.reshape(kept, [-1])
-        states = tf.gather(self.state_embeddings, flat)  # [K', D]
-        nxt = tf.gather(self.next_state_embeddings, flat)
-        initial = tf.nn.log_softmax(tf.linalg.matvec(nxt, self.start_query))
+        dtype = self.compute_dtype  # float32 variables, read in compute dtype
+        states = tf.cast(tf.gather(self.state_embeddings, flat), dtype)  # [K', D]
+        nxt = tf.cast(tf.gather(self.next_state_embeddings, flat), dtype)
+        initial = tf.nn.log_softmax(tf.linalg.matvec(nxt, tf.cast(self.start_query, dtype)))
         transition = tf.nn.log_softmax(tf.matmul(self.transition_mlp(states), nxt,
                                                  transpose_b=True))
         words = self.blocks.block_words  # [M, W], -1 padding
         real = tf.constant(words >= 0)
         ids = tf.constant(np.maximum(words, 0))
         queries = tf.reshape(self.emission_mlp(states), [m, n, self.embed_dim])
-        logits = (tf.einsum("mnd,mwd->mnw", queries, tf.gather(self.word_embeddings, ids))
-                  + tf.gather(self.word_bias, ids)[:, None, :])
+        logits = (tf.einsum("mnd,mwd->mnw", queries,
+                            tf.cast(tf.gather(self.word_embeddings, ids), dtype))
+                  + tf.cast(tf.gather(self.word_bias, ids), dtype)[:, None, :])
         logits = tf.where(real[:, None, :], logits, tf.constant(-np.inf, logits.dtype))
         return BlockedParameters(initial, transition, tf.nn.log_softmax(logits), kept)
 

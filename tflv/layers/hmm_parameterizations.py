@@ -96,7 +96,7 @@ class HMMLogits(keras.layers.Layer):
 
     def call(self, tokens):
         del tokens
-        return tuple(tf.convert_to_tensor(v) for v in self.logits)
+        return tuple(tf.cast(v, self.compute_dtype) for v in self.logits)
 
     def assign(self, initial, transition, emission) -> None:
         """Overwrites the logits (e.g. with the log-probabilities of an M step)."""
@@ -121,15 +121,17 @@ class ResidualMLP(keras.layers.Layer):
         super().__init__(**kwargs)
         _check_positive(hidden_dim=hidden_dim)
         self.hidden_dim = hidden_dim
-        self.hidden = keras.layers.Dense(hidden_dim, activation="relu", name="hidden")
+        self.hidden = keras.layers.Dense(hidden_dim, activation="relu", name="hidden",
+                                         dtype=self.dtype_policy)  # computes in this layer's dtype
         self.out = None
 
     def build(self, input_shape):
         self.hidden.build(input_shape)
-        self.out = keras.layers.Dense(input_shape[-1], name="out")
+        self.out = keras.layers.Dense(input_shape[-1], name="out", dtype=self.dtype_policy)
         self.out.build((*input_shape[:-1], self.hidden_dim))
 
     def call(self, inputs):
+        inputs = tf.cast(inputs, self.compute_dtype)  # the skip adds in it (mixed precision)
         return inputs + self.out(self.hidden(inputs))
 
     def get_config(self):
@@ -175,14 +177,17 @@ class NeuralHMMLogits(keras.layers.Layer):
                                      name="output_word_embeddings")
         self.word_bias = self.add_weight(shape=(vocab_size,), initializer="zeros",
                                          name="output_word_bias")
-        self.emission_mlp = ResidualMLP(hidden_dim, name="emission_mlp")
-        self.transition_mlp = ResidualMLP(hidden_dim, name="transition_mlp")
+        policy = self.dtype_policy  # sublayers compute in this layer's dtype
+        self.emission_mlp = ResidualMLP(hidden_dim, name="emission_mlp", dtype=policy)
+        self.transition_mlp = ResidualMLP(hidden_dim, name="transition_mlp", dtype=policy)
         self.emission_mlp.build((num_states, embed_dim))
         self.transition_mlp.build((num_states, embed_dim))
         if transitions == "lstm":
-            self.embed = keras.layers.Embedding(vocab_size, embed_dim, name="input_embeddings")
-            self.lstm = keras.layers.LSTM(hidden_dim, return_sequences=True, name="lstm")
-            self.context = keras.layers.Dense(embed_dim, name="context")
+            self.embed = keras.layers.Embedding(vocab_size, embed_dim, name="input_embeddings",
+                                                dtype=policy)
+            self.lstm = keras.layers.LSTM(hidden_dim, return_sequences=True, name="lstm",
+                                          dtype=policy)
+            self.context = keras.layers.Dense(embed_dim, name="context", dtype=policy)
 
     def build(self, input_shape):  # tokens [B, T]
         if self.transitions == "lstm":
@@ -191,11 +196,12 @@ class NeuralHMMLogits(keras.layers.Layer):
             self.context.build((*input_shape, self.hidden_dim))
 
     def call(self, tokens):
-        states = tf.convert_to_tensor(self.states)  # [K, D]
-        next_states, next_bias = self.next_states, self.next_bias  # [K, D], [K]
-        emission = tf.matmul(self.emission_mlp(states), self.words,
-                             transpose_b=True) + self.word_bias  # [K, V]
-        initial = tf.linalg.matvec(next_states, self.start) + next_bias  # [K]
+        states, next_states, next_bias, start, words, word_bias = (
+            tf.cast(v, self.compute_dtype) for v in (  # float32 variables, read in compute dtype
+                self.states, self.next_states, self.next_bias, self.start, self.words,
+                self.word_bias))  # [K, D], [K, D], [K], [D], [V, D], [V]
+        emission = tf.matmul(self.emission_mlp(states), words, transpose_b=True) + word_bias
+        initial = tf.linalg.matvec(next_states, start) + next_bias  # [K]
         query = self.transition_mlp(states)  # [K, D]
         if self.transitions == "mlp":
             transition = tf.matmul(query, next_states, transpose_b=True) + next_bias  # [K, K]
