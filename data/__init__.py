@@ -26,7 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from data import (conll2000, e2e, multi30k, news20, parallel_corpus, ptb, synthetic_hmm,
-                  tagged_corpus, text_corpus, tfds_corpus, tinyshakespeare)
+                  tagged_corpus, text_corpus, text_stream, tfds_corpus,
+                  tinyshakespeare)
 from data.corpus import Corpus
 from data.errors import CorpusNotFoundError, DataFormatError
 from data.paths import resolve_data_dir
@@ -43,7 +44,7 @@ DATASETS: dict[str, Callable[..., Corpus]] = {
 }
 # Corpora in a user's folder: `PREFIX:DIR`, loaded by `GENERIC[PREFIX](DIR, **options)`.
 GENERIC: dict[str, Callable[..., Corpus]] = {
-    "text": text_corpus.load,
+    "text": text_stream.load,
     "parallel": parallel_corpus.load,
     "tagged": tagged_corpus.load,
     "tfds": tfds_corpus.load,

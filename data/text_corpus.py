@@ -278,22 +278,6 @@ def read_text(label: str, lines: Iterable[tuple[int, str]], pipeline: TextPipeli
     return Examples(label, (column.take(),), np.array(numbers, np.int64))
 
 
-def load(folder: str, **options) -> Corpus:
-    """The `text:` corpus in `folder` (see the module docstring for the files and options).
-
-    Examples:
-      >>> import os, tempfile
-      >>> folder = tempfile.mkdtemp()                    # e.g. my_corpus/ with train.txt
-      >>> with open(os.path.join(folder, "train.txt"), "w") as f:
-      ...     _ = f.write("The cat sat .\\nA dog ran .\\n" * 50)
-      >>> corpus = load(folder, lowercase=True, vocab_size=10000)
-      >>> corpus.forms
-      ('stream', 'sentences', 'tokens', 'bow')
-    """
-    from data import text_stream  # it builds on this module's rules
-    return text_stream.load(folder, **options)
-
-
 def from_lines(name: str, sources: Mapping[str, tuple[str, Iterable[tuple[int, str]]]],
                opts: CorpusOptions, info: Mapping[str, Any] | None = None) -> Corpus:
     """The text corpus `name` of, per split, `(label, (line number, text) pairs)`: a file's

@@ -1,6 +1,6 @@
 """`text:DIR` streamed from its files through tf.data: a corpus larger than memory.
 
-`data.text_corpus.load` reads a folder this way; the forms and options are the ones
+`data.text_stream.load` reads a `text:` folder this way; the forms and options are the ones
 `data.text_corpus` states, with the same batches in the same order when unshuffled.
 
 *One scan.* Each split file is read once, line by line (`data.tokenize.read_lines`: strict UTF-8,
@@ -113,8 +113,18 @@ def scan(lines: Iterable[tuple[int, str]], pipeline: TextPipeline,
 
 
 def load(folder: str, **options) -> Corpus:
-    """The `text:` corpus in `folder`, streamed (see the module docstring and
-    `data.text_corpus`)."""
+    """The `text:` corpus in `folder`, streamed (see the module docstring, and `data.text_corpus`
+    for the files and options).
+
+    Examples:
+      >>> import os, tempfile
+      >>> folder = tempfile.mkdtemp()                    # e.g. my_corpus/ with train.txt
+      >>> with open(os.path.join(folder, "train.txt"), "w") as f:
+      ...     _ = f.write("The cat sat .\\nA dog ran .\\n" * 50)
+      >>> corpus = load(folder, lowercase=True, vocab_size=10000)
+      >>> corpus.forms
+      ('stream', 'sentences', 'tokens', 'bow')
+    """
     opts = text_corpus.CorpusOptions(**options)
     files = text_corpus.split_files(folder, [".txt"], "text")
     return from_sources(f"text:{folder}", {split: LineSource.file(paths[0])
