@@ -24,7 +24,7 @@ from absl import app, logging
 
 import data
 from data.paths import resolve_data_dir
-from tflv.models import HParams, get_model_class, serving
+from tflv.models import ConfigError, get_model_class, serving
 from trainers import cli, corpus_flags
 from trainers import flags as tflv_flags
 from trainers.checkpoints import (Checkpoints, ModelDirBusyError, ModelDirLock,
@@ -98,7 +98,7 @@ def with_new_hparams(run: dict, names) -> dict:
 def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict | None = None):
     """The corpus and a `Trainer` whose model is built as `run` describes.
 
-    `run["hparams"]` is narrowed to the hyperparameters the model read, which is what a model
+    `run["hparams"]` is narrowed to the hyperparameters (config fields) the model read, which is what a model
     directory records; a recorded run may lack those added since (`with_new_hparams`).
     `run["sequence"]` is narrowed to the settings of the model's input form, and
     `run["train_data"]` set to the size of the training split. With `vocabularies` (those saved
@@ -110,22 +110,23 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict
     corpus = data.load(run["dataset"], data_dir=resolve_data_dir(FLAGS.data_dir),
                        **run["dataset_options"])
     corpus_flags.check_model_fits(run["model"], model_cls, run["dataset"], corpus)
-    hparams = HParams(with_new_hparams(run, tflv_flags.MODEL_FLAGS)["hparams"])
+    values = with_new_hparams(run, tflv_flags.MODEL_FLAGS)["hparams"]
+    config, read = tflv_flags.model_config(model_cls, values), set()
     changed = bool(vocabularies) and bool(vocabulary_differences(vocabularies, corpus))
     if changed:
         logging.warning("the data's vocabularies differ from those saved with the run; "
                         "building the model over the saved ones")
         corpus = with_run_vocab(corpus, vocabularies)
-    trainer = Trainer(lambda: model_cls.from_corpus(corpus, hparams), strategy,
+    trainer = Trainer(lambda: build_model(model_cls, corpus, config, read), strategy,
                       global_batch_size=run["batch_size"],
                       learning_rate=learning_rate_schedule(
                           FLAGS.learning_rate, FLAGS.learning_rate_schedule, FLAGS.train_steps),
                       clip_norm=FLAGS.clip_norm)
-    unused = [name for name in hparams if FLAGS[name].present and name not in hparams.read]
+    unused = [name for name in tflv_flags.MODEL_FLAGS if FLAGS[name].present and name not in read]
     if unused:
         raise app.UsageError(f"--model={run['model']} does not use "
                              + ", ".join(f"--{name}" for name in unused))
-    run["hparams"] = {name: hparams[name] for name in sorted(hparams.read)}
+    run["hparams"] = {name: values[name] for name in sorted(read)}
     form = model_cls.input_form
     run["sequence"] = sequence_settings(form, {**run_description()["sequence"], **run["sequence"]})
     run["train_data"] = {"tokens": corpus.num_tokens("train"),
@@ -139,6 +140,15 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict
                               repeat=True, **form_options(form, True, run["sequence"]))
     trainer.build(next(iter(train_ds)))
     return corpus, trainer, train_ds
+
+
+def build_model(model_cls, corpus, config, read: set[str]):
+    """`model_cls.from_corpus(corpus, config)`, recording the fields it read in `read`; a
+    config error names its flags."""
+    try:
+        return model_cls.from_corpus(corpus, config, read=read)
+    except ConfigError as err:
+        raise app.UsageError(tflv_flags.as_flags(err)) from None
 
 
 def kl_warmup_steps(model_dir: str, given: int | None, train_steps: int) -> int:
@@ -205,7 +215,7 @@ def evaluate_splits(trainer: Trainer, corpus, writer, splits=("valid", "test"),
 def write_prior_samples(model, corpus, writer, step: int, count: int = 8, length: int = 30):
     """Prints and writes (text summary `samples/prior`) `count` sentences x ~ p(x | z),
     z ~ p(z) of a model that has `sample_prior` (`sentence_vae`, `mixture_lm`)."""
-    if not hasattr(model, "sample_prior"):
+    if not model.can_sample_prior:
         return
     from trainers.export import TextBatcher
     sample = serving.sample_signature(TextBatcher(corpus, "sentences"), model.sample_prior)

@@ -58,6 +58,7 @@ with β1 = 0.99; `recipe="nvdm"` trains it as NVDM (tflv's ProdLDA before issue 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import Mapping, Sequence
@@ -72,7 +73,8 @@ from tflv import metrics, summaries, vi
 from tflv.layers.encoders import BagOfWordsEncoder
 from tflv.layers.heads import GaussianHead, gaussian
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 from tflv.models.training_step import TrainingStep
 
 tfd = tfp.distributions
@@ -286,9 +288,9 @@ def collapse_warning(diversity: float, kl: float | None = None) -> str | None:
         return None
     message = ("topics collapsed (" + "; ".join(reasons) + "): the posterior ignores the "
                "document or the topics repeat one another. Remedies: ProdLDA's published recipe "
-               "(prodlda's default, --topic_recipe=srivastava_sutton: batch-normalised logits, "
-               "dropout, Adam β1 0.99), more --train_steps, a larger --batch_size (200 as Srivastava & Sutton), "
-               "fewer --num_topics, or a mixture decoder (--topic_decoder=mixture)")
+               "(prodlda's default, topic_recipe='srivastava_sutton': batch-normalised logits, "
+               "dropout, Adam β1 0.99), more training steps, a larger batch (200 as Srivastava & "
+               "Sutton), fewer num_topics, or a mixture decoder (topic_decoder='mixture')")
     print("WARNING: " + message, flush=True)
     warnings.warn(message, stacklevel=2)
     return message
@@ -356,7 +358,7 @@ class NeuralTopicModel(LatentVariableModel):
         posterior's mean and log variance batch-normalised (`NormalizedGaussianHead`), the
         decoder's logits batch-normalised (`TopicDecoder(batch_norm=True)`) and Adam with
         β1 = 0.99 (`adam_beta_1`, read by the trainer; their step size 2e-3 is the trainer's
-        default, their batch 200 `--batch_size=200`). `"nvdm"`: none of these (tflv's
+        default, their batch 200 documents). `"nvdm"`: none of these (tflv's
         ProdLDA before issue 19). Only ProdLDA takes `"srivastava_sutton"`.
       hidden_units: widths of the encoder MLP (None: the recipe's).
       activation: its activation (None: the recipe's; tanh, as Miao et al.'s code, for `"nvdm"`).
@@ -374,6 +376,22 @@ class NeuralTopicModel(LatentVariableModel):
 
     Batch (form `bow`): `counts` float32 `[B, V]`.
     """
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """The neural topic models' hyperparameters (`NVDM.from_corpus(corpus, config)`)."""
+        num_topics: int = cfg.NUM_TOPICS()
+        hidden_dim: int = cfg.HIDDEN_DIM()  # the encoder's, under topic_recipe nvdm
+        num_layers: int = cfg.NUM_LAYERS()  # the encoder's, under topic_recipe nvdm
+        embed_dim: int = cfg.EMBED_DIM()  # gsm's topic and word embeddings
+        topic_decoder: str | None = cfg.hparam(
+            None, "p(w | θ) as a mixture of topics or log-linear in θ (None: gsm mixture, nvdm "
+            "and prodlda log_linear; gsm log_linear = GSM as a document model, prodlda "
+            "mixture = NVLDA).", choices=TOPIC_DECODERS)
+        topic_recipe: str | None = cfg.hparam(
+            None, "Training recipe (None: prodlda srivastava_sutton = batch norm, dropout, Adam "
+            "beta1 0.99, two softplus layers of 100; nvdm and gsm nvdm = Miao et al.'s).",
+            choices=tuple(RECIPES))
 
     input_form = "bow"
     datasets = ("news20",)
@@ -434,17 +452,16 @@ class NeuralTopicModel(LatentVariableModel):
         self.step = TrainingStep(name="training_step")
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "NeuralTopicModel":
-        """`--topic_recipe` (default: the model's own); `--hidden_dim`, `--num_layers` shape the
+    def _from_config(cls, corpus, config) -> "NeuralTopicModel":
+        """`topic_recipe` (default: the model's own); `hidden_dim`, `num_layers` shape the
         encoder under recipe `nvdm` only (`srivastava_sutton` fixes two layers of 100)."""
-        recipe = hparams["topic_recipe"] or ("srivastava_sutton"
-                                             if cls.default_topic_model == "prodlda" else "nvdm")
-        hidden_units = ([hparams["hidden_dim"]] * hparams["num_layers"] if recipe == "nvdm"
-                        else None)
+        recipe = config.topic_recipe or ("srivastava_sutton"
+                                         if cls.default_topic_model == "prodlda" else "nvdm")
+        hidden_units = ([config.hidden_dim] * config.num_layers if recipe == "nvdm" else None)
         return cls(vocab_size=corpus.info["vocab_size"], topic_model=cls.default_topic_model,
-                   num_topics=hparams["num_topics"], hidden_units=hidden_units,
-                   embed_dim=hparams["embed_dim"] if cls.default_topic_model == "gsm" else None,
-                   topic_decoder=hparams["topic_decoder"], recipe=recipe)
+                   num_topics=config.num_topics, hidden_units=hidden_units,
+                   embed_dim=config.embed_dim if cls.default_topic_model == "gsm" else None,
+                   topic_decoder=config.topic_decoder, recipe=recipe)
 
     def prior(self) -> tfd.MultivariateNormalDiag:
         """p(z), event `[K]`."""
