@@ -62,6 +62,7 @@ class LatentVariableModel(keras.Model):
       temperature, seed) -> ids [N, max_length]`, sentences x ~ p(x | z), z ~ p(z);
       `can_interpolate`: True for one with `homotopy(batch, num_points, max_length, ...)`.
     - `evaluate_corpus(corpus, split, batch_size)`: metrics of whole predictions (default: none).
+    - `adam_beta_1`: Adam's β1 of the model's training recipe (default 0.9).
 
     Keras's loop: `compile(optimizer)` then `fit(dataset)` / `evaluate(dataset)` on batches of
     `input_form` (a `data.Corpus.dataset`) train and score with `objective` as the trainer
@@ -99,6 +100,9 @@ class LatentVariableModel(keras.Model):
     # True when the model has `sample_prior` / `homotopy` (see the class docstring).
     can_sample_prior: bool = False
     can_interpolate: bool = False
+    # Adam's β1 that the model's training recipe asks of the trainer's optimizer (ProdLDA's
+    # Srivastava & Sutton recipe: 0.99); with `fit`, pass it to the optimizer you compile.
+    adam_beta_1: float = 0.9
 
     @classmethod
     def from_corpus(cls, corpus, config: ModelConfig | None = None, *,
