@@ -72,7 +72,7 @@ class LatentVariableModel(keras.Model):
     `metrics_from_sums` of the sums over the whole `evaluate` run (or epoch), e.g. the
     perplexity exp(Σ nll / Σ tokens), never a mean of per-batch perplexities. A
     `closed_form_update` model trains the same way by `apply_update` (the optimizer only counts
-    steps).
+    steps), on one replica: under a multi-replica strategy its `fit` is trainer-only and says so.
 
     Example:
 
@@ -177,7 +177,12 @@ class LatentVariableModel(keras.Model):
                             f"batches of form {self.input_form!r} (data.Corpus.dataset), got "
                             f"{type(data).__name__}")
         with self.distribute_strategy.scope():
+            # The call must not change a built model (a seed generator's state would advance):
+            # its variables get their values back, as if it had not run.
+            held = [(variable, tf.identity(variable)) for variable in self.variables]
             stats = self.objective(next(iter(data)), training=False).stats
+            for variable, value in held:
+                variable.assign(value)
             # Every weight exists now, as the trainer's `build` relies on; a layer still
             # unbuilt is unused (MoSLM's replaced decoder) and must not trigger Keras's build.
             for layer in self._flatten_layers():
@@ -188,6 +193,13 @@ class LatentVariableModel(keras.Model):
             {name: 1.0 for name in self._stat_sums})]
 
     def fit(self, x=None, *args, **kwargs):
+        if self.closed_form_update and self.distribute_strategy.num_replicas_in_sync > 1:
+            raise NotImplementedError(
+                f"{type(self).__name__} is fitted by closed-form updates (apply_update), which "
+                "Keras's fit runs on one replica only (under a strategy of "
+                f"{self.distribute_strategy.num_replicas_in_sync} replicas its gather "
+                "collectives are not ordered with Keras's); train it with trainers.train "
+                "(tflv-train) on several replicas, or fit it without a multi-replica strategy")
         self._prepare_keras_loop(x)
         return super().fit(x, *args, **kwargs)
 
