@@ -100,6 +100,8 @@ def _define_model_flag(name: str, uses) -> None:
         flags.DEFINE_integer(name, default, text)
     elif base is float:
         flags.DEFINE_float(name, default, text)
+    elif base is str:  # free text the model parses (e.g. a recipe with settings)
+        flags.DEFINE_string(name, default, text)
     elif typing.get_origin(base) is tuple:
         flags.DEFINE_list(name, [str(v) for v in default], text)
     else:
