@@ -2,7 +2,7 @@
 
 - `--help` of every entry point lists its own flags first, and `tflv-train --model=M --help`
   groups the model hyperparameters so that every hyperparameter a model reads
-  (`tflv.models.HParams.read`, the model built from its flags' defaults) is listed under it.
+  (the config fields `from_corpus(..., read=)` reports, the model built from its flags' defaults) is listed under it.
 - A run prints none of TensorFlow's start-up lines (oneDNN, CUDA, absl pre-init), and prints one
   line naming the devices and the strategy (`--help` of the installed commands, and
   `--verbosity=0` bringing the lines back: tests/test_packaging.py).
@@ -26,7 +26,7 @@ import trainers.export  # noqa: F401
 import trainers.sample  # noqa: F401 — defines the sampling flags
 import trainers.run  # noqa: F401
 import trainers.train  # noqa: F401
-from tflv.models import MODELS, HParams
+from tflv.models import MODELS
 from trainers import cli, collapse
 from trainers import flags as tflv_flags
 
@@ -79,9 +79,9 @@ def test_train_help_lists_run_flags_then_the_chosen_models_hyperparameters():
 def _built(model, corpus, **overrides):
     values = {name: FLAGS[name].default for name in tflv_flags.MODEL_FLAGS}
     values.update(kl_warmup_steps=10, **overrides)
-    hparams = HParams(values)
-    MODELS[model].from_corpus(corpus, hparams)
-    return hparams.read
+    read = set()
+    MODELS[model].from_corpus(corpus, tflv_flags.model_config(MODELS[model], values), read=read)
+    return read
 
 
 @pytest.mark.parametrize("model,overrides", [

@@ -1,12 +1,21 @@
 """The trainer's absl flags, defined once for `train`, `evaluate` and `export`.
 
 Run flags (DESIGN.md): --model --dataset --data_dir --train_steps --batch_size --strategy
---model_dir --export_dir. Model hyperparameters are listed in `MODEL_FLAGS`: every model reads
-the ones it needs through `tflv.models.HParams`, and a flag set on the command line that the
-chosen model never reads is an error.
+--model_dir --export_dir. Model hyperparameters (`MODEL_FLAGS`) are generated from the fields of
+the models' typed configs (`tflv.models.config`: name, type, default, documentation, valid
+range), so they are defined once, in the models; a flag set on the command line that the chosen
+model's settings never read is an error.
 """
-from absl import flags
+import dataclasses
+import re
+import types
+import typing
+from typing import Any, Mapping
 
+from absl import app, flags
+
+from tflv.models import MODELS
+from tflv.models.config import ConfigError
 from trainers import corpus_flags  # noqa: F401  (the corpus flags: --tokenizer, --vocab_size …)
 from trainers.loop import LEARNING_RATE_SCHEDULES
 
@@ -42,113 +51,98 @@ flags.DEFINE_enum("news20_variant", "nvdm", ["nvdm", "prodlda"], "20 Newsgroups 
 flags.DEFINE_integer("seq_len", 35, "Window length of the continuous LM stream (form `stream`).")
 flags.DEFINE_integer("max_length", 0, "Drop training sentences longer than this (0: keep all).")
 
-# Model hyperparameters (read through HParams).
-flags.DEFINE_integer("embed_dim", 256, "Token embedding size; GSM's topic and word embedding size.")
-flags.DEFINE_integer("hidden_dim", 256, "RNN state size; hidden width of bag-of-words encoders.")
-flags.DEFINE_integer("num_layers", 1, "Stacked RNN layers; bag-of-words encoder hidden layers.")
-flags.DEFINE_float("dropout", 0.0, "Dropout rate.")
-flags.DEFINE_bool("tie_embeddings", False, "Share input embeddings and output projection.")
-flags.DEFINE_integer("num_topics", 50, "Topics K of lda, gsm, prodlda (nvdm: latent dimension).")
-flags.DEFINE_enum("topic_decoder", None, ["mixture", "log_linear"], "gsm, prodlda: p(w | θ) as a "
-                  "mixture of topics or log-linear in θ (default: gsm mixture, nvdm and prodlda "
-                  "log_linear; gsm log_linear = GSM as a document model, prodlda mixture = NVLDA).")
-flags.DEFINE_string("topic_recipe", None, "nvdm, gsm, prodlda: training recipe, srivastava_sutton or "
-                    "nvdm (default: prodlda srivastava_sutton = batch norm, dropout, Adam beta1 0.99, "
-                    "two softplus layers of 100; nvdm and gsm nvdm = Miao et al.'s), optionally with "
-                    "settings overridden as NAME:key=value,... (keys: dropout, adam_beta_1, "
-                    "bn_epsilon, bn_momentum, initializer=glorot|torch, clip_norm, "
-                    "prior=laplace|standard_normal; tflv.models.topic_models.parse_recipe).")
-flags.DEFINE_enum("attention_training", "exact", ["exact", "elbo"], "latent_attention: train by "
-                  "the exact marginal over source positions or by the ELBO (REINFORCE).")
-flags.DEFINE_integer("attention_samples", 2, "latent_attention ELBO: samples of z_t per token "
-                     "(>= 2, leave-one-out baseline).")
-flags.DEFINE_integer("beam_size", 1, "Translation models: beam size for BLEU (1: greedy).")
-flags.DEFINE_float("length_alpha", 0.0, "Beam search length-penalty exponent (Wu et al. 2016).")
-flags.DEFINE_integer("bleu_max_examples", 0, "Translate at most this many sentences per split "
-                     "for BLEU (0: all).")
-flags.DEFINE_integer("num_softmaxes", 5, "mos_lm: mixture components K of the output softmax.")
-flags.DEFINE_integer("summary_length", 5, "latent_summary: words M of the latent summary.")
-flags.DEFINE_integer("summary_samples", 2, "latent_summary: samples of z per document (>= 2).")
+# Model hyperparameters: one flag per field of the models' configs (`tflv.models.config`), with
+# the field's type, default and documentation; a name several models share must agree on its
+# default and type in all of them (checked here, at import).
+def model_fields() -> dict[str, list[tuple[str, dataclasses.Field, Any]]]:
+    """`{field name: [(model, field, type)]}` over every registered model's `Config`, in
+    registry then field order.
 
-# mixture_lm and sentence_vae (Models 1 and 2).
-flags.DEFINE_integer("latent_dim", 32, "sentence_vae: latent dimension D; mixture_lm: width of the "
-                     "component codes.")
-flags.DEFINE_integer("num_components", 4, "mixture_lm: mixture components K.")
-flags.DEFINE_enum("estimator", "exact", ["exact", "score_function", "gumbel_softmax"],
-                  "mixture_lm: E_q by enumeration over the exact posterior, REINFORCE, or the "
-                  "Gumbel-softmax relaxation.")
-flags.DEFINE_integer("latent_samples", 1, "mixture_lm: samples of z per sentence "
-                     "(score_function, gumbel_softmax).")
-flags.DEFINE_enum("baseline", "none", ["none", "learned", "leave_one_out"],
-                  "mixture_lm score_function control variate (leave_one_out: latent_samples >= 2).")
-flags.DEFINE_float("gumbel_temperature", 1.0, "mixture_lm gumbel_softmax: temperature.")
-flags.DEFINE_bool("straight_through", False, "mixture_lm gumbel_softmax: straight-through.")
-flags.DEFINE_enum("latent", "gaussian", ["gaussian", "vmf"], "sentence_vae: posterior family.")
-flags.DEFINE_float("vmf_concentration", 50.0, "sentence_vae --latent=vmf: the fixed kappa.")
-flags.DEFINE_enum("flow", "none", ["none", "iaf", "planar"], "sentence_vae: posterior flow.")
-flags.DEFINE_integer("num_flows", 2, "sentence_vae --flow: flow layers.")
-flags.DEFINE_enum("decoder", "rnn", ["rnn", "cnn"], "sentence_vae: LSTM or dilated CNN decoder.")
-flags.DEFINE_list("cnn_dilations", ["1", "2", "4"], "sentence_vae --decoder=cnn: dilations.")
-flags.DEFINE_bool("skip_connections", False, "sentence_vae: z feeds every decoder layer.")
-flags.DEFINE_float("word_dropout", 0.0, "sentence_vae: decoder input word dropout rate.")
-flags.DEFINE_enum("kl_schedule", "none", ["none", "linear", "sigmoid", "cyclical"],
-                  "sentence_vae: KL weight annealing.")
-flags.DEFINE_integer("kl_warmup_steps", None, "sentence_vae --kl_schedule: steps to reach "
-                     "weight 1 (cyclical: cycle length); default: KL_WARMUP_FRACTION = 1/2 of "
-                     "--train_steps (a resumed run keeps the one it recorded).")
-flags.DEFINE_float("free_bits", 0.0, "sentence_vae: free bits lambda in nats (0: off).")
-flags.DEFINE_bool("free_bits_per_dimension", False, "sentence_vae --free_bits: per dimension.")
-flags.DEFINE_integer("sa_vae_steps", 0, "sentence_vae: SA-VAE refinement steps (0: off).")
-flags.DEFINE_float("sa_vae_step_size", 1.0, "sentence_vae --sa_vae_steps: step size.")
-flags.DEFINE_float("sa_vae_max_grad_norm", 5.0, "sentence_vae --sa_vae_steps: clip each "
-                   "example's refinement gradient to this norm (0: no clipping).")
-flags.DEFINE_integer("iw_samples", 10, "sentence_vae: importance samples for the evaluation "
-                     "NLL (0: ELBO only).")
+    Raises:
+      TypeError: two models declare one name with different defaults or types.
+    """
+    fields: dict[str, list] = {}
+    for model, model_cls in MODELS.items():
+        hints = typing.get_type_hints(model_cls.Config)
+        for field in dataclasses.fields(model_cls.Config):
+            fields.setdefault(field.name, []).append((model, field, hints[field.name]))
+    for name, uses in fields.items():
+        kinds = {(repr(field.default), str(hint)) for _, field, hint in uses}
+        if len(kinds) > 1:
+            raise TypeError(f"the models' configs declare {name} differently: " + "; ".join(
+                f"{model}: {hint} = {field.default!r}" for model, field, hint in uses))
+    return fields
 
-# hmm, neural_hmm, factorial_hmm (Model 3).
-flags.DEFINE_integer("num_states", 45, "hmm, neural_hmm: hidden states K; factorial_hmm: states "
-                     "per chain; neural_template: template states K (45 by default; 16 trains "
-                     "on 2 CPU cores).")
-flags.DEFINE_enum("hmm_training", "gradient", ["gradient", "em"], "hmm: gradient ascent on log "
-                  "p(x), or stepwise EM (one update per step, posteriors by autodiff).")
-flags.DEFINE_float("em_decay", 0.7, "hmm --hmm_training=em: step sizes (k+1)^-decay (0: each "
-                   "batch's counts replace the statistics; batch EM on a full batch).")
-flags.DEFINE_float("em_pseudo_count", 0.01, "hmm --hmm_training=em: pseudo-count of the M step.")
-flags.DEFINE_enum("neural_transitions", "mlp", ["mlp", "lstm"], "neural_hmm: transitions from "
-                  "state embeddings, or also from an LSTM over the words so far.")
-flags.DEFINE_integer("num_chains", 2, "factorial_hmm: Markov chains L.")
-flags.DEFINE_enum("factorial_inference", "exact", ["exact", "mean_field"], "factorial_hmm: exact "
-                  "log p(x) over K^L product states, or the structured mean-field ELBO.")
-flags.DEFINE_integer("mean_field_iterations", 5, "factorial_hmm: mean-field sweeps.")
-# hmm_lm (Chiu & Rush 2020; also reads num_states, embed_dim, hidden_dim).
-flags.DEFINE_integer("num_blocks", 1, "hmm_lm: blocks M of states (a divisor of --num_states); "
-                     "each word is emitted by one block, assigned round-robin by frequency.")
-flags.DEFINE_float("state_dropout", 0.0, "hmm_lm: fraction of each block's states dropped per "
-                   "training batch (renormalised over the kept states).")
 
-# neural_template (Wiseman et al. 2018; also reads num_states, embed_dim, hidden_dim, dropout,
-# beam_size, bleu_max_examples).
-flags.DEFINE_integer("max_segment_length", 4, "neural_template: longest segment L.")
-flags.DEFINE_bool("template_autoregressive", False, "neural_template: NTemp+AR, segment decoders "
-                  "also conditioned on the words before the segment.")
-flags.DEFINE_integer("num_templates", 5, "neural_template: most frequent templates tried per "
-                     "record set when generating.")
+def _model_flag_help(uses) -> str:
+    """The field's documentation; a field of few models is prefixed by their names (the help's
+    model sections, `cli.model_flag_groups`), one documented differently by each model's."""
+    docs: dict[str, list[str]] = {}
+    for model, field, _ in uses:
+        docs.setdefault(field.metadata["doc"], []).append(model)
+    if len(docs) == 1:
+        (doc, models), = docs.items()
+        names_a_model = any(re.search(rf"(?<![\w-]){re.escape(m)}(?!\w)", doc) for m in MODELS)
+        return doc if len(models) > 3 or names_a_model else f"{', '.join(models)}: {doc}"
+    return "; ".join(f"{', '.join(models)}: {doc.rstrip('.')}" for doc, models in docs.items())
+
+
+def _define_model_flag(name: str, uses) -> None:
+    _, field, hint = uses[0]
+    default, meta, text = field.default, field.metadata, _model_flag_help(uses)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType)  # `int | None`
+    base = next(t for t in typing.get_args(hint) if t is not type(None)) if optional else hint
+    if meta["choices"] is not None:
+        flags.DEFINE_enum(name, default, list(meta["choices"]), text)
+    elif base is bool:
+        flags.DEFINE_bool(name, default, text)
+    elif base is int:
+        flags.DEFINE_integer(name, default, text)
+    elif base is float:
+        flags.DEFINE_float(name, default, text)
+    elif base is str:  # free text the model parses (e.g. a recipe with settings)
+        flags.DEFINE_string(name, default, text)
+    elif typing.get_origin(base) is tuple:
+        flags.DEFINE_list(name, [str(v) for v in default], text)
+    else:
+        raise TypeError(f"no flag type for config field {name}: {hint}")
+    if meta["at_least"] is not None:
+        _AT_LEAST[name] = meta["at_least"]
+    if meta["positive"]:
+        _POSITIVE.append(name)
+    if meta["unit_interval"]:
+        _UNIT_INTERVAL.append(name)
+
+
+def model_config(model_cls, values: Mapping[str, Any]):
+    """`model_cls.Config` of the flag values `values` (`{flag: value}`, e.g. a run record's
+    hparams); names it lacks keep their defaults.
+
+    Raises:
+      app.UsageError: a value the config refuses, naming its flag.
+    """
+    try:
+        return model_cls.Config.pick(values)
+    except ConfigError as err:
+        raise app.UsageError(as_flags(err)) from None
+
+
+def as_flags(err: ConfigError) -> str:
+    """The message of a config error with its fields named as flags (`--name`)."""
+    text = str(err)
+    for name in err.fields:
+        text = re.sub(rf"(?<![\w-]){re.escape(name)}(?!\w)", f"--{name}", text)
+    return text
+
 
 # Checked where parsed (absl validators): a bad value stops the command line with the flag's name
 # before anything runs, instead of a loss that climbs or a ZeroDivisionError mid-run.
+# (Model hyperparameters: the bounds their config fields declare, below.)
 _AT_LEAST = {"train_steps": 1, "batch_size": 1, "eval_batch_size": 1, "log_every": 1,
              "checkpoint_every": 1, "eval_every": 0, "max_eval_batches": 0, "num_cpu_devices": 0,
-             "seq_len": 1, "max_length": 0, "clip_norm": 0, "embed_dim": 1, "hidden_dim": 1,
-             "num_layers": 1, "num_topics": 1, "latent_dim": 1, "num_components": 1,
-             "latent_samples": 1, "num_states": 1, "num_chains": 1, "num_softmaxes": 1,
-             "beam_size": 1, "summary_length": 1, "free_bits": 0, "sa_vae_steps": 0,
-             "iw_samples": 0, "kl_warmup_steps": 1, "num_flows": 1, "bleu_max_examples": 0,
-             "em_pseudo_count": 0, "mean_field_iterations": 1, "attention_samples": 1,
-             "summary_samples": 1, "sa_vae_max_grad_norm": 0, "em_decay": 0, "num_blocks": 1,
-             "max_segment_length": 1, "num_templates": 1}
-_POSITIVE = ("learning_rate", "worker_timeout", "gumbel_temperature", "vmf_concentration",
-             "sa_vae_step_size")
-_UNIT_INTERVAL = ("dropout", "word_dropout", "state_dropout")  # probabilities in [0, 1)
+             "seq_len": 1, "max_length": 0, "clip_norm": 0}
+_POSITIVE = ["learning_rate", "worker_timeout"]
+_UNIT_INTERVAL: list[str] = []  # probabilities in [0, 1)
 
 
 def _register_validators() -> None:
@@ -163,6 +157,10 @@ def _register_validators() -> None:
                                  message=f"--{name} must be in [0, 1)")
 
 
+_MODEL_FIELDS = model_fields()
+MODEL_FLAGS = tuple(_MODEL_FIELDS)
+for _name, _uses in _MODEL_FIELDS.items():
+    _define_model_flag(_name, _uses)
 _register_validators()
 
 
@@ -185,18 +183,5 @@ def default_kl_warmup_steps(train_steps: int) -> int:
     annealed KL weight reaches 1 within training whatever its length."""
     return max(1, round(KL_WARMUP_FRACTION * train_steps))
 
-
-MODEL_FLAGS = ("embed_dim", "hidden_dim", "num_layers", "dropout", "tie_embeddings", "num_topics",
-               "topic_decoder", "attention_training", "attention_samples", "beam_size",
-               "length_alpha", "bleu_max_examples", "num_softmaxes", "summary_length",
-               "summary_samples", "latent_dim", "num_components", "estimator", "latent_samples",
-               "baseline", "gumbel_temperature", "straight_through", "latent", "vmf_concentration",
-               "flow", "num_flows", "decoder", "cnn_dilations", "skip_connections", "word_dropout",
-               "kl_schedule", "kl_warmup_steps", "free_bits", "free_bits_per_dimension",
-               "sa_vae_steps", "sa_vae_step_size", "sa_vae_max_grad_norm", "iw_samples",
-               "num_states", "hmm_training", "em_decay", "em_pseudo_count", "neural_transitions",
-               "num_chains", "factorial_inference", "mean_field_iterations",
-               "topic_recipe", "num_blocks", "state_dropout", "max_segment_length",
-               "template_autoregressive", "num_templates")
 
 FLAGS = flags.FLAGS

@@ -37,7 +37,7 @@ from absl import logging
 
 import data
 from data.paths import resolve_data_dir
-from tflv.models import HParams, get_model_class
+from tflv.models import get_model_class
 from trainers.checkpoints import Checkpoints
 from trainers.loop import Trainer, learning_rate_schedule, write_metrics
 from trainers.run_record import (RUN_FILE, load_run_vocab, vocabulary_differences,
@@ -117,7 +117,8 @@ def make_trainer(run: dict, corpus, strategy: tf.distribute.Strategy, *,
     """The corpus and a `Trainer` whose model is built over `corpus` as `run` describes, and the
     training dataset.
 
-    `run["hparams"]` is narrowed to the hyperparameters the model read, which is what a model
+    `run["hparams"]` (the fields of the model's `Config`) is narrowed to those the model read
+    (`tflv.models.config.Reads`), which is what a model
     directory records; a recorded run may lack those added since (`hparam_defaults`, see
     `with_new_hparams`). `run["sequence"]` is narrowed to the settings of the model's input
     form, and `run["train_data"]` set to the size of the training split. With `vocabularies`
@@ -131,9 +132,11 @@ def make_trainer(run: dict, corpus, strategy: tf.distribute.Strategy, *,
 
     Raises:
       RunError: the vocabularies differ and no `text_batcher` was given.
+      tflv.models.ConfigError: a hyperparameter value the model's `Config` refuses.
     """
     model_cls = get_model_class(run["model"])
-    hparams = HParams(with_new_hparams(run, hparam_defaults or {})["hparams"])
+    values = with_new_hparams(run, hparam_defaults or {})["hparams"]
+    config, read = model_cls.Config.pick(values), set()  # tflv.models.ConfigError: a bad value
     changed = bool(vocabularies) and bool(vocabulary_differences(vocabularies, corpus))
     if changed:
         if text_batcher is None:
@@ -143,14 +146,14 @@ def make_trainer(run: dict, corpus, strategy: tf.distribute.Strategy, *,
                         "building the model over the saved ones")
         corpus = with_run_vocab(corpus, vocabularies)
     training = run["training"]
-    trainer = Trainer(lambda: model_cls.from_corpus(corpus, hparams), strategy,
+    trainer = Trainer(lambda: model_cls.from_corpus(corpus, config, read=read), strategy,
                       global_batch_size=run["batch_size"],
                       learning_rate=learning_rate_schedule(
                           training["learning_rate"], training["learning_rate_schedule"],
                           training["train_steps"]),
                       clip_norm=training["clip_norm"], recipe_clip_norm=recipe_clip_norm)
     run["training"] = {**training, "clip_norm": trainer.clip_norm}
-    run["hparams"] = {name: hparams[name] for name in sorted(hparams.read)}
+    run["hparams"] = {name: values[name] for name in sorted(read)}
     form = model_cls.input_form
     run["sequence"] = sequence_settings(form, run["sequence"])
     run["train_data"] = {"tokens": corpus.num_tokens("train"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from absl import app
 
+from tflv.models import ConfigError
 from trainers import corpus_flags, run
 from trainers import flags as tflv_flags
 
@@ -48,3 +49,5 @@ def restore_run(model_dir: str, text_batcher=None):
                                text_batcher=text_batcher)
     except run.RunError as err:
         raise app.UsageError(str(err)) from None
+    except ConfigError as err:
+        raise app.UsageError(tflv_flags.as_flags(err)) from None

@@ -44,14 +44,14 @@ def generate(model, batcher: TextBatcher, mode: str, seed: int) -> list[str]:
     """The sentences `mode` asks of `model` (the flags give sizes and sentences)."""
     seed = tf.constant([seed, 0], tf.int32)
     if mode == "prior":
-        if not hasattr(model, "sample_prior"):
+        if not model.can_sample_prior:
             raise app.UsageError(f"{type(model).__name__} cannot sample from a prior")
         if FLAGS.num_samples < 1:
             raise app.UsageError("--num_samples must be >= 1")
         ids = model.sample_prior(tf.fill([FLAGS.num_samples], batcher.start),
                                  FLAGS.sample_length, FLAGS.temperature, seed)
     else:
-        if not hasattr(model, "homotopy"):
+        if not model.can_interpolate:
             raise app.UsageError(f"{type(model).__name__} has no continuous code to interpolate")
         if not FLAGS.sentence_a or not FLAGS.sentence_b or FLAGS.num_points < 2:
             raise app.UsageError("--mode=homotopy needs --sentence_a, --sentence_b and "

@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 from absl import app, logging
 
-from tflv.models import get_model_class, serving
+from tflv.models import ConfigError, get_model_class, serving
 from trainers import cli, corpus_flags
 from trainers import flags as tflv_flags
 from trainers.checkpoints import (Checkpoints, ModelDirBusyError, ModelDirLock,
@@ -53,7 +53,7 @@ def write_prior_samples(model, corpus, writer, step: int, seed: int, count: int 
                         length: int = 30):
     """Prints and writes (text summary `samples/prior`) `count` sentences x ~ p(x | z),
     z ~ p(z) of a model that has `sample_prior` (`sentence_vae`, `mixture_lm`)."""
-    if not hasattr(model, "sample_prior"):
+    if not model.can_sample_prior:
         return
     sample = serving.sample_signature(TextBatcher(corpus, "sentences"), model.sample_prior)
     texts = sample(tf.constant(count), tf.constant(length), tf.constant(1.0),
@@ -126,8 +126,11 @@ def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir:
     corpus = load_corpus(run, FLAGS.data_dir)
     corpus_flags.check_model_fits(run["model"], get_model_class(run["model"]), run["dataset"],
                                   corpus)
-    corpus, trainer, train_ds = make_trainer(run, corpus, strategy,
-                                             recipe_clip_norm=not FLAGS["clip_norm"].present)
+    try:
+        corpus, trainer, train_ds = make_trainer(run, corpus, strategy,
+                                                 recipe_clip_norm=not FLAGS["clip_norm"].present)
+    except ConfigError as err:  # names its flags
+        raise app.UsageError(tflv_flags.as_flags(err)) from None
     check_hparams_used(run)
     if chief:
         defaults = hparam_defaults()

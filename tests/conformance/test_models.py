@@ -21,7 +21,7 @@ import scipy.special
 import tensorflow as tf
 
 import data
-from tflv.models import MODELS, HMMTagger, HParams, LatentDirichletAllocation
+from tflv.models import MODELS, HMMTagger, LatentDirichletAllocation
 from tflv.models.topic_models import NeuralTopicModel
 from trainers import flags as tflv_flags
 from trainers.export import ServingModule, TextBatcher, export_model
@@ -48,7 +48,7 @@ GENERATION = {"num_samples": 3, "num_points": 3, "max_length": 5, "temperature":
 def hparams_for(model_cls):
     values = {name: tflv_flags.FLAGS[name].default for name in tflv_flags.MODEL_FLAGS}
     values.update({k: v for k, v in TINY.items() if k in values})
-    return HParams(values)
+    return tflv_flags.model_config(model_cls, values)
 
 
 def setup(name, strategy):

@@ -171,16 +171,15 @@ def test_copy_attention_and_neural_template_train_and_score_on_e2e(corpus):
     import tensorflow as tf
 
     from tests.training import adam_step
-    from tflv.models import HParams, get_model_class
-    from trainers import flags as tflv_flags
+    from tflv.models import get_model_class
 
-    values = {name: tflv_flags.FLAGS[name].default for name in tflv_flags.MODEL_FLAGS}
-    values.update(embed_dim=8, hidden_dim=8, num_states=4, beam_size=2, num_templates=2,
+    values = dict(embed_dim=8, hidden_dim=8, num_states=4, beam_size=2, num_templates=2,
                   bleu_max_examples=6)
     batch = next(iter(corpus.dataset("train", "parallel", 4, max_length=12)))
     for name in ("copy_attention", "neural_template"):
         tf.keras.utils.set_random_seed(0)
-        model = get_model_class(name).from_corpus(corpus, HParams(values))
+        model_cls = get_model_class(name)
+        model = model_cls.from_corpus(corpus, model_cls.Config.pick(values))
         if name == "neural_template":
             model.config["template_examples"] = 8
         loss = float(adam_step(model, 1e-3)(batch))

@@ -14,7 +14,7 @@ import tensorflow as tf
 import data
 from tests.training import adam_step
 from tflv.distributions import HMM
-from tflv.models import HMMLM, HParams, get_model_class
+from tflv.models import HMMLM, get_model_class
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -52,11 +52,10 @@ def test_objective_is_the_exact_likelihood_and_dropout_trains_only():
 def test_loss_falls_on_synthetic_hmm():
     tf.keras.utils.set_random_seed(1)
     corpus = data.load("synthetic_hmm")
-    hparams = HParams(dict(num_states=16, num_blocks=4, embed_dim=16, hidden_dim=16,
-                           state_dropout=0.25))
-    model = HMMLM.from_corpus(corpus, hparams)
-    assert hparams.read == {"num_states", "num_blocks", "embed_dim", "hidden_dim",
-                            "state_dropout"}
+    read = set()
+    model = HMMLM.from_corpus(corpus, num_states=16, num_blocks=4, embed_dim=16, hidden_dim=16,
+                              state_dropout=0.25, read=read)
+    assert read == {"num_states", "num_blocks", "embed_dim", "hidden_dim", "state_dropout"}
     blocks = np.array(model.config["word_blocks"])
     assert np.bincount(blocks).max() - np.bincount(blocks).min() <= 1  # round robin
     step = adam_step(model, 0.05)
@@ -67,9 +66,8 @@ def test_loss_falls_on_synthetic_hmm():
 
 def test_bad_block_count_is_a_clear_error():
     corpus = data.load("synthetic_hmm")
-    with pytest.raises(ValueError, match="--num_blocks=3 must divide --num_states=16"):
-        HMMLM.from_corpus(corpus, HParams(dict(num_states=16, num_blocks=3, embed_dim=4,
-                                               hidden_dim=4, state_dropout=0.0)))
+    with pytest.raises(ValueError, match="num_blocks=3 must divide num_states=16"):
+        HMMLM.from_corpus(corpus, num_states=16, num_blocks=3, embed_dim=4, hidden_dim=4)
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 from tests.training import adam_step
-from tflv.models.base import HParams
 from tflv.models.latent_summary import LatentSummary
 
 V, M = 6, 2
@@ -80,8 +79,8 @@ class OneBatchCorpus:
 
 
 def test_both_word_projections_start_at_the_log_unigram_frequencies():
-    hparams = HParams(dict(summary_length=M, embed_dim=4, hidden_dim=5, summary_samples=2))
-    model = LatentSummary.from_corpus(OneBatchCorpus(), hparams)
+    model = LatentSummary.from_corpus(OneBatchCorpus(), summary_length=M, embed_dim=4,
+                                      hidden_dim=5, summary_samples=2)
     model.objective(BATCH)
     # targets 4, 5, 4, 3: counts c_3 = 1, c_4 = 2, c_5 = 1 of 4 tokens, add-1/2 over V = 6
     expected = np.log((np.array([0, 0, 0, 1, 2, 1]) + 0.5) / 7.0)

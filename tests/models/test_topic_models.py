@@ -22,7 +22,6 @@ from layer_test_case import run_layer_test
 from tests.training import adam_step
 from tflv import summaries
 from tflv.models import MODELS
-from tflv.models.base import HParams
 from tflv.models.lda import LatentDirichletAllocation, sample_documents
 from tflv.layers.topics import TopicDecoder
 from tflv.models.topic_models import (GSM, NVDM, NeuralTopicModel, ProdLDA, collapse_warning,
@@ -173,12 +172,13 @@ def test_model_config_round_trip_and_bad_input():
     clone = GSM.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert model.get_config()["topic_decoder"] == "mixture"  # GSM's own
-    # The trainer's flags reach the decoder (what --topic_decoder=log_linear builds).
-    hparams = HParams({"num_topics": 3, "hidden_dim": 8, "num_layers": 1, "embed_dim": 4,
-                       "topic_decoder": "log_linear", "topic_recipe": None})
-    document_model = GSM.from_corpus(types.SimpleNamespace(info={"vocab_size": 12}), hparams)
+    # The config reaches the decoder (what --topic_decoder=log_linear builds).
+    read = set()
+    document_model = GSM.from_corpus(types.SimpleNamespace(info={"vocab_size": 12}), GSM.Config(
+        num_topics=3, hidden_dim=8, num_layers=1, embed_dim=4, topic_decoder="log_linear"),
+        read=read)
     assert document_model.get_config()["topic_decoder"] == "log_linear"
-    assert not document_model.decoder.mixture and "topic_decoder" in hparams.read
+    assert not document_model.decoder.mixture and "topic_decoder" in read
     with pytest.raises(ValueError, match="unknown topic_model"):
         NeuralTopicModel(vocab_size=5, topic_model="lsa")
     with pytest.raises(ValueError, match="unknown topic_decoder"):
@@ -378,11 +378,11 @@ def test_recipe_config_round_trip_and_errors():
     model = make_model("prodlda")
     assert model.get_config()["recipe"] == "srivastava_sutton"
     assert ProdLDA.from_config(model.get_config()).get_config() == model.get_config()
-    hparams = HParams({"num_topics": 3, "hidden_dim": 8, "num_layers": 1, "embed_dim": 4,
-                       "topic_decoder": None, "topic_recipe": None})
-    built = ProdLDA.from_corpus(types.SimpleNamespace(info={"vocab_size": 12}), hparams)
+    read = set()
+    built = ProdLDA.from_corpus(types.SimpleNamespace(info={"vocab_size": 12}), num_topics=3,
+                                hidden_dim=8, num_layers=1, embed_dim=4, read=read)
     assert built.get_config()["hidden_units"] == [100, 100]  # the recipe's encoder
-    assert built.get_config()["activation"] == "softplus" and "hidden_dim" not in hparams.read
+    assert built.get_config()["activation"] == "softplus" and "hidden_dim" not in read
     with pytest.raises(ValueError, match="ProdLDA's"):
         GSM(vocab_size=5, topic_model="gsm", recipe="srivastava_sutton")
     with pytest.raises(ValueError, match="unknown recipe"):

@@ -9,7 +9,7 @@ import pytest
 from absl import app
 
 import data
-from tflv.models import MODELS, HParams
+from tflv.models import MODELS
 from trainers import corpus_flags
 from trainers import flags as tflv_flags
 
@@ -93,10 +93,10 @@ def test_bundled_options_unchanged(flags_parsed):
     assert corpus_flags.dataset_options("ptb") == {}
 
 
-def hparams():
+def hparams(model_cls):
     values = {name: FLAGS[name].default for name in tflv_flags.MODEL_FLAGS}
     values.update({k: v for k, v in TINY.items() if k in values})
-    return HParams(values)
+    return tflv_flags.model_config(model_cls, values)
 
 
 # The generic corpus each form is read from (taggers: tagged, so that their accuracy is scored).
@@ -117,7 +117,7 @@ def test_every_model_builds_scores_and_evaluates_on_the_generic_corpus_of_its_fo
     kind = SOURCE[form]
     corpus = data.load(f"{kind}:{folders[kind]}")
     corpus_flags.check_model_fits(name, model_cls, corpus.name, corpus)
-    model = model_cls.from_corpus(corpus, hparams())
+    model = model_cls.from_corpus(corpus, hparams(model_cls))
     batch = next(iter(corpus.dataset("train", form, 8, shuffle=True, seed=1,
                                      **({"seq_len": 6} if form == "stream" else {}))))
     objective = model.objective(batch, training=True)

@@ -1,9 +1,10 @@
 """Models: `keras.Model` subclasses, one file per family, and the registry the trainer reads.
 
-`MODELS` maps a model name (the trainer's `--model`) to its class. Each class follows the
+`MODELS` maps a model name (the trainer's model option) to its class. Each class follows the
 contract in `tflv.models.base`.
 """
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.base import LatentVariableModel, Objective
+from tflv.models.config import ConfigError, ModelConfig
 from tflv.models.hmm_lm import HMMLM
 from tflv.models.hmm_taggers import FactorialHMMTagger, HMMTagger, NeuralHMMTagger
 from tflv.models.latent_summary import LatentSummary

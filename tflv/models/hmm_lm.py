@@ -17,8 +17,8 @@ uses all K states.
 
 #### Example
 
-    python -m trainers.train --model=hmm_lm --dataset=ptb --num_states=1024 --num_blocks=8 \\
-        --embed_dim=128 --hidden_dim=128 --state_dropout=0.5
+    model = HMMLM.from_corpus(data.load("ptb"), num_states=1024, num_blocks=8,
+                              embed_dim=128, hidden_dim=128, state_dropout=0.5)
 
 (With frequency-dealt blocks, fewer and larger blocks did better on PTB at the same steps and
 about the same speed: test perplexity 242 with 8 blocks of 128 states against 325 with 64 of
@@ -31,13 +31,15 @@ Chiu, J. T. & Rush, A. M. (2020). Scaling hidden Markov language models. EMNLP
 """
 from __future__ import annotations
 
+import dataclasses
 import keras
 import tensorflow as tf
 
 from tflv.distributions.blocked_hmm import WordBlocks
 from tflv.layers.blocked_hmm_parameters import BlockedNeuralHMM, kept_count
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
 from tflv.models.unigram import token_counts
 
@@ -56,6 +58,19 @@ class HMMLM(LatentVariableModel):
     Batch (form `stream` or `sentences`): `targets` int32 [B, T], `mask` [B, T].
     """
 
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`HMMLM`'s hyperparameters (`HMMLM.from_corpus(corpus, config)`)."""
+        num_states: int = cfg.NUM_STATES()
+        num_blocks: int = cfg.hparam(1, "Blocks M of states (a divisor of num_states); each word "
+                                     "is emitted by one block, assigned round-robin by "
+                                     "frequency.", at_least=1)
+        embed_dim: int = cfg.EMBED_DIM()
+        hidden_dim: int = cfg.HIDDEN_DIM()
+        state_dropout: float = cfg.hparam(0.0, "Fraction of each block's states dropped per "
+                                          "training batch (renormalised over the kept states).",
+                                          unit_interval=True)
+
     input_form = "stream"
     datasets = ("ptb", "synthetic_hmm")
 
@@ -71,17 +86,18 @@ class HMMLM(LatentVariableModel):
         self.seed_generator = keras.random.SeedGenerator(0)
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "HMMLM":
-        vocab_size, num_states = corpus.info["vocab_size"], hparams["num_states"]
-        num_blocks = hparams["num_blocks"]
+    def _from_config(cls, corpus, config) -> "HMMLM":
+        vocab_size, num_states = corpus.info["vocab_size"], config.num_states
+        num_blocks = config.num_blocks
         if num_blocks < 1 or num_states % num_blocks or num_blocks > vocab_size:
-            raise ValueError(f"--num_blocks={num_blocks} must divide --num_states={num_states} "
-                             f"and be at most the vocabulary size {vocab_size}")
+            raise cfg.ConfigError(f"num_blocks={num_blocks} must divide num_states={num_states} "
+                                  f"and be at most the vocabulary size {vocab_size}",
+                                  "num_blocks", "num_states")
         counts = token_counts(corpus.dataset("train", cls.input_form, 1024), vocab_size)
         blocks = WordBlocks.by_frequency(counts, num_blocks)
         return cls(num_states, blocks.block_of.tolist(), num_blocks,
-                   embed_dim=hparams["embed_dim"], hidden_dim=hparams["hidden_dim"],
-                   state_dropout=hparams["state_dropout"])
+                   embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
+                   state_dropout=config.state_dropout)
 
     def log_likelihood(self, tokens, mask, training: bool = False) -> tf.Tensor:
         """Exact log p(x) [B] (of the kept-state HMM under state dropout when training)."""

@@ -61,6 +61,7 @@ cluster evaluation measure. EMNLP.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import keras
@@ -71,7 +72,8 @@ from tflv import metrics, summaries
 from tflv.distributions import HMM, FactorialHMM
 from tflv.layers.hmm_parameterizations import HMMLogits, NeuralHMMLogits
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
 
 FACTORIAL_INFERENCE = ("exact", "mean_field")
@@ -172,6 +174,19 @@ class HMMTagger(ChainTagger):
       logits: an `HMMLogits` (one chain) or `NeuralHMMLogits` layer, or its serialized config.
     """
 
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`hmm`'s hyperparameters (`HMMTagger.from_corpus(corpus, config)`)."""
+        num_states: int = cfg.NUM_STATES()
+        hmm_training: str = cfg.hparam(
+            "gradient", "Gradient ascent on log p(x), or stepwise EM (one update per step, "
+            "posteriors by autodiff).", choices=("gradient", "em"))
+        em_decay: float = cfg.hparam(0.7, "With hmm_training em: step sizes (k+1)^-decay (0: "
+                                     "each batch's counts replace the statistics; batch EM on a "
+                                     "full batch).", at_least=0)
+        em_pseudo_count: float = cfg.hparam(0.01, "With hmm_training em: pseudo-count of the M "
+                                            "step.", at_least=0)
+
     def __init__(self, logits: HMMLogits | NeuralHMMLogits | dict, **kwargs):
         super().__init__(**kwargs)
         if isinstance(logits, dict):
@@ -182,15 +197,11 @@ class HMMTagger(ChainTagger):
         self.logits = logits
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "HMMTagger":
-        logits = HMMLogits(hparams["num_states"], corpus.info["vocab_size"], name="logits")
-        if hparams["hmm_training"] == "em":
+    def _from_config(cls, corpus, config) -> "HMMTagger":
+        logits = HMMLogits(config.num_states, corpus.info["vocab_size"], name="logits")
+        if config.hmm_training == "em":
             return EMHMMTagger(logits, num_examples=corpus.num_examples("train"),
-                               em_decay=hparams["em_decay"],
-                               pseudo_count=hparams["em_pseudo_count"])
-        if hparams["hmm_training"] != "gradient":
-            raise ValueError(f"hmm_training must be 'gradient' or 'em', got "
-                             f"{hparams['hmm_training']!r}")
+                               em_decay=config.em_decay, pseudo_count=config.em_pseudo_count)
         return cls(logits)
 
     def distribution(self, tokens, training: bool = False) -> tuple[HMM, tf.Tensor | None]:
@@ -238,6 +249,8 @@ class EMHMMTagger(HMMTagger):
       pseudo_count: λ ≥ 0 added to every expected count in the M step (λ > 0 keeps every
         probability positive).
     """
+
+    closed_form_update = True
 
     def __init__(self, logits: HMMLogits | dict, num_examples: int, em_decay: float = 0.7,
                  pseudo_count: float = 0.01, **kwargs):
@@ -295,11 +308,21 @@ class EMHMMTagger(HMMTagger):
 class NeuralHMMTagger(HMMTagger):
     """`neural_hmm`: an `HMMTagger` over `NeuralHMMLogits` (Tran et al. 2016), by gradient."""
 
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`neural_hmm`'s hyperparameters (`NeuralHMMTagger.from_corpus(corpus, config)`)."""
+        num_states: int = cfg.NUM_STATES()
+        embed_dim: int = cfg.EMBED_DIM()
+        hidden_dim: int = cfg.HIDDEN_DIM()
+        neural_transitions: str = cfg.hparam(
+            "mlp", "Transitions from state embeddings, or also from an LSTM over the words so "
+            "far.", choices=("mlp", "lstm"))
+
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "NeuralHMMTagger":
-        return cls(NeuralHMMLogits(hparams["num_states"], corpus.info["vocab_size"],
-                                   embed_dim=hparams["embed_dim"], hidden_dim=hparams["hidden_dim"],
-                                   transitions=hparams["neural_transitions"], name="logits"))
+    def _from_config(cls, corpus, config) -> "NeuralHMMTagger":
+        return cls(NeuralHMMLogits(config.num_states, corpus.info["vocab_size"],
+                                   embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
+                                   transitions=config.neural_transitions, name="logits"))
 
 
 @keras.saving.register_keras_serializable(package="tflv")
@@ -314,6 +337,16 @@ class FactorialHMMTagger(ChainTagger):
       mean_field_iterations: coordinate-ascent sweeps of mean field (its ELBO and the tags).
       seed: initialiser seed.
     """
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`factorial_hmm`'s hyperparameters (`FactorialHMMTagger.from_corpus(corpus, config)`)."""
+        num_states: int = cfg.NUM_STATES()
+        num_chains: int = cfg.hparam(2, "Markov chains L.", at_least=1)
+        factorial_inference: str = cfg.hparam(
+            "exact", "Exact log p(x) over K^L product states, or the structured mean-field "
+            "ELBO.", choices=FACTORIAL_INFERENCE)
+        mean_field_iterations: int = cfg.hparam(5, "Mean-field sweeps.", at_least=1)
 
     def __init__(self, vocab_size: int, num_chains: int = 2, num_states: int = 4,
                  inference: str = "exact", mean_field_iterations: int = 5,
@@ -331,10 +364,10 @@ class FactorialHMMTagger(ChainTagger):
                                 name="logits")
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "FactorialHMMTagger":
-        return cls(corpus.info["vocab_size"], num_chains=hparams["num_chains"],
-                   num_states=hparams["num_states"], inference=hparams["factorial_inference"],
-                   mean_field_iterations=hparams["mean_field_iterations"])
+    def _from_config(cls, corpus, config) -> "FactorialHMMTagger":
+        return cls(corpus.info["vocab_size"], num_chains=config.num_chains,
+                   num_states=config.num_states, inference=config.factorial_inference,
+                   mean_field_iterations=config.mean_field_iterations)
 
     def distribution(self, tokens) -> FactorialHMM:
         return FactorialHMM(*self.logits(tokens))

@@ -34,13 +34,15 @@ int [B, M] with `has_summary` float [B] (1 where z* is given).
 """
 from __future__ import annotations
 
+import dataclasses
 import keras
 import tensorflow as tf
 
 from tflv.layers.attention import Attention, soft_context
 from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
 from tflv.models.unigram import bias_initializer, log_frequencies, token_counts
 from tflv.vi import estimators
@@ -63,6 +65,15 @@ class LatentSummary(LatentVariableModel):
         frequencies (`tflv.models.unigram`), None starts from zeros. Not configuration: a
         restored model takes the biases from its weights.
     """
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`LatentSummary`'s hyperparameters (`LatentSummary.from_corpus(corpus, config)`)."""
+        summary_length: int = cfg.hparam(5, "Words M of the latent summary.", at_least=1)
+        embed_dim: int = cfg.EMBED_DIM()
+        hidden_dim: int = cfg.HIDDEN_DIM()
+        summary_samples: int = cfg.hparam(2, "Samples of z per document (>= 2, leave-one-out "
+                                          "baseline).", at_least=2)
 
     input_form = "sentences"
     datasets = ("ptb",)
@@ -98,10 +109,10 @@ class LatentSummary(LatentVariableModel):
         self.seed_generator = keras.random.SeedGenerator(0)
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "LatentSummary":
+    def _from_config(cls, corpus, config) -> "LatentSummary":
         return cls(vocab_size=corpus.info["vocab_size"],
-                   summary_length=hparams["summary_length"], embed_dim=hparams["embed_dim"],
-                   hidden_dim=hparams["hidden_dim"], num_samples=hparams["summary_samples"],
+                   summary_length=config.summary_length, embed_dim=config.embed_dim,
+                   hidden_dim=config.hidden_dim, num_samples=config.summary_samples,
                    output_bias=log_frequencies(token_counts(
                        corpus.dataset("train", cls.input_form, 1024), corpus.info["vocab_size"])))
 

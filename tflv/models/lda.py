@@ -27,11 +27,13 @@ KL(q(θ_d) || p(θ_d)) = KL(Dir(γ_d) || Dir(α)), per document.
 """
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 from tflv.models.topic_models import (DIVERSITY_WORDS, check_counts, document_metrics,
                                       document_stats, evaluate_topics, topics_signature)
 from tflv.vi.conjugate import LDA
@@ -74,6 +76,13 @@ class LatentDirichletAllocation(LatentVariableModel):
     Batch (form `bow`): `counts` float32 `[B, V]`.
     """
 
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """LDA's hyperparameters (`LatentDirichletAllocation.from_corpus(corpus, config)`)."""
+        num_topics: int = cfg.NUM_TOPICS()
+
+    closed_form_update = True
+
     input_form = "bow"
     datasets = ("news20",)
 
@@ -93,8 +102,8 @@ class LatentDirichletAllocation(LatentVariableModel):
                            topic_word_prior=topic_word_prior, seed=seed)
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "LatentDirichletAllocation":
-        return cls(vocab_size=corpus.info["vocab_size"], num_topics=hparams["num_topics"],
+    def _from_config(cls, corpus, config) -> "LatentDirichletAllocation":
+        return cls(vocab_size=corpus.info["vocab_size"], num_topics=config.num_topics,
                    num_documents=corpus.num_examples("train"))
 
     def objective(self, batch, training=False) -> Objective:

@@ -37,6 +37,7 @@ KL, `tflv.vi.elbo`), with the expectation under q computed by one of three strat
 """
 from __future__ import annotations
 
+import dataclasses
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -46,15 +47,16 @@ from tflv.layers.encoders import RNNEncoder
 from tflv.layers.heads import BaselineHead, CategoricalHead
 from tflv.layers.training_step import TrainingStep
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics, token_nll
 from tflv.vi import estimators
 from tflv.vi.elbo import elbo
 
 tfd = tfp.distributions
 
-ESTIMATORS = ("exact", "score_function", "gumbel_softmax")
-BASELINES = ("none", "learned", "leave_one_out")
+ESTIMATORS = tuple(estimators.ESTIMATORS)  # the names a config may give
+BASELINES = estimators.BASELINES
 
 
 @keras.saving.register_keras_serializable(package="tflv")
@@ -67,7 +69,10 @@ class MixtureLM(LatentVariableModel):
       embed_dim, hidden_dim, num_layers, dropout: the shared decoder (`RNNDecoder`) and the
         inference network's LSTM.
       code_dim: C, width of the component codes c_k.
-      estimator: `"exact"`, `"score_function"` or `"gumbel_softmax"`.
+      estimator: a `tflv.vi.estimators.CategoricalEstimator`, `Enumeration()` (over the exact
+        posterior), `ScoreFunction(num_samples, baseline)` or `GumbelSoftmax(num_samples,
+        temperature, straight_through)`; or its name (`"exact"`, `"score_function"`,
+        `"gumbel_softmax"`), built with the next four arguments:
       num_samples: S samples of z per sentence (score function, Gumbel-softmax).
       baseline: score-function control variate, `"none"`, `"learned"` or `"leave_one_out"`.
       temperature: τ > 0 of the Gumbel-softmax relaxation.
@@ -77,61 +82,88 @@ class MixtureLM(LatentVariableModel):
     `mask` [B,T].
     """
 
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`MixtureLM`'s hyperparameters (`MixtureLM.from_corpus(corpus, config)`)."""
+        num_components: int = cfg.hparam(4, "Mixture components K.", at_least=2)
+        embed_dim: int = cfg.EMBED_DIM()
+        hidden_dim: int = cfg.HIDDEN_DIM()
+        num_layers: int = cfg.NUM_LAYERS()
+        dropout: float = cfg.DROPOUT()
+        latent_dim: int = cfg.hparam(32, "Width of the component codes c_k.", at_least=1)
+        estimator: str = cfg.hparam(
+            "exact", "E_q by enumeration over the exact posterior, REINFORCE, or the "
+            "Gumbel-softmax relaxation (a name of `tflv.vi.estimators.ESTIMATORS`).",
+            choices=ESTIMATORS)
+        latent_samples: int = cfg.hparam(1, "Samples of z per sentence (score_function, "
+                                         "gumbel_softmax).", at_least=1)
+        baseline: str = cfg.hparam("none", "score_function control variate (leave_one_out: "
+                                   "latent_samples >= 2).",
+                                   choices=BASELINES)
+        gumbel_temperature: float = cfg.hparam(1.0, "gumbel_softmax: temperature.", positive=True)
+        straight_through: bool = cfg.hparam(False, "gumbel_softmax: straight-through.")
+
     input_form = "sentences"
     datasets = ("ptb", "synthetic_hmm")
+    can_sample_prior = True
 
     def __init__(self, vocab_size: int, num_components: int = 4, embed_dim: int = 256,
                  hidden_dim: int = 256, num_layers: int = 1, dropout: float = 0.0,
-                 code_dim: int = 32, estimator: str = "exact", num_samples: int = 1,
-                 baseline: str = "none", temperature: float = 1.0,
+                 code_dim: int = 32,
+                 estimator: str | estimators.CategoricalEstimator = "exact",
+                 num_samples: int = 1, baseline: str = "none", temperature: float = 1.0,
                  straight_through: bool = False, **kwargs):
         super().__init__(**kwargs)
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
-        if baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
-        if num_components < 2 or num_samples < 1:
-            raise ValueError(f"need num_components >= 2 and num_samples >= 1, got "
-                             f"{num_components}, {num_samples}")
-        if baseline == "leave_one_out" and num_samples < 2:
-            raise ValueError("baseline='leave_one_out' needs num_samples >= 2")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if isinstance(estimator, str):
+            if estimator == "score_function" or baseline != "none":  # checked, as before
+                estimators.ScoreFunction(num_samples, baseline)
+            estimator = estimators.from_name(estimator, num_samples=num_samples,
+                                             baseline=baseline, temperature=temperature,
+                                             straight_through=straight_through)
+        if not isinstance(estimator, estimators.CategoricalEstimator):
+            raise ValueError(f"estimator must be a tflv.vi.estimators.CategoricalEstimator or "
+                             f"one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        if num_components < 2:
+            raise ValueError(f"need num_components >= 2, got {num_components}")
+        self.estimator = estimator
+        # Serialised by name and options (`get_config`), as before estimators were objects.
         self.config = dict(vocab_size=vocab_size, num_components=num_components,
                            embed_dim=embed_dim, hidden_dim=hidden_dim, num_layers=num_layers,
-                           dropout=dropout, code_dim=code_dim, estimator=estimator,
-                           num_samples=num_samples, baseline=baseline, temperature=temperature,
-                           straight_through=straight_through)
+                           dropout=dropout, code_dim=code_dim, estimator=estimator.name,
+                           num_samples=getattr(estimator, "num_samples", 1),
+                           baseline=getattr(estimator, "baseline", "none"),
+                           temperature=getattr(estimator, "temperature", 1.0),
+                           straight_through=getattr(estimator, "straight_through", False))
         self.prior_logits = self.add_weight(name="prior_logits", shape=(num_components,),
                                             initializer="zeros")  # log π up to a constant [K]
         self.codes = self.add_weight(name="codes", shape=(num_components, code_dim),
                                      initializer=keras.initializers.RandomNormal(stddev=1.0))
         self.decoder = RNNDecoder(vocab_size, embed_dim, hidden_dim, num_layers, dropout,
                                   name="decoder")
-        if estimator != "exact":
+        if estimator.sampled:
             self.encoder = RNNEncoder(vocab_size, embed_dim, hidden_dim, name="encoder")
             self.head = CategoricalHead(num_components, name="head")
-            if baseline == "learned":  # built now: evaluation (which builds the rest) skips it
+            if self.config["baseline"] == "learned":  # built now: evaluation (which builds the rest) skips it
                 self.baseline_head = BaselineHead((hidden_dim,), name="baseline")
                 self.baseline_head.build((None, hidden_dim))
         self.step = TrainingStep(name="training_step")
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "MixtureLM":
-        estimator = hparams["estimator"]
+    def _from_config(cls, corpus, config) -> "MixtureLM":
+        name = config.estimator
         options = {}  # hyperparameters read only where they matter (others are refused)
-        if estimator != "exact":
-            options["num_samples"] = hparams["latent_samples"]
-        if estimator == "score_function":
-            options["baseline"] = hparams["baseline"]
-        if estimator == "gumbel_softmax":
-            options.update(temperature=hparams["gumbel_temperature"],
-                           straight_through=hparams["straight_through"])
+        if estimators.ESTIMATORS[name].sampled:
+            options["num_samples"] = config.latent_samples
+        if name == "score_function":
+            options["baseline"] = config.baseline
+        if name == "gumbel_softmax":
+            options.update(temperature=config.gumbel_temperature,
+                           straight_through=config.straight_through)
         return cls(vocab_size=corpus.info["vocab_size"],
-                   num_components=hparams["num_components"], embed_dim=hparams["embed_dim"],
-                   hidden_dim=hparams["hidden_dim"], num_layers=hparams["num_layers"],
-                   dropout=hparams["dropout"], code_dim=hparams["latent_dim"],
-                   estimator=estimator, **options)
+                   num_components=config.num_components, embed_dim=config.embed_dim,
+                   hidden_dim=config.hidden_dim, num_layers=config.num_layers,
+                   dropout=config.dropout, code_dim=config.latent_dim,
+                   estimator=estimators.from_name(name, **options))
 
     def prior(self) -> tfd.Categorical:
         return tfd.Categorical(logits=self.prior_logits)
@@ -164,9 +196,8 @@ class MixtureLM(LatentVariableModel):
         mask = tf.cast(batch["mask"], tf.float32)
         tokens = tf.reduce_sum(mask, axis=1)  # [B]
         prior = self.prior()
-        estimator = self.config["estimator"]
         stats = {"tokens": tokens, "sentences": tf.ones_like(tokens)}
-        if training and estimator != "exact":
+        if training and self.estimator.sampled:
             features = self.encoder_features(batch)  # [B, H]
             logits = self.head(features)  # [B, K]
             reconstruction = self._sampled_reconstruction(batch, logits, features)  # [B]
@@ -177,7 +208,8 @@ class MixtureLM(LatentVariableModel):
         log_joint = table + tf.nn.log_softmax(self.prior_logits)  # [B, K]
         log_marginal = tf.reduce_logsumexp(log_joint, axis=1)  # [B]
         # q: the exact posterior p(z | x) ∝ p(x, z), or the inference network.
-        q_logits = log_joint if estimator == "exact" else self.head(self.encoder_features(batch))
+        q_logits = (self.head(self.encoder_features(batch)) if self.estimator.sampled
+                    else log_joint)
         log_q = tf.nn.log_softmax(q_logits)  # [B, K]
         terms = elbo(estimators.exact(log_q, table), tfd.Categorical(logits=q_logits), prior)
         stats.update(nll=-log_marginal, elbo=terms.elbo, reconstruction=terms.reconstruction,
@@ -189,23 +221,11 @@ class MixtureLM(LatentVariableModel):
 
         logits: q's `[B, K]`; features: the encoder's `[B, H]` (input of a learned baseline).
         """
-        s = self.config["num_samples"]
-        seed = self.step.seed(1)
-        if self.config["estimator"] == "gumbel_softmax":
-            return estimators.gumbel_softmax(
-                logits, lambda z: self.log_likelihood(batch, z, training=True),
-                self.config["temperature"], num_samples=s, seed=seed,
-                straight_through=self.config["straight_through"])
-        q = tfd.Categorical(logits=logits)
-        z = q.sample(s, seed=seed)  # [S, B]
-        signal = self.log_likelihood(
-            batch, tf.one_hot(z, self.config["num_components"]), training=True)  # [S, B]
-        baseline = None
-        if self.config["baseline"] == "learned":
-            baseline = self.baseline_head(tf.stop_gradient(features))  # [B]
-        elif self.config["baseline"] == "leave_one_out":
-            baseline = estimators.leave_one_out_baseline(signal)  # [S, B]
-        return estimators.score_function(q.log_prob(z), signal, baseline)
+        learned = (self.baseline_head(tf.stop_gradient(features))  # [B]
+                   if self.config["baseline"] == "learned" else None)
+        return self.estimator.surrogate(
+            logits, lambda z: self.log_likelihood(batch, z, training=True), self.step.seed(1),
+            learned_baseline=learned)
 
     def sample_prior(self, start_ids, max_length, temperature=1.0, seed=(0, 0)) -> tf.Tensor:
         """x ~ p(x | z), z ~ Cat(π): int32 `[N, max_length]` for start ids `[N]` (`<bos>`)."""

@@ -12,10 +12,12 @@ perplexity over the PTB stream), so the two compare at equal sizes and steps.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
 from tflv.layers.mixture_of_softmaxes import MoSDecoder
-from tflv.models.base import HParams
+from tflv.models import config as cfg
 from tflv.models.rnnlm import RNNLM
 
 
@@ -28,6 +30,16 @@ class MoSLM(RNNLM):
       num_softmaxes: K.
     """
 
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`MoSLM`'s hyperparameters (`MoSLM.from_corpus(corpus, config)`)."""
+        embed_dim: int = cfg.EMBED_DIM()
+        hidden_dim: int = cfg.HIDDEN_DIM()
+        num_layers: int = cfg.NUM_LAYERS()
+        dropout: float = cfg.DROPOUT()
+        num_softmaxes: int = cfg.hparam(5, "Mixture components K of the output softmax.",
+                                        at_least=1)
+
     def __init__(self, vocab_size: int, embed_dim: int = 256, hidden_dim: int = 256,
                  num_layers: int = 1, dropout: float = 0.0, num_softmaxes: int = 5, **kwargs):
         kwargs.pop("tie_embeddings", None)  # from a saved config; MoS never ties
@@ -39,7 +51,7 @@ class MoSLM(RNNLM):
                                   name="decoder")
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "MoSLM":
-        return cls(vocab_size=corpus.info["vocab_size"], embed_dim=hparams["embed_dim"],
-                   hidden_dim=hparams["hidden_dim"], num_layers=hparams["num_layers"],
-                   dropout=hparams["dropout"], num_softmaxes=hparams["num_softmaxes"])
+    def _from_config(cls, corpus, config) -> "MoSLM":
+        return cls(vocab_size=corpus.info["vocab_size"], embed_dim=config.embed_dim,
+                   hidden_dim=config.hidden_dim, num_layers=config.num_layers,
+                   dropout=config.dropout, num_softmaxes=config.num_softmaxes)

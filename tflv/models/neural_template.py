@@ -41,7 +41,7 @@ from `evaluate_corpus` the generations' BLEU against all references of each reco
 
 ```python
 corpus = data.load("e2e")
-model = NeuralTemplate.from_corpus(corpus, HParams({...}))
+model = NeuralTemplate.from_corpus(corpus, num_states=16, embed_dim=64, hidden_dim=64)
 batch = next(iter(corpus.dataset("train", "parallel", 8)))
 loss = model.objective(batch).loss                  # [8], −log p(y | x) per token
 segmentation = model.segment(batch)                 # Viterbi (states, ends) [8, T]
@@ -55,6 +55,7 @@ segmentation = model.segment(batch)                 # Viterbi (states, ends) [8,
 from __future__ import annotations
 
 import collections
+import dataclasses
 import re
 
 import keras
@@ -64,7 +65,8 @@ import tensorflow as tf
 from tflv import decoding, summaries
 from tflv.distributions.semi_markov import SemiMarkovChain
 from tflv.layers import copy as copy_lib
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -110,6 +112,22 @@ class NeuralTemplate(LatentVariableModel):
     Batch (form `parallel`): `source` int [B, S], `source_mask` [B, S], `target_inputs`,
     `target_targets` int [B, T], `target_mask` [B, T].
     """
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`NeuralTemplate`'s hyperparameters (`NeuralTemplate.from_corpus(corpus, config)`)."""
+        num_states: int = cfg.NUM_STATES()
+        max_segment_length: int = cfg.hparam(4, "Longest segment L.", at_least=1)
+        embed_dim: int = cfg.EMBED_DIM()
+        hidden_dim: int = cfg.HIDDEN_DIM()
+        dropout: float = cfg.DROPOUT()
+        template_autoregressive: bool = cfg.hparam(
+            False, "NTemp+AR: segment decoders also conditioned on the words before the segment.")
+        beam_size: int = cfg.hparam(1, "Beam size for BLEU (1: greedy).", at_least=1)
+        num_templates: int = cfg.hparam(5, "Most frequent templates tried per record set when "
+                                        "generating.", at_least=1)
+        bleu_max_examples: int = cfg.hparam(0, "Translate at most this many sentences per split "
+                                            "for BLEU (0: all).", at_least=0)
 
     input_form = "parallel"
     datasets = ("e2e",)
@@ -191,7 +209,7 @@ class NeuralTemplate(LatentVariableModel):
             initializer=keras.initializers.Constant([DEFAULT_SEGMENTS] * num_templates))
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "NeuralTemplate":
+    def _from_config(cls, corpus, config) -> "NeuralTemplate":
         index = {token: i for i, token in enumerate(corpus.target_vocab.tokens)}
         source_tokens = list(corpus.source_vocab.tokens)
         start_field, marker = source_structure(source_tokens)
@@ -199,12 +217,12 @@ class NeuralTemplate(LatentVariableModel):
                    target_vocab_size=corpus.info["target_vocab_size"],
                    source_to_target=copy_lib.source_to_target_ids(
                        source_tokens, index).numpy().tolist(),
-                   start_field=start_field, marker=marker, num_states=hparams["num_states"],
-                   max_segment_length=hparams["max_segment_length"],
-                   embed_dim=hparams["embed_dim"], hidden_dim=hparams["hidden_dim"],
-                   dropout=hparams["dropout"], autoregressive=hparams["template_autoregressive"],
-                   beam_size=hparams["beam_size"], num_templates=hparams["num_templates"],
-                   bleu_max_examples=hparams["bleu_max_examples"])
+                   start_field=start_field, marker=marker, num_states=config.num_states,
+                   max_segment_length=config.max_segment_length,
+                   embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
+                   dropout=config.dropout, autoregressive=config.template_autoregressive,
+                   beam_size=config.beam_size, num_templates=config.num_templates,
+                   bleu_max_examples=config.bleu_max_examples)
 
     # -- the source ---------------------------------------------------------------------------
 

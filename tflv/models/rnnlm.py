@@ -11,13 +11,16 @@ between batches, which keeps every batch independent for `tf.distribute` and res
 """
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from tflv import metrics
 from tflv.layers.decoders import RNNDecoder
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 
 
 def token_nll(logits: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -43,6 +46,15 @@ class RNNLM(LatentVariableModel):
     Batch (form `stream` or `sentences`): `inputs` int32 [B,T], `targets` int32 [B,T], `mask` [B,T].
     """
 
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`RNNLM`'s hyperparameters (`RNNLM.from_corpus(corpus, config)`)."""
+        embed_dim: int = cfg.EMBED_DIM()
+        hidden_dim: int = cfg.HIDDEN_DIM()
+        num_layers: int = cfg.NUM_LAYERS()
+        dropout: float = cfg.DROPOUT()
+        tie_embeddings: bool = cfg.hparam(False, "Share input embeddings and output projection.")
+
     input_form = "stream"
     datasets = ("ptb", "tinyshakespeare", "synthetic_hmm")
 
@@ -55,10 +67,10 @@ class RNNLM(LatentVariableModel):
         self.decoder = RNNDecoder(**self.config, name="decoder")
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "RNNLM":
-        return cls(vocab_size=corpus.info["vocab_size"], embed_dim=hparams["embed_dim"],
-                   hidden_dim=hparams["hidden_dim"], num_layers=hparams["num_layers"],
-                   dropout=hparams["dropout"], tie_embeddings=hparams["tie_embeddings"])
+    def _from_config(cls, corpus, config) -> "RNNLM":
+        return cls(vocab_size=corpus.info["vocab_size"], embed_dim=config.embed_dim,
+                   hidden_dim=config.hidden_dim, num_layers=config.num_layers,
+                   dropout=config.dropout, tie_embeddings=config.tie_embeddings)
 
     def objective(self, batch, training=False) -> Objective:
         mask = tf.cast(batch["mask"], tf.float32)  # [B, T]

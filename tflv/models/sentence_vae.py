@@ -9,7 +9,7 @@ and an LSTM encoder gives the amortized posterior q(z | x) = N(μ(x), diag σ²(
 maximizes the ELBO, E_q[log p(x | z)] − KL(q(z | x) || p(z)) ≤ log p(x), with one
 reparameterized sample (`tflv.vi.elbo`, closed-form KL). A strong autoregressive decoder can
 model x alone, so the optimum often has q(z | x) = p(z) and KL = 0: posterior collapse. Every fix
-of the tutorial's section 6 is one constructor argument (and one trainer flag):
+of the tutorial's section 6 is one config field (`SentenceVAE.Config`, the trainer's option of the same name):
 
 - KL annealing (`kl_schedule`, `kl_warmup_steps`): β(t) · KL with β rising from 0 to 1
   (Bowman et al. 2016; cyclical: Fu et al. 2019), `tflv.vi.schedules`, t from `TrainingStep`.
@@ -53,6 +53,7 @@ information I_q(x; z) (He et al. 2019) over the split.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import keras
@@ -68,7 +69,8 @@ from tflv.layers.heads import (AutoregressiveNetwork, GaussianHead, PlanarFlowHe
                                gaussian, von_mises_fisher)
 from tflv.layers.training_step import TrainingStep
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics, token_nll
 from tflv.vi.bounds import importance_sampled_log_marginal, in_chunks
 from tflv.vi.elbo import elbo
@@ -82,6 +84,7 @@ tfb = tfp.bijectors
 LATENTS = ("gaussian", "vmf")
 FLOWS = ("none", "iaf", "planar")
 DECODERS = ("rnn", "cnn")
+DEFAULT_KL_WARMUP_STEPS = 10000  # β(t) reaches 1 after this many steps unless told
 # Salts of the stateless seeds drawn at one training step (see `TrainingStep.seed`).
 _SAMPLE_SALT, _IW_SALT, _REFINE_SALT = 1, 2, 100
 
@@ -121,15 +124,48 @@ class SentenceVAE(LatentVariableModel):
     `mask` [B,T].
     """
 
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """`SentenceVAE`'s hyperparameters (`SentenceVAE.from_corpus(corpus, config)`)."""
+        embed_dim: int = cfg.EMBED_DIM()
+        hidden_dim: int = cfg.HIDDEN_DIM()
+        num_layers: int = cfg.NUM_LAYERS()  # the decoder LSTM's (decoder rnn)
+        dropout: float = cfg.DROPOUT()  # the decoder's
+        latent_dim: int = cfg.hparam(32, "Latent dimension D.", at_least=1)
+        latent: str = cfg.hparam("gaussian", "Posterior family.", choices=LATENTS)
+        vmf_concentration: float = cfg.hparam(50.0, "latent vmf: the fixed kappa.", positive=True)
+        flow: str = cfg.hparam("none", "Posterior flow.", choices=FLOWS)
+        num_flows: int = cfg.hparam(2, "Flow layers (with a flow).", at_least=1)
+        decoder: str = cfg.hparam("rnn", "LSTM or dilated CNN decoder.", choices=DECODERS)
+        cnn_dilations: tuple[int, ...] = cfg.hparam((1, 2, 4), "decoder cnn: dilations.")
+        skip_connections: bool = cfg.hparam(False, "z feeds every decoder layer.")
+        word_dropout: float = cfg.hparam(0.0, "Decoder input word dropout rate.",
+                                         unit_interval=True)
+        kl_schedule: str = cfg.hparam("none", "KL weight annealing.", choices=KL_SCHEDULES)
+        kl_warmup_steps: int | None = cfg.hparam(
+            None, "With a kl_schedule: steps to reach weight 1 (cyclical: cycle length); "
+            f"None: {DEFAULT_KL_WARMUP_STEPS} (the trainer: half its training steps).", at_least=1)
+        free_bits: float = cfg.hparam(0.0, "Free bits lambda in nats (0: off).", at_least=0)
+        free_bits_per_dimension: bool = cfg.hparam(False, "With free_bits: per dimension.")
+        sa_vae_steps: int = cfg.hparam(0, "SA-VAE refinement steps (0: off).", at_least=0)
+        sa_vae_step_size: float = cfg.hparam(1.0, "With sa_vae_steps: step size.", positive=True)
+        sa_vae_max_grad_norm: float = cfg.hparam(
+            5.0, "With sa_vae_steps: clip each example's refinement gradient to this norm "
+            "(0: no clipping).", at_least=0)
+        iw_samples: int = cfg.hparam(10, "Importance samples for the evaluation NLL (0: ELBO "
+                                     "only).", at_least=0)
+
     input_form = "sentences"
     datasets = ("ptb", "synthetic_hmm")
+    can_sample_prior = True
+    can_interpolate = True
 
     def __init__(self, vocab_size: int, embed_dim: int = 256, hidden_dim: int = 256,
                  num_layers: int = 1, dropout: float = 0.0, latent_dim: int = 32,
                  latent: str = "gaussian", vmf_concentration: float = 50.0, flow: str = "none",
                  num_flows: int = 2, decoder: str = "rnn", cnn_dilations: Sequence[int] = (1, 2, 4),
                  skip_connections: bool = False, word_dropout: float = 0.0,
-                 kl_schedule: str = "none", kl_warmup_steps: int = 10000, free_bits: float = 0.0,
+                 kl_schedule: str = "none", kl_warmup_steps: int = DEFAULT_KL_WARMUP_STEPS, free_bits: float = 0.0,
                  free_bits_per_dimension: bool = False, sa_vae_steps: int = 0,
                  sa_vae_step_size: float = 1.0, sa_vae_max_grad_norm: float = 5.0,
                  iw_samples: int = 0, iw_chunk: int = 8, **kwargs):
@@ -183,33 +219,33 @@ class SentenceVAE(LatentVariableModel):
         self.step = TrainingStep(name="training_step")
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "SentenceVAE":
-        latent, flow, decoder = hparams["latent"], hparams["flow"], hparams["decoder"]
-        kl_schedule, free_bits = hparams["kl_schedule"], hparams["free_bits"]
+    def _from_config(cls, corpus, config) -> "SentenceVAE":
+        latent, flow, decoder = config.latent, config.flow, config.decoder
+        kl_schedule, free_bits = config.kl_schedule, config.free_bits
         options = {}  # hyperparameters read only where they matter (others are refused)
         if latent == "vmf":
-            options["vmf_concentration"] = hparams["vmf_concentration"]
+            options["vmf_concentration"] = config.vmf_concentration
         if flow != "none":
-            options["num_flows"] = hparams["num_flows"]
+            options["num_flows"] = config.num_flows
         if decoder == "cnn":
-            options["cnn_dilations"] = [int(d) for d in hparams["cnn_dilations"]]
+            options["cnn_dilations"] = list(config.cnn_dilations)
         else:
-            options["num_layers"] = hparams["num_layers"]
-        if kl_schedule != "none":
-            options["kl_warmup_steps"] = hparams["kl_warmup_steps"]
+            options["num_layers"] = config.num_layers
+        if kl_schedule != "none" and config.kl_warmup_steps is not None:
+            options["kl_warmup_steps"] = config.kl_warmup_steps
         if free_bits > 0:
-            options["free_bits_per_dimension"] = hparams["free_bits_per_dimension"]
-        sa_vae_steps = hparams["sa_vae_steps"]
+            options["free_bits_per_dimension"] = config.free_bits_per_dimension
+        sa_vae_steps = config.sa_vae_steps
         if sa_vae_steps:
-            options["sa_vae_step_size"] = hparams["sa_vae_step_size"]
-            options["sa_vae_max_grad_norm"] = hparams["sa_vae_max_grad_norm"]
-        return cls(vocab_size=corpus.info["vocab_size"], embed_dim=hparams["embed_dim"],
-                   hidden_dim=hparams["hidden_dim"], dropout=hparams["dropout"],
-                   latent_dim=hparams["latent_dim"], latent=latent, flow=flow, decoder=decoder,
-                   skip_connections=hparams["skip_connections"],
-                   word_dropout=hparams["word_dropout"], kl_schedule=kl_schedule,
+            options["sa_vae_step_size"] = config.sa_vae_step_size
+            options["sa_vae_max_grad_norm"] = config.sa_vae_max_grad_norm
+        return cls(vocab_size=corpus.info["vocab_size"], embed_dim=config.embed_dim,
+                   hidden_dim=config.hidden_dim, dropout=config.dropout,
+                   latent_dim=config.latent_dim, latent=latent, flow=flow, decoder=decoder,
+                   skip_connections=config.skip_connections,
+                   word_dropout=config.word_dropout, kl_schedule=kl_schedule,
                    free_bits=free_bits, sa_vae_steps=sa_vae_steps,
-                   iw_samples=hparams["iw_samples"], **options)
+                   iw_samples=config.iw_samples, **options)
 
     # The generative model.
 

@@ -35,6 +35,7 @@ test_2017_mscoco.
 """
 from __future__ import annotations
 
+import dataclasses
 import keras
 import numpy as np
 import tensorflow as tf
@@ -45,7 +46,8 @@ from tflv.layers import copy as copy_lib
 from tflv.layers.attention import Attention, soft_context
 from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 from tflv.models.rnnlm import lm_metrics
 from tflv.models.unigram import bias_initializer, log_frequencies, token_counts
 from tflv.vi import estimators
@@ -76,6 +78,18 @@ class EncoderDecoder(LatentVariableModel):
     Batch (form `parallel`): `source` int [B, S], `source_mask` [B, S], `target_inputs`,
     `target_targets` int [B, T], `target_mask` [B, T].
     """
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """The encoder–decoder's hyperparameters (`EncoderDecoder.from_corpus(corpus, config)`)."""
+        embed_dim: int = cfg.EMBED_DIM()
+        hidden_dim: int = cfg.HIDDEN_DIM()
+        dropout: float = cfg.DROPOUT()
+        beam_size: int = cfg.hparam(1, "Beam size for BLEU (1: greedy).", at_least=1)
+        length_alpha: float = cfg.hparam(0.0, "Beam search length-penalty exponent (Wu et al. "
+                                         "2016).")
+        bleu_max_examples: int = cfg.hparam(0, "Translate at most this many sentences per split "
+                                            "for BLEU (0: all).", at_least=0)
 
     input_form = "parallel"
     datasets = ("multi30k", "e2e")
@@ -131,7 +145,7 @@ class EncoderDecoder(LatentVariableModel):
             self.seed_generator = keras.random.SeedGenerator(0)
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams, attention: str = "soft") -> "EncoderDecoder":
+    def _from_config(cls, corpus, config, attention: str = "soft") -> "EncoderDecoder":
         source_to_target = None
         if attention == "copy":
             index = {token: i for i, token in enumerate(corpus.target_vocab.tokens)}
@@ -139,11 +153,11 @@ class EncoderDecoder(LatentVariableModel):
                                                              index).numpy().tolist()
         return cls(source_vocab_size=corpus.info["source_vocab_size"],
                    target_vocab_size=corpus.info["target_vocab_size"], attention=attention,
-                   embed_dim=hparams["embed_dim"], hidden_dim=hparams["hidden_dim"],
-                   dropout=hparams["dropout"],
-                   num_samples=hparams["attention_samples"] if attention == "latent_elbo" else 2,
-                   source_to_target=source_to_target, beam_size=hparams["beam_size"],
-                   alpha=hparams["length_alpha"], bleu_max_examples=hparams["bleu_max_examples"],
+                   embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
+                   dropout=config.dropout,
+                   num_samples=config.attention_samples if attention == "latent_elbo" else 2,
+                   source_to_target=source_to_target, beam_size=config.beam_size,
+                   alpha=config.length_alpha, bleu_max_examples=config.bleu_max_examples,
                    output_bias=log_frequencies(token_counts(
                        corpus.dataset("train", cls.input_form, 1024), corpus.info[
                            "target_vocab_size"], "target_targets", "target_mask")))
@@ -364,19 +378,28 @@ class EncoderDecoder(LatentVariableModel):
 
 
 class LatentAttention(EncoderDecoder):
-    """`latent_attention`: `EncoderDecoder` with z_t latent, `--attention_training=exact|elbo`."""
+    """`latent_attention`: `EncoderDecoder` with z_t latent, trained by the exact marginal or
+    the ELBO (`Config.attention_training`)."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(EncoderDecoder.Config):
+        """Latent attention's hyperparameters (`LatentAttention.from_corpus(corpus, config)`)."""
+        attention_training: str = cfg.hparam(
+            "exact", "Train by the exact marginal over source positions or by the ELBO "
+            "(REINFORCE).", choices=("exact", "elbo"))
+        attention_samples: int = cfg.hparam(2, "With attention_training elbo: samples of z_t "
+                                            "per token (>= 2, leave-one-out baseline).",
+                                            at_least=2)
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams, attention: str = "") -> "EncoderDecoder":
-        training = hparams["attention_training"]
-        if training not in ("exact", "elbo"):
-            raise ValueError(f"--attention_training must be exact or elbo, got {training!r}")
-        return EncoderDecoder.from_corpus(corpus, hparams, attention=f"latent_{training}")
+    def _from_config(cls, corpus, config, attention: str = "") -> "EncoderDecoder":
+        return EncoderDecoder._from_config(corpus, config,
+                                           attention=f"latent_{config.attention_training}")
 
 
 class CopyAttention(EncoderDecoder):
     """`copy_attention`: `EncoderDecoder` with the generate/copy switch."""
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams, attention: str = "") -> "EncoderDecoder":
-        return EncoderDecoder.from_corpus(corpus, hparams, attention="copy")
+    def _from_config(cls, corpus, config, attention: str = "") -> "EncoderDecoder":
+        return EncoderDecoder._from_config(corpus, config, attention="copy")

@@ -61,6 +61,7 @@ Pyro's ProdLDA in BENCHMARKS.md do.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Mapping, Sequence
 
@@ -77,7 +78,8 @@ from tflv.layers.topics import (INITIALIZERS, NormalizedGaussianHead, TopicDecod
                                linear_initializers)
 from tflv.layers.training_step import TrainingStep
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models import config as cfg
+from tflv.models.base import LatentVariableModel, Objective
 
 tfd = tfp.distributions
 
@@ -209,9 +211,9 @@ def collapse_warning(diversity: float, kl: float | None = None) -> str | None:
         return None
     message = ("topics collapsed (" + "; ".join(reasons) + "): the posterior ignores the "
                "document or the topics repeat one another. Remedies: ProdLDA's published recipe "
-               "(prodlda's default, --topic_recipe=srivastava_sutton: batch-normalised logits, "
-               "dropout, Adam β1 0.99), more --train_steps, a larger --batch_size (200 as Srivastava & Sutton), "
-               "fewer --num_topics, or a mixture decoder (--topic_decoder=mixture)")
+               "(prodlda's default, topic_recipe='srivastava_sutton': batch-normalised logits, "
+               "dropout, Adam β1 0.99), more training steps, a larger batch (200 as Srivastava & "
+               "Sutton), fewer num_topics, or a mixture decoder (topic_decoder='mixture')")
     print("WARNING: " + message, flush=True)
     warnings.warn(message, stacklevel=2)
     return message
@@ -311,6 +313,32 @@ class NeuralTopicModel(LatentVariableModel):
     Batch (form `bow`): `counts` float32 `[B, V]`.
     """
 
+    @dataclasses.dataclass(frozen=True)
+    class Config(cfg.ModelConfig):
+        """The neural topic models' hyperparameters (`NVDM.from_corpus(corpus, config)`)."""
+        num_topics: int = cfg.NUM_TOPICS()
+        hidden_dim: int = cfg.HIDDEN_DIM()  # the encoder's, under topic_recipe nvdm
+        num_layers: int = cfg.NUM_LAYERS()  # the encoder's, under topic_recipe nvdm
+        embed_dim: int = cfg.EMBED_DIM()  # gsm's topic and word embeddings
+        topic_decoder: str | None = cfg.hparam(
+            None, "p(w | θ) as a mixture of topics or log-linear in θ (None: gsm mixture, nvdm "
+            "and prodlda log_linear; gsm log_linear = GSM as a document model, prodlda "
+            "mixture = NVLDA).", choices=TOPIC_DECODERS)
+        topic_recipe: str | None = cfg.hparam(
+            None, "Training recipe, srivastava_sutton or nvdm (None: prodlda srivastava_sutton "
+            "= batch norm, dropout 0.6, Adam beta1 0.99, two softplus layers of 100; nvdm and gsm "
+            "nvdm = Miao et al.'s), optionally with settings overridden as NAME:key=value,... "
+            "(keys: dropout, adam_beta_1, bn_epsilon, bn_momentum, initializer=glorot|torch, "
+            "clip_norm, prior=laplace|standard_normal; parse_recipe).")
+
+        def __post_init__(self):
+            super().__post_init__()
+            if self.topic_recipe is not None:
+                try:
+                    parse_recipe(self.topic_recipe)
+                except ValueError as err:
+                    raise cfg.ConfigError(f"topic_recipe: {err}", "topic_recipe") from None
+
     input_form = "bow"
     datasets = ("news20",)
     default_topic_model = ""  # set by the registered subclasses
@@ -383,17 +411,16 @@ class NeuralTopicModel(LatentVariableModel):
         self.step = TrainingStep(name="training_step")
 
     @classmethod
-    def from_corpus(cls, corpus, hparams: HParams) -> "NeuralTopicModel":
-        """`--topic_recipe` (default: the model's own); `--hidden_dim`, `--num_layers` shape the
+    def _from_config(cls, corpus, config) -> "NeuralTopicModel":
+        """`topic_recipe` (default: the model's own); `hidden_dim`, `num_layers` shape the
         encoder under recipe `nvdm` only (`srivastava_sutton` fixes two layers of 100)."""
-        recipe = hparams["topic_recipe"] or ("srivastava_sutton"
-                                             if cls.default_topic_model == "prodlda" else "nvdm")
-        hidden_units = ([hparams["hidden_dim"]] * hparams["num_layers"] if recipe.partition(":")[0] == "nvdm"
-                        else None)
+        recipe = config.topic_recipe or ("srivastava_sutton"
+                                         if cls.default_topic_model == "prodlda" else "nvdm")
+        hidden_units = ([config.hidden_dim] * config.num_layers if recipe.partition(":")[0] == "nvdm" else None)
         return cls(vocab_size=corpus.info["vocab_size"], topic_model=cls.default_topic_model,
-                   num_topics=hparams["num_topics"], hidden_units=hidden_units,
-                   embed_dim=hparams["embed_dim"] if cls.default_topic_model == "gsm" else None,
-                   topic_decoder=hparams["topic_decoder"], recipe=recipe)
+                   num_topics=config.num_topics, hidden_units=hidden_units,
+                   embed_dim=config.embed_dim if cls.default_topic_model == "gsm" else None,
+                   topic_decoder=config.topic_decoder, recipe=recipe)
 
     def prior(self) -> tfd.MultivariateNormalDiag:
         """p(z), event `[K]`."""

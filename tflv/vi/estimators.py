@@ -26,6 +26,11 @@ f = log p(x, z) − log q(z | x) the objective is the ELBO. `sg` is `tf.stop_gra
   vanishes as τ → 0; with `straight_through=True` the forward pass uses the one-hot argmax and the
   backward pass the relaxed sample's gradient.
 
+A model that chooses among estimators for a categorical z takes an estimator object,
+`Enumeration()`, `ScoreFunction(num_samples, baseline)` or `GumbelSoftmax(num_samples,
+temperature, straight_through)`, whose `surrogate(logits, f)` applies the functions above;
+`from_name` maps a config's name (`ESTIMATORS`) to one.
+
 #### References
 - Williams (1992). Simple Statistical Gradient-Following Algorithms for Connectionist
   Reinforcement Learning.
@@ -39,6 +44,7 @@ f = log p(x, z) − log q(z | x) the objective is the ELBO. `sg` is `tf.stop_gra
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import tensorflow as tf
@@ -230,3 +236,124 @@ def gumbel_softmax(logits: tf.Tensor, learning_signal_fn: Callable[[tf.Tensor], 
         hard = tf.one_hot(tf.argmax(relaxed, axis=-1), tf.shape(relaxed)[-1], dtype=relaxed.dtype)
         z = hard + relaxed - tf.stop_gradient(relaxed)
     return tf.reduce_mean(learning_signal_fn(z), axis=0)
+
+
+# -- Estimator objects: what a model with a categorical z is given to estimate E_q[f(z)] -------
+
+@dataclasses.dataclass(frozen=True)
+class CategoricalEstimator:
+    """How E_{q(z)}[f(z)] and its gradient are estimated for a categorical z with K values.
+
+    A model that offers several estimators (`tflv.models.MixtureLM`) takes one of these objects
+    and calls `surrogate`; `sampled` says whether the estimator draws z (and so needs an
+    inference network q(z | x)) or enumerates the K values (and may use the exact posterior).
+    `from_name` maps a config's name to an object (`ESTIMATORS`).
+
+    >>> import tensorflow as tf
+    >>> f = lambda z: tf.reduce_sum(z * [[[1.0, 3.0]]], axis=-1)       # f(k) = 1, 3: [S, B]
+    >>> logits = tf.math.log([[0.25, 0.75]])                             # q = (1/4, 3/4)
+    >>> round(float(Enumeration().surrogate(logits, f)[0]), 4)           # 1/4 + 9/4
+    2.5
+    >>> ScoreFunction(num_samples=2, baseline="leave_one_out").sampled
+    True
+    """
+
+    name = ""
+    sampled = True
+
+    def surrogate(self, logits: tf.Tensor, learning_signal_fn: Callable[[tf.Tensor], tf.Tensor],
+                  seed=None, learned_baseline: tf.Tensor | None = None) -> tf.Tensor:
+        """The `[B]` surrogate (value: the estimate, gradient: the estimator).
+
+        Args:
+          logits: `[B, K]` unnormalized log q(z).
+          learning_signal_fn: codes z `[S, B, K]` (one-hot or relaxed) ↦ f `[S, B]`.
+          seed: stateless `[2]` seed of the samples.
+          learned_baseline: `[B]` b(x) of a `BaselineHead` (`ScoreFunction(baseline="learned")`).
+        """
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Enumeration(CategoricalEstimator):
+    """Σ_k q(k) f(k) over all K values (`exact`): exact in value and gradient, K evaluations."""
+
+    name = "exact"
+    sampled = False
+
+    def surrogate(self, logits, learning_signal_fn, seed=None, learned_baseline=None):
+        k = tf.shape(logits)[-1]
+        codes = tf.tile(tf.eye(k, dtype=logits.dtype)[:, tf.newaxis, :],
+                        [1, tf.shape(logits)[0], 1])  # [K, B, K]
+        table = tf.transpose(learning_signal_fn(codes))  # [B, K]
+        return exact(tf.nn.log_softmax(logits), table)
+
+
+BASELINES = ("none", "learned", "leave_one_out")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreFunction(CategoricalEstimator):
+    """REINFORCE (`score_function`) with S samples and a control variate: `"none"`,
+    `"learned"` (the model's `BaselineHead`) or `"leave_one_out"` (S ≥ 2)."""
+
+    num_samples: int = 1
+    baseline: str = "none"
+    name = "score_function"
+
+    def __post_init__(self):
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got "
+                             f"{self.baseline!r}")
+        if self.baseline == "leave_one_out" and self.num_samples < 2:
+            raise ValueError("baseline='leave_one_out' needs num_samples >= 2")
+
+    def surrogate(self, logits, learning_signal_fn, seed=None, learned_baseline=None):
+        q = tfd.Categorical(logits=logits)
+        z = q.sample(self.num_samples, seed=seed)  # [S, B]
+        signal = learning_signal_fn(tf.one_hot(z, tf.shape(logits)[-1], dtype=logits.dtype))
+        baseline = None
+        if self.baseline == "learned":
+            if learned_baseline is None:
+                raise ValueError("ScoreFunction(baseline='learned') needs learned_baseline")
+            baseline = learned_baseline
+        elif self.baseline == "leave_one_out":
+            baseline = leave_one_out_baseline(signal)  # [S, B]
+        return score_function(q.log_prob(z), signal, baseline)
+
+
+@dataclasses.dataclass(frozen=True)
+class GumbelSoftmax(CategoricalEstimator):
+    """The Gumbel-softmax relaxation (`gumbel_softmax`) with S samples at temperature τ,
+    straight-through or relaxed."""
+
+    num_samples: int = 1
+    temperature: float = 1.0
+    straight_through: bool = False
+    name = "gumbel_softmax"
+
+    def __post_init__(self):
+        if self.num_samples < 1 or not self.temperature > 0:
+            raise ValueError(f"need num_samples >= 1 and temperature > 0, got "
+                             f"{self.num_samples} and {self.temperature}")
+
+    def surrogate(self, logits, learning_signal_fn, seed=None, learned_baseline=None):
+        return gumbel_softmax(logits, learning_signal_fn, self.temperature,
+                              num_samples=self.num_samples, seed=seed,
+                              straight_through=self.straight_through)
+
+
+# The registry of names (a model config's `estimator`) to estimator classes.
+ESTIMATORS = {cls.name: cls for cls in (Enumeration, ScoreFunction, GumbelSoftmax)}
+
+
+def from_name(name: str, **options) -> CategoricalEstimator:
+    """`ESTIMATORS[name](**options)`, the options that class takes (others are ignored), e.g.
+    `from_name("score_function", num_samples=2, baseline="leave_one_out", temperature=1.0)`."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {name!r}")
+    cls = ESTIMATORS[name]
+    fields = {field.name for field in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in options.items() if key in fields})
