@@ -2,8 +2,8 @@
 
     export_saved_model(model, corpus, export_dir)
 
-writes the same SavedModel as the trainer's `--export_dir` and `tflv-export` (which call this
-function) for any model, trained by the trainer or in Python: no flags, no run directory.
+writes the SavedModel the trainer writes after training and `tflv-export` writes (both call this
+function) for any model, trained by the trainer or in Python: no command line, no run directory.
 
 Every exported model has `score(text: string [N]) -> {log_prob [N], tokens [N], unknown_words [N]}`:
 the log-probability (or its bound, for latent-variable models) of each text, as the model's

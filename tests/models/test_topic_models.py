@@ -460,7 +460,7 @@ def test_recipe_strings_parse_or_name_what_is_wrong():
 
 
 def test_collapse_warning_names_the_remedies():
-    with pytest.warns(UserWarning, match=r"topic diversity 0\.050 < 0\.3.*--topic_recipe"):
+    with pytest.warns(UserWarning, match=r"topic diversity 0\.050 < 0\.3.*topic_recipe="):
         assert collapse_warning(0.05, kl=4.0) is not None
     with pytest.warns(UserWarning, match=r"mean KL 0\.050 nats < 0\.5"):
         collapse_warning(0.9, kl=0.05)

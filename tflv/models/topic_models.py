@@ -92,7 +92,7 @@ COLLAPSE_DIVERSITY, COLLAPSE_KL = 0.3, 0.5
 RECIPES = {  # training recipes: the encoder, regularisation, initialisers and optimiser they set
     # bn_epsilon, bn_momentum: every BatchNormalization's (Keras' momentum: the running moments'
     # decay, torch's 1 − momentum); initializer: the Dense and topic-word weights' (`INITIALIZERS`);
-    # clip_norm: the trainer's global gradient-norm clipping (0: none; None: --clip_norm's);
+    # clip_norm: the trainer's global gradient-norm clipping (0: none; None: the trainer's default);
     # prior: ProdLDA's p(z) ("laplace": the Laplace approximation of Dir(α); "standard_normal").
     "srivastava_sutton": dict(hidden_units=(100, 100), activation="softplus", dropout=0.6,
                               batch_norm=True, adam_beta_1=0.99, bn_epsilon=1e-3,
@@ -283,7 +283,7 @@ class NeuralTopicModel(LatentVariableModel):
         scale (`TopicDecoder(batch_norm=True)`; ε 1e-3, `tf.contrib.layers.batch_norm`'s),
         Glorot-uniform weights and zero biases, the Laplace approximation of Dir(1), Adam with
         β1 = 0.99 (`adam_beta_1`, read by the trainer; their step size 2e-3 is the trainer's
-        default, their batch 200 `--batch_size=200`) and dropout 0.6 on the encoder's output
+        default, their batch 200 documents) and dropout 0.6 on the encoder's output
         and on θ (their `keep_prob` 0.4; Pyro's tutorial takes 0.2: on 20news_prodlda, K = 50,
         100 epochs, three seeds, 0.6 gave NPMI 0.193–0.225 / 0.309–0.323 on test / all
         documents against 0.134–0.186 / 0.248–0.267 at 0.2, their published topics' level,
@@ -390,7 +390,7 @@ class NeuralTopicModel(LatentVariableModel):
         self.vocab_size, self.topic_model, self.num_topics = vocab_size, topic_model, num_topics
         self.dirichlet_prior, self.recipe = dirichlet_prior, recipe
         self.prior_family = settings["prior"]
-        # the trainer reads these: Adam's β1 and the gradient-norm clipping (None: its flag's)
+        # the trainer reads these: Adam's β1 and the gradient-norm clipping (None: trainer's)
         self.adam_beta_1, self.clip_norm = settings["adam_beta_1"], settings["clip_norm"]
         self.encoder = BagOfWordsEncoder(hidden_units, activation=activation, name="encoder")
         if settings["initializer"] != "glorot":  # Dense's own otherwise (same seeds as before)
