@@ -30,6 +30,11 @@ reported. The forward recursion's speed is compared with the machine's matmul pe
 here with a numpy float32 GEMM (n = 2048): the forward recursion does 2·B·K²·(T-1) flops, and
 log p + gradient three times as many (one matmul forward, two backward).
 
+Peak memory (row (8, 1000, 16, 1000)): each of "inputs only", "log p" and "log p + grad"
+(tflv, XLA) runs in its own child process (`--memory_child`), twice, and reports its peak
+resident set size (`getrusage`'s ru_maxrss); the table gives each one's excess over "inputs
+only" (TF, the inputs and the compiled programs).
+
 Threads: TF and torch use their defaults (all cores). The rows go to the `## HMM forward
 algorithm` section of BENCHMARKS.md with `--write`.
 """
@@ -65,7 +70,54 @@ def parse_args() -> argparse.Namespace:
                         help="skip a peer whose estimated memory exceeds this fraction of the "
                              "available memory")
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md's section")
+    parser.add_argument("--memory_child", default="", choices=["", *MEMORY_TASKS],
+                        help="internal: run one task of the peak-memory table and print it")
     return parser.parse_args()
+
+
+MEMORY_WORKLOAD = (8, 1000, 16, 1000)
+MEMORY_TASKS = ("inputs only", "log p", "log p + grad")
+
+
+def memory_child(task: str) -> None:
+    """Runs one peak-memory task (tflv, XLA) twice and prints its peak RSS in MiB."""
+    import resource
+
+    import tensorflow as tf
+
+    from tflv.distributions import HMM
+
+    w = Workload(*MEMORY_WORKLOAD)
+    params = [tf.Variable(p) for p in (w.initial, w.transition, w.emission)]
+    x = tf.constant(w.x)
+
+    def log_p(x):
+        return tf.reduce_sum(HMM(*params).log_prob(x))
+
+    def with_gradient(x):
+        with tf.GradientTape() as tape:
+            total = log_p(x)
+        return total, tape.gradient(total, params)
+
+    fn = {"log p": log_p, "log p + grad": with_gradient}.get(task)
+    if fn is not None:
+        fn = tf.function(fn, jit_compile=True)
+        for _ in range(2):
+            tf.nest.map_structure(lambda t: t.numpy(), fn(x))
+    print(json.dumps({task: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def peak_memory() -> dict:
+    """{task: peak RSS in MiB} from one child process per task."""
+    import subprocess
+
+    peaks = {}
+    for task in MEMORY_TASKS:
+        out = subprocess.run([sys.executable, os.path.abspath(__file__),
+                              f"--memory_child={task}"], check=True, capture_output=True,
+                             text=True).stdout
+        peaks.update(json.loads(out.strip().splitlines()[-1]))
+    return peaks
 
 
 def gemm_peak_gflops(n: int = 2048, reps: int = 5) -> float:
@@ -317,8 +369,9 @@ def bench_row(w: Workload, args: argparse.Namespace) -> dict:
         assert error < 1e-4, f"{name} disagrees with tflv"
     grad = measure({**tf_grad, **torch_grad}, args.reps, args.slow_s, args.slow_reps)
     marg = measure({**tf_marg, **torch_marg}, args.reps, args.slow_s, args.slow_reps)
+    memory = peak_memory() if (w.b, w.t, w.k, w.v) == MEMORY_WORKLOAD else None
     return dict(workload=w.name, b=w.b, t=w.t, k=w.k, v=w.v, grad=grad, marginals=marg,
-                skipped={k: v / 2 ** 30 for k, v in skipped.items()})
+                skipped={k: v / 2 ** 30 for k, v in skipped.items()}, memory=memory)
 
 
 def report(rows: list[dict], peak: float, command: str, loads: tuple[float, float],
@@ -350,6 +403,12 @@ def report(rows: list[dict], peak: float, command: str, loads: tuple[float, floa
                   "| --- | ---: | ---: | ---: |"]
         for name, r in marg.items():
             lines.append(f"| {name} | {r['median_ms']:.1f} | {r['n']} | {r['first_s']:.1f} |")
+        if row.get("memory"):
+            base = row["memory"]["inputs only"]
+            lines += ["", "| tflv XLA, own process | peak RSS (MiB) | over inputs only (MiB) |",
+                      "| --- | ---: | ---: |"]
+            for task, mib in row["memory"].items():
+                lines.append(f"| {task} | {mib:.0f} | {mib - base:.0f} |")
         r = ratios(row, peak)
         lines += ["", f"tflv XLA vs packaged peers: "
                   + ", ".join(f"{v:.{0 if v >= 10 else 1}f}× faster than {n}"
@@ -357,7 +416,8 @@ def report(rows: list[dict], peak: float, command: str, loads: tuple[float, floa
                   + f"; vs the bare scaled loop under XLA: {r['loop']:.2f}× its time. "
                   f"Forward recursion alone (log p, XLA) {r['forward_ms']:.2f} ms = "
                   f"{r['forward_share'] * peak:.1f} GFLOP/s = {100 * r['forward_share']:.0f}% of "
-                  f"the GEMM peak; log p + grad {100 * r['grad_share']:.0f}%. "
+                  f"the GEMM peak; log p + grad {100 * r['grad_share']:.0f}%, "
+                  f"{r['grad_over_forward']:.1f}× log p alone. "
                   f"Masks cost {100 * r['mask_costs'][0]:+.0f}% (graph), "
                   f"{100 * r['mask_costs'][1]:+.0f}% (XLA).", ""]
     return "\n".join(lines + goals(rows, peak)) + "\n"
@@ -377,16 +437,17 @@ def ratios(row: dict, peak: float) -> dict:
                            for m in ("tflv", "tflv XLA")],
             "forward_ms": forward_ms,
             "forward_share": flops / forward_ms / 1e6 / peak,
+            "grad_over_forward": tflv_ms / forward_ms,
             "grad_share": 3 * flops / tflv_ms / 1e6 / peak}
 
 
 def goals(rows: list[dict], peak: float) -> list[str]:
-    """The structured-distributions issue's four goals, each checked on this run's rows."""
+    """The structured-distributions issues' goals, each checked on this run's rows."""
     def verdict(ok: bool) -> str:
         return "holds" if ok else "**not met**"
 
-    peer_rows, loop_rows, mask_rows, gemm_rows = [], [], [], []
-    ok = {"peers": True, "loop": True, "masks": True, "gemm": True}
+    peer_rows, loop_rows, mask_rows, gemm_rows, grad_rows = [], [], [], [], []
+    ok = {"peers": True, "loop": True, "masks": True, "gemm": True, "grad": True}
     for row in rows:
         r = ratios(row, peak)
         need = 100.0 if (row["b"], row["t"], row["k"], row["v"]) == WORKLOADS[0] else 1.0
@@ -396,6 +457,8 @@ def goals(rows: list[dict], peak: float) -> list[str]:
                             or "no peer fits in memory (table)"))
         ok["loop"] &= r["loop"] <= 1.5
         loop_rows.append(f"{r['loop']:.2f}×")
+        ok["grad"] &= r["grad_over_forward"] <= 3.0
+        grad_rows.append(f"{r['grad_over_forward']:.1f}×")
         ok["masks"] &= max(r["mask_costs"]) <= 0.10
         mask_rows.append(" / ".join(f"{100 * c:+.0f}%" for c in r["mask_costs"]))
         if row["k"] == 256:
@@ -410,7 +473,9 @@ def goals(rows: list[dict], peak: float) -> list[str]:
             f"{verdict(ok['gemm'] and bool(gemm_rows))}; " + (", ".join(gemm_rows) or "not run")
             + ".",
             f"- Masks cost no more than 10% (graph / XLA): {verdict(ok['masks'])}; "
-            + ", ".join(mask_rows) + "."]
+            + ", ".join(mask_rows) + ".",
+            f"- log p + grad ≤ 3× log p alone (tflv XLA; one matmul forward, two backward): "
+            f"{verdict(ok['grad'])}; " + ", ".join(grad_rows) + "."]
 
 
 def peer_versions() -> str:
@@ -445,6 +510,9 @@ def write_section(text: str, path: str, section: str = SECTION) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
     start = time.time()
     load_start = os.getloadavg()[0]
     peak = gemm_peak_gflops()

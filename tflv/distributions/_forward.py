@@ -12,15 +12,15 @@ semiring (⊕, ⊗) the forward recursion is
 which gives log Z = log Σ_z exp score(z) in the sum semiring and max_z score(z) (the Viterbi
 score) in the max semiring. `semiring=` picks one of:
 
-* `"scaled"`: the sum semiring in probability space (Rabiner 1989). Potentials are
-  exponentiated once, after subtracting their maximum (per emission position and per
-  transition matrix); each step is one matmul α_{t-1} @ exp θ_t, and α_t is rescaled to sum
-  to one. log Z is the sum of the logs of the scales and of the subtracted maxima. Rows on
-  which this could lose range (the rule below) are recomputed in the log semiring, so the
-  result is exact on every row; when any row is, both passes run.
+* `"auto"` (and its synonym `"scaled"`): the sum semiring in probability space (Rabiner
+  1989) when every row of the batch passes the range rule below, else the log semiring for
+  the whole batch. Potentials are exponentiated once, after subtracting their maximum (per
+  emission position and per transition matrix); each step is one matmul α_{t-1} @ exp θ_t, and
+  α_t is rescaled to sum to one. log Z is the sum of the logs of the scales and of the
+  subtracted maxima. The rule is checked once per call (a few reductions over the
+  potentials) and the choice is a `tf.cond` on that scalar inside each step of a single loop,
+  so one recursion runs, it compiles under XLA, and it can be differentiated twice.
 * `"log"`: the sum semiring in log space (logsumexp), O(S²) elementwise work per step.
-* `"auto"`: the scaled pass when every row of the batch passes the rule below, else the log
-  pass for the whole batch (one pass either way; a `tf.cond`, so it works under XLA).
 * `"max"`: the max-plus semiring (Viterbi).
 
 The range rule of the scaled semiring. Let R_t be the spread (max − min over its finite
@@ -36,7 +36,7 @@ therefore exact to the dtype's precision ε when
 float64), and when no transition potential is −inf (a forbidden move can make the largest
 α_{t-1} lead nowhere, and the bound fails). −inf emission and initial potentials are exact
 zeros and are allowed. A row that breaks the rule is not necessarily wrong in the scaled
-semiring, but it is not guaranteed: it is computed in log space instead.
+semiring, but it is not guaranteed: its batch is computed in log space instead.
 
 −inf potentials are exact in every semiring: an unreachable state has α = 0 and zero
 marginals (the log semiring's logsumexp has a zero, not NaN, gradient on an all −inf slice),
@@ -52,8 +52,29 @@ accumulated, so the stacked α_t are the filtered distributions p(z_t | x_{≤t}
 normalised Viterbi scores (max) that `_backtrack.backtrack` uses.
 
 Posterior marginals are gradients of log Z (Eisner 2016): ∂ log Z / ∂ φ_t[k] = p(z_t = k | x),
-∂ log Z / ∂ θ_t[i, j] = p(z_{t-1} = i, z_t = j | x); `log_partition_gradients` takes them with
-autodiff, so no backward pass is written by hand.
+∂ log Z / ∂ θ_t[i, j] = p(z_{t-1} = i, z_t = j | x); `log_partition_gradients` takes them.
+
+The backward pass is written by hand (`tf.custom_gradient`, one transition factor): the
+reverse of the forward recursion, in the same semiring as the forward pass. With
+u_t = (α_{t-1} exp θ_t) ⊙ exp φ_t, c_t = Σ u_t, α_t = u_t / c_t (position 1: u_1 = exp θ_0 ⊙ exp φ_1),
+m_t the mask and upstream gradients ḡ = ∂L/∂ log Z [B] and ∂L/∂ log α_t, the adjoint
+g_t = ∂L/∂α_t runs backwards from g_T = (∂L/∂ log α_T) / α_T:
+
+    b_t = g_t − ⟨g_t, α_t⟩ + m_t ḡ,    v_t = b_t ⊙ exp φ_t / c_t,
+    g_{t-1} = v_t (exp θ_t)ᵀ + (∂L/∂ log α_{t-1}) / α_{t-1},
+
+    ∂L/∂φ_t = b_t ⊙ α_t,   ∂L/∂θ_0 = b_1 ⊙ α_1,   ∂L/∂θ_t = exp θ_t ⊙ (α_{t-1} v_tᵀ)
+
+(summed over rows and steps for shared transitions: one contraction after the loop). For
+log Z alone, g_t is Rabiner's scaled backward variable β_t and ∂ log Z / ∂ φ_t = α_t ⊙ β_t.
+One matmul per step, as forward. In the log semiring the same recursion runs on
+h_t = g_t ⊙ α_t (a signed adjoint, so not in log space) through the backward conditionals
+P_t[i, j] = p(z_{t-1} = i | z_t = j, x_{≤t}) = softmax_i(log α_{t-1}[i] + θ_t[i, j]):
+q_t = h_t − α_t (Σ h_t − m_t ḡ), h_{t-1} = P_t q_t + ∂L/∂ log α_{t-1}, ∂L/∂φ_t = q_t,
+∂L/∂θ_t[i, j] = P_t[i, j] q_t[j]. A step with c_t = 0 (no reachable state) has no
+normaliser term; rows of probability 0 get zero gradients. The backward pass is ordinary TF,
+so autodiff through it gives second-order gradients (the entropy's, `HMM.posterior_entropy`),
+also under XLA. With several Kronecker factors the forward loop is differentiated by autodiff.
 
 Transitions may be a Kronecker product of L factors on a product state space
 S = K_1 × … × K_L, θ_t[(i_1..i_L), (j_1..j_L)] = Σ_l θ^l_t[i_l, j_l] (the factorial HMM of
@@ -229,71 +250,226 @@ def scaled_is_exact(initial: tf.Tensor, transitions: Sequence[tf.Tensor],
     return tf.reduce_all(ok, axis=0)
 
 
+def _select(scaled, scaled_fn, log_fn):
+    """scaled_fn() or log_fn(): a Python branch for a Python bool, else a `tf.cond`."""
+    if isinstance(scaled, bool):
+        return scaled_fn() if scaled else log_fn()
+    return tf.cond(scaled, scaled_fn, log_fn)
+
+
+def _step_potentials(initial: tf.Tensor, transitions: list, emissions: tf.Tensor,
+                     scaled: bool):
+    """The potentials one recursion multiplies: exp(θ − max θ) and the subtracted maxima
+    (offsets [T, B], summed into log Z at each real step) for "scaled"; θ itself and zero
+    offsets for the log and max semirings."""
+    if not scaled:
+        return initial, list(transitions), emissions, tf.zeros_like(emissions[..., 0])
+    shift = tf.stop_gradient(_finite_or_zero(tf.reduce_max(emissions, axis=-1)))  # [T, B]
+    offsets = shift
+    factors = []
+    for f in transitions:
+        f_shift = tf.stop_gradient(_finite_or_zero(tf.reduce_max(f, axis=[-2, -1])))
+        factors.append(tf.exp(f - f_shift[..., None, None]))
+        step_offset = f_shift if f.shape.rank == 4 else tf.broadcast_to(f_shift,
+                                                                        tf.shape(offsets[1:]))
+        offsets += tf.pad(step_offset, [[1, 0], [0, 0]])
+    init_shift = tf.stop_gradient(_finite_or_zero(tf.reduce_max(initial, axis=-1)))  # [B]
+    offsets += tf.pad(init_shift[None], [[0, tf.shape(offsets)[0] - 1], [0, 0]])
+    return (tf.exp(initial - init_shift[:, None]), factors,
+            tf.exp(emissions - shift[..., None]), offsets)
+
+
+def _safe_log(p: tf.Tensor) -> tf.Tensor:
+    """log p, −inf (with a zero, not NaN, gradient) where p = 0."""
+    positive = p > 0
+    return tf.where(positive, tf.math.log(tf.where(positive, p, tf.ones_like(p))),
+                    tf.fill(tf.shape(p), tf.constant(-np.inf, p.dtype)))
+
+
+class _Pass(NamedTuple):
+    """What a sum-semiring forward pass keeps for its backward pass (time-major)."""
+
+    log_z: tf.Tensor  # [B]
+    log_filtered: tf.Tensor  # [T, B, S]
+    alphas: tf.Tensor  # [T, B, S] α_t (probabilities for "scaled", log α_t otherwise)
+    log_norms: tf.Tensor  # [T, B] log of each step's normaliser c_t (−inf if c_t = 0)
+    potentials: tuple  # (initial, factors, emissions) as the recursion multiplied them
+
+
 def _recursion(initial: tf.Tensor, transitions: list, per_step: list, emissions: tf.Tensor,
-               mask: tf.Tensor | None, semiring: str) -> ForwardResult:
-    """The forward recursion in one semiring ("scaled", "log" or "max"), T ≥ 2, padding
-    already zeroed."""
+               mask: tf.Tensor | None, semiring: str, scaled=None) -> ForwardResult:
+    """The forward recursion, T ≥ 2, padding already zeroed, differentiated by autodiff.
+
+    semiring: "scaled", "log" or "max"; or "sum" with `scaled` a bool tensor [] choosing the
+    scaled or the log semiring (a `tf.cond` in each step, so one loop serves both).
+    """
+    result = _forward_pass(initial, transitions, per_step, emissions, mask, semiring, scaled)
+    return ForwardResult(result.log_z, result.log_filtered)
+
+
+def _forward_pass(initial, transitions, per_step, emissions, mask, semiring, scaled=None
+                  ) -> _Pass:
+    if semiring != "sum":
+        scaled = semiring == "scaled"
+    kind = lambda is_scaled: "scaled" if is_scaled else ("log" if semiring != "max" else "max")
     sizes = [f.shape[-1] for f in transitions]
-    if semiring == "scaled":
-        shift = tf.stop_gradient(_finite_or_zero(tf.reduce_max(emissions, axis=-1)))  # [T, B]
-        emissions = tf.exp(emissions - shift[..., None])
-        offsets = shift  # [T, B], added to log Z at each real step
-        scaled = []
-        for f in transitions:
-            f_shift = tf.stop_gradient(_finite_or_zero(tf.reduce_max(f, axis=[-2, -1])))
-            scaled.append(tf.exp(f - f_shift[..., None, None]))
-            step_offset = f_shift if f.shape.rank == 4 else tf.broadcast_to(
-                f_shift, tf.shape(offsets[1:]))
-            offsets += tf.pad(step_offset, [[1, 0], [0, 0]])
-        transitions = scaled
-        init_shift = tf.stop_gradient(_finite_or_zero(tf.reduce_max(initial, axis=-1)))  # [B]
-        alpha, log_z = _normalize(tf.exp(initial - init_shift[:, None]) * emissions[0], semiring)
-        log_z += init_shift + offsets[0]
-    else:
-        offsets = None
-        alpha, log_z = _normalize(initial + emissions[0], semiring)
-    # Position 0: α_1 = θ_0 ⊗ φ_1; a row of length 0 has log Z = 0 (the empty path).
-    if mask is not None:
-        log_z = tf.where(mask[0], log_z, tf.zeros_like(log_z))
+    initial, transitions, emissions, offsets = _select(
+        scaled, lambda: _step_potentials(initial, transitions, emissions, True),
+        lambda: _step_potentials(initial, transitions, emissions, False))
+    alpha, log_z = _select(scaled,
+                           lambda: _normalize(initial * emissions[0], "scaled"),
+                           lambda: _normalize(initial + emissions[0], kind(False)))
 
     outers = [math.prod(sizes[:l]) for l in range(len(sizes))]
     inners = [math.prod(sizes[l + 1:]) for l in range(len(sizes))]
 
-    def step(alpha, emission, factors):  # α_{t-1} [B, S], φ_t [B, S], θ_t factors
+    def step(alpha, emission, factors, is_scaled):  # α_{t-1} [B, S], φ_t [B, S], θ_t
         new = alpha
         for f, outer, inner in zip(factors, outers, inners):
-            new = _contract(new, f, outer, inner, semiring)
-        new = new * emission if semiring == "scaled" else new + emission
-        return _normalize(new, semiring)  # ([B, S], log of the scale [B])
+            new = _contract(new, f, outer, inner, kind(is_scaled))
+        new = new * emission if is_scaled else new + emission
+        return _normalize(new, kind(is_scaled))  # ([B, S], log of the scale [B])
 
     def body(carry, elems):
         emission, step_factors = elems
         step_factors = iter(step_factors)
-        return step(carry[0], emission, [next(step_factors) if is_step else f
-                                         for f, is_step in zip(transitions, per_step)])
+        factors = [next(step_factors) if is_step else f
+                   for f, is_step in zip(transitions, per_step)]
+        return _select(scaled, lambda: step(carry[0], emission, factors, True),
+                       lambda: step(carry[0], emission, factors, False))
 
     alphas, log_norms = tf.scan(
         body, (emissions[1:], tuple(f for f, is_step in zip(transitions, per_step) if is_step)),
         initializer=(alpha, tf.zeros_like(log_z)))  # [T-1, B, S], [T-1, B]
-    if offsets is not None:
-        log_norms += offsets[1:]
-    if mask is not None:
-        log_norms = tf.where(mask[1:], log_norms, tf.zeros_like(log_norms))
-    log_z += tf.reduce_sum(log_norms, axis=0)
+    log_norms = tf.concat([log_z[None], log_norms], axis=0)  # [T, B]
+    counted = log_norms + offsets
+    if mask is not None:  # a row of length 0 has log Z = 0 (the empty path)
+        counted = tf.where(mask, counted, tf.zeros_like(counted))
+    log_z = tf.reduce_sum(counted, axis=0)
     # A row of probability 0 has log Z = −inf and no gradient (its earlier, finite normalisers
     # would otherwise give it marginals).
     impossible = tf.equal(log_z, -np.inf)
     log_z = tf.where(impossible, tf.fill(tf.shape(log_z), tf.constant(-np.inf, log_z.dtype)),
                      log_z)
     alphas = tf.concat([alpha[None], alphas], axis=0)  # [T, B, S]
-    if semiring == "scaled":  # log 0 = −inf with a zero (not NaN) gradient
-        positive = alphas > 0
-        log_filtered = tf.where(positive, tf.math.log(tf.where(positive, alphas,
-                                                               tf.ones_like(alphas))),
-                                tf.fill(tf.shape(alphas), tf.constant(-np.inf, alphas.dtype)))
+    log_filtered = _select(scaled, lambda: _safe_log(alphas), lambda: alphas)
+    return _Pass(log_z, log_filtered, alphas, log_norms, (initial, transitions, emissions))
+
+
+def _with_backward_pass(initial: tf.Tensor, factor: tf.Tensor, emissions: tf.Tensor,
+                        mask: tf.Tensor | None, scaled) -> ForwardResult:
+    """The sum-semiring forward pass of one transition factor, with a hand-written backward
+    pass (the module docstring's adjoint recursion) as its gradient. Autodiff through that
+    backward pass gives second-order gradients (posterior_entropy's)."""
+    per_step = factor.shape.rank == 4
+
+    @tf.custom_gradient
+    def chain(initial, factor, emissions):
+        fwd = _forward_pass(initial, [factor], [per_step], emissions, mask, "sum", scaled)
+
+        def grad(d_log_z, d_log_filtered):
+            return _backward_pass(fwd, factor, mask, scaled, d_log_z, d_log_filtered)
+
+        return (fwd.log_z, fwd.log_filtered), grad
+
+    return ForwardResult(*chain(initial, factor, emissions))
+
+
+def _backward_pass(fwd: _Pass, factor: tf.Tensor, mask, scaled, d_log_z, d_log_filtered):
+    """The vector-Jacobian product of `_forward_pass` (one factor) for upstream gradients
+    d_log_z [B] and d_log_filtered [T, B, S]: gradients w.r.t. (initial, factor, emissions)."""
+    alphas, log_norms = fwd.alphas, fwd.log_norms
+    init_pot, (factor_pot,), emission_pot = fwd.potentials
+    dtype = alphas.dtype
+    d_log_z = tf.zeros_like(fwd.log_z) if d_log_z is None else d_log_z
+    d_log_filtered = (tf.zeros_like(alphas) if d_log_filtered is None else d_log_filtered)
+    # Rows of probability 0 get no gradient; nor do log α_t = −inf entries.
+    d_log_z = tf.where(tf.equal(fwd.log_z, -np.inf), tf.zeros_like(d_log_z), d_log_z)
+    counted = tf.cast(log_norms > -np.inf, dtype)  # [T, B] c_t > 0
+    if mask is not None:
+        pushed = counted * tf.cast(mask, dtype) * d_log_z  # ∂L/∂ log c_t
     else:
-        log_filtered = alphas
-    return ForwardResult(log_z, log_filtered)
+        pushed = counted * d_log_z
+    probs = _select(scaled, lambda: alphas, lambda: tf.exp(alphas))  # α_t [T, B, S]
+    live = alphas > _select(scaled, lambda: tf.constant(0, dtype),
+                            lambda: tf.constant(-np.inf, dtype))  # log α_t > −inf
+    d_filtered = tf.where(live, d_log_filtered, tf.zeros_like(d_log_filtered))
+    # The carried adjoint: w.r.t. α_t for "scaled" (d log α / α), w.r.t. log α_t for "log".
+    direct = _select(scaled, lambda: tf.where(live, d_filtered / tf.where(live, probs,
+                                                                          tf.ones_like(probs)),
+                                              tf.zeros_like(probs)),
+                     lambda: d_filtered)
+    safe_norms = tf.exp(tf.where(counted > 0, log_norms, tf.zeros_like(log_norms)))  # c_t or 1
+    shared = factor.shape.rank < 4
+    k = factor.shape[-1] or tf.shape(factor)[-1]
+
+    def log_weights(prev_log, step_factor):
+        """P[b, i, j] = p(z_{t-1} = i | z_t = j, x_{≤t}) from log α_{t-1} and θ_t."""
+        scores = prev_log[:, :, None] + (step_factor if step_factor.shape.rank == 3
+                                         else step_factor[None])
+        column = _finite_or_zero(logsumexp(scores, axis=1, keepdims=True))
+        return tf.exp(scores - column)
+
+    def step_grads(h, t, acc, is_scaled):
+        """From the adjoint h of α_t (t ≥ 1): (q_t, adjoint of α_{t-1}, v_t, θ_t's gradient)."""
+        alpha, prev, p = alphas[t], alphas[t - 1], probs[t]
+        step_factor = factor_pot[t - 1] if not shared else factor_pot
+        if is_scaled:
+            b = h - counted[t][:, None] * tf.reduce_sum(h * alpha, -1, keepdims=True) \
+                + pushed[t][:, None]
+            q = b * alpha
+            v = b * emission_pot[t] / safe_norms[t][:, None]
+            back = (tf.matmul(v, step_factor, transpose_b=True) if step_factor.shape.rank == 2
+                    else tf.matmul(v[:, None, :], step_factor, transpose_b=True)[:, 0])
+            return q, back, v, (step_factor * prev[:, :, None] * v[:, None, :] if not shared
+                                else acc)
+        q = h - p * (counted[t][:, None] * tf.reduce_sum(h, -1, keepdims=True)
+                     - pushed[t][:, None])
+        weights = log_weights(prev, step_factor)  # [B, K, K]
+        back = tf.einsum("bij,bj->bi", weights, q)
+        flow = weights * q[:, None, :]
+        if not shared:
+            return q, back, tf.zeros_like(q), flow
+        return q, back, tf.zeros_like(q), acc + (flow if factor.shape.rank == 3
+                                                   else tf.reduce_sum(flow, 0))
+
+    steps = tf.shape(alphas)[0]
+    acc0 = tf.zeros_like(factor) if shared else tf.zeros([0], dtype)
+    q_array = tf.TensorArray(dtype, size=steps, element_shape=alphas.shape[1:])
+    v_array = tf.TensorArray(dtype, size=steps, element_shape=alphas.shape[1:])
+    g_array = (None if shared else
+               tf.TensorArray(dtype, size=steps - 1, element_shape=factor.shape[1:]))
+
+    def body(t, h, acc, qs, vs, *gs):
+        def run(is_scaled):
+            q, back, v, g = step_grads(h, t, acc, is_scaled)
+            return q, back + direct[t - 1], v, g
+        q, h_prev, v, g = _select(scaled, lambda: run(True), lambda: run(False))
+        qs, vs = qs.write(t, q), vs.write(t, v)
+        if shared:
+            return (t - 1, h_prev, g, qs, vs)
+        return (t - 1, h_prev, acc, qs, vs, gs[0].write(t - 1, g))
+
+    loop_vars = (steps - 1, direct[-1], acc0, q_array, v_array) + (
+        () if shared else (g_array,))
+    t, h, acc, q_array, v_array, *g_arrays = tf.while_loop(
+        lambda t, *_: t > 0, body, loop_vars, maximum_iterations=steps - 1)
+    # Position 1: α_1 ∝ θ_0 ⊗ φ_1, so ∂L/∂θ_0 = ∂L/∂φ_1 = q_1.
+    p1 = probs[0]
+    h_scale = _select(scaled, lambda: alphas[0], lambda: tf.ones_like(p1))
+    q1 = h * h_scale - p1 * (counted[0][:, None] * tf.reduce_sum(h * h_scale, -1, keepdims=True)
+                             - pushed[0][:, None])
+    q_array = q_array.write(0, q1)
+    v_array = v_array.write(0, tf.zeros_like(q1))
+    d_emissions, flows = q_array.stack(), v_array.stack()[1:]
+    if shared:
+        d_factor = _select(
+            scaled, lambda: factor_pot * tf.einsum(
+                "tbi,tbj->bij" if factor.shape.rank == 3 else "tbi,tbj->ij", alphas[:-1], flows),
+            lambda: acc)
+    else:
+        d_factor = g_arrays[0].stack()
+    return q1, d_factor, d_emissions
 
 
 def forward(initial: tf.Tensor, transitions: Sequence[tf.Tensor], emissions: tf.Tensor,
@@ -328,63 +504,19 @@ def forward(initial: tf.Tensor, transitions: Sequence[tf.Tensor], emissions: tf.
         transitions = [tf.where(mask[1:, :, None, None], f, tf.zeros_like(f)) if is_step else f
                        for f, is_step in zip(transitions, per_step)]
 
-    if semiring in ("log", "max"):
-        result = _recursion(initial, transitions, per_step, emissions, mask, semiring)
+    if semiring == "max":
+        result = _recursion(initial, transitions, per_step, emissions, mask, "max")
     else:
-        exact = scaled_is_exact(initial, transitions, emissions)  # [B]
-
-        def run(potentials, all_exact: bool):
-            initial, emissions, *transitions = potentials
-            if all_exact:
-                return _recursion(initial, transitions, per_step, emissions, mask, "scaled")
-            log = _recursion(initial, transitions, per_step, emissions, mask, "log")
-            if semiring == "auto":
-                return log
-            scaled = _recursion(initial, transitions, per_step, emissions, mask, "scaled")
-            return ForwardResult(tf.where(exact, scaled.log_z, log.log_z),
-                                 tf.where(exact[None, :, None], scaled.log_filtered,
-                                          log.log_filtered))
-
-        # "auto": scaled for all rows or log for all; "scaled": the scaled pass, rows that
-        # break the rule recomputed in log space (both passes, only when needed).
-        result = _branch(tf.reduce_all(exact), run, [initial, emissions] + transitions)
+        # One range check per call picks the semiring of the whole batch (module docstring).
+        scaled = False if semiring == "log" else tf.reduce_all(
+            scaled_is_exact(initial, transitions, emissions))
+        if tf.executing_eagerly():
+            scaled = bool(scaled)
+        if len(transitions) == 1:
+            result = _with_backward_pass(initial, transitions[0], emissions, mask, scaled)
+        else:
+            result = _recursion(initial, transitions, per_step, emissions, mask, "sum", scaled)
     return ForwardResult(result.log_z, result.log_filtered[:steps])
-
-
-def _branch(predicate: tf.Tensor, run, potentials: list) -> ForwardResult:
-    """run(potentials, predicate) as a `tf.cond`, differentiable under XLA.
-
-    The gradient of a `tf.cond` whose branches hold while loops passes the loops' TensorList
-    accumulators out of the cond, which XLA cannot compile (FakeParam of a variant). In a
-    graph the cond is therefore wrapped in a custom gradient that reruns the taken branch
-    under its own tape inside a second cond: the backward pass repeats the forward one (a
-    hand-written backward pass would avoid this; see BENCHMARKS.md). Eagerly a Python branch
-    runs instead.
-    """
-    if tf.executing_eagerly():
-        return run(potentials, bool(predicate))
-
-    @tf.custom_gradient
-    def switched(*potentials):
-        potentials = list(potentials)
-        result = tf.cond(predicate, lambda: run(potentials, True), lambda: run(potentials, False))
-
-        def grad(d_log_z, d_log_filtered):
-            upstream = [tf.zeros_like(r) if d is None else d
-                        for d, r in zip((d_log_z, d_log_filtered), result)]
-
-            def taken(flag: bool):
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
-                    tape.watch(potentials)
-                    rerun = run(potentials, flag)
-                return tape.gradient(list(rerun), potentials, output_gradients=upstream,
-                                     unconnected_gradients=tf.UnconnectedGradients.ZERO)
-
-            return tf.cond(predicate, lambda: taken(True), lambda: taken(False))
-
-        return tuple(result), grad
-
-    return ForwardResult(*switched(*potentials))
 
 
 def log_partition_gradients(initial: tf.Tensor, transitions: Sequence[tf.Tensor],

@@ -39,9 +39,10 @@ subclass, because its methods take a mask and a potentials-HMM takes no x.
 Speed: every method is plain TF that XLA compiles. In graph mode each step of the recursion
 pays the while-loop's per-op overhead; inside `tf.function(jit_compile=True)` that overhead
 goes and the scaled forward pass runs as fast as a bare matmul loop (BENCHMARKS.md, "HMM
-forward algorithm"). With semiring "auto" or "scaled" the choice of pass is a `tf.cond`; in a
-graph its gradient reruns the taken pass under its own tape (`_forward._branch`), so a
-gradient costs one forward pass more than autodiff through a single loop. XLA drops `tf.debugging` assertions: under `jit_compile` an
+forward algorithm"). The gradient of log p is a hand-written backward pass (the β recursion
+as one matmul per step, `_forward`), not autodiff through the loop; second-order gradients
+(posterior_entropy's, a loss on posterior marginals) are autodiff through that backward pass.
+XLA drops `tf.debugging` assertions: under `jit_compile` an
 out-of-range token id is clamped, not reported, so validate inputs outside the compiled step.
 
 #### Examples
@@ -120,9 +121,8 @@ class HMM:
       num_steps: T for `sample` (optional).
       semiring: for log_prob, marginals, entropy and posterior sampling: "auto" (the
         default: the scaled pass when the range rule of `_forward` guarantees it exact for
-        every row, else the log pass), "scaled" (probability space, a matmul per step; rows
-        that break the rule are recomputed in log space) or "log" (logsumexp). All three are
-        exact; they differ in speed only.
+        every row, else the log pass for the batch), "scaled" (a synonym of "auto") or "log"
+        (logsumexp). All are exact; they differ in speed only.
       validate_args: check values (token ids, masks, dynamic K) with assertions.
       name: name scope.
     """
@@ -306,10 +306,9 @@ class HMM:
     def posterior_entropy(self, x=None, mask=None) -> tf.Tensor:
         """H[p(z | x)] [...] = log Z - Σ θ · ∂ log Z / ∂ θ; differentiable (second order).
 
-        Under XLA (`jit_compile`) with semiring "auto" or "scaled", its gradient (and the
-        entropy itself while an outer `GradientTape` records) does not compile: TF cannot
-        lower the second-order gradient of a `tf.cond` holding while loops (a FakeParam of a
-        variant). Use semiring="log" there, or take that gradient outside `jit_compile`.
+        The marginals ∂ log Z / ∂ θ come from the hand-written backward pass; the entropy's
+        gradient is autodiff through that pass (a loop whose semiring is chosen per step, so
+        it compiles under XLA in every semiring).
         """
         with tf.name_scope(f"{self._name}_posterior_entropy"):
             chain = self._chain(x, mask, self._log_parameters(), "per_row")
