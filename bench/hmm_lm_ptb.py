@@ -11,11 +11,12 @@ The table of BENCHMARKS.md "HMM language model on PTB", made from finished train
         --kenlm_bin=KENLM/build/bin [--eval_batches=4]
 
 Per run it reads `tflv_run.json` (model, K, blocks, batch, window, schedule), the log's final
-`RESULT` line (valid and test perplexity, steps, training seconds) and GNU time's "Maximum
+`RESULT` line (of a run stopped before its end: the `RESULT` line of `python -m
+trainers.evaluate --model_dir=DIR` on its newest checkpoint, saved as DIR.ckpt_eval.log) (valid and test perplexity, steps, training seconds) and GNU time's "Maximum
 resident set size" (the training process's peak RSS, final evaluation included). Training
 tokens/s = steps · batch · window / training seconds (the whole run's mean, load included).
 Evaluation tokens/s (with `--eval_batches=N`): a fresh process restores the run's newest
-checkpoint (`trainers.train.restore_run`), evaluates one test batch (tracing) and then times N
+checkpoint (`trainers.run_flags.restore_run`), evaluates one test batch (tracing) and then times N
 test batches of `--eval_batch_size` windows; its peak RSS is the whole process's. The
 measurement is kept beside the run (DIR.eval.json) and reused.
 
@@ -69,19 +70,25 @@ def read_run(model_dir: str) -> dict:
     with open(log_path) as f:
         log = f.read()
     results = [line for line in log.splitlines() if line.startswith("RESULT ")]
-    if not results:
-        raise ValueError(f"{log_path}: no RESULT line (the run did not finish)")
+    unfinished = not results
+    if unfinished:  # `python -m trainers.evaluate` of its newest checkpoint, if one was run
+        partial = model_dir.rstrip("/") + ".ckpt_eval.log"
+        if not os.path.exists(partial):
+            raise ValueError(f"{log_path}: no RESULT line (the run did not finish) and no "
+                             f"{partial}")
+        with open(partial) as f:
+            results = [line for line in f.read().splitlines() if line.startswith("RESULT ")]
     result = json.loads(results[-1][len("RESULT "):])
+    seconds = None if unfinished else result["train_seconds"]
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", log)
     window = run["sequence"]["seq_len"]
     return {
         "name": os.path.basename(model_dir.rstrip("/")), "model": run["model"],
         "hparams": run["hparams"], "training": run["training"], "steps": result["step"],
         "batch": run["batch_size"], "window": window,
-        "train_seconds": result["train_seconds"],
-        "train_tokens_per_s": result["step"] * run["batch_size"] * window
-        / result["train_seconds"],
-        "train_peak_mib": int(rss.group(1)) / 1024 if rss else None,
+        "unfinished": unfinished, "train_seconds": seconds,
+        "train_tokens_per_s": seconds and result["step"] * run["batch_size"] * window / seconds,
+        "train_peak_mib": int(rss.group(1)) / 1024 if rss and not unfinished else None,
         "valid_ppl": result["valid_ppl"], "test_ppl": result["ppl"],
         "test_tokens": result["tokens"], "valid_tokens": result.get("valid_tokens")}
 
@@ -93,7 +100,8 @@ def measure_eval(model_dir: str, batches: int, batch_size: int, data_dir: str) -
 
     sys.path.insert(0, REPO)
     from trainers import flags as tflv_flags
-    from trainers.train import form_options, restore_run
+    from trainers.run import form_options
+    from trainers.run_flags import restore_run
 
     tflv_flags.FLAGS([sys.argv[0], f"--data_dir={data_dir}", f"--eval_batch_size={batch_size}"])
     run, corpus, trainer = restore_run(model_dir)
@@ -188,10 +196,14 @@ def table(rows: list[dict], kn: dict | None) -> str:
              "test ppl |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         tokens = r["steps"] * r["batch"] * r["window"]
-        epochs = tokens / 929_589
+        budget = (f"{r['steps']} × ({r['batch']} × {r['window']}) = {tokens / 1e6:.2f} M "
+                  f"({tokens / 929_589:.1f})")
+        if r["unfinished"]:
+            budget += (f", unfinished: checkpoint of step {r['steps']} of "
+                       f"{r['training']['train_steps']}")
+        wall = f"{r['train_seconds'] / 60:.1f} min" if r["train_seconds"] else "–"
         lines.append(
-            f"| {describe(r)} | {r['steps']} × ({r['batch']} × {r['window']}) = "
-            f"{tokens / 1e6:.2f} M ({epochs:.1f}) | {r['train_seconds'] / 60:.1f} min | "
+            f"| {describe(r)} | {budget} | {wall} | "
             f"{fmt(r['train_tokens_per_s'])} | {fmt(r['train_peak_mib'])} | "
             f"{fmt(r.get('eval_tokens_per_s'))} | {fmt(r.get('eval_peak_mib'))} | "
             f"{fmt(r['valid_ppl'], 1)} | {fmt(r['test_ppl'], 1)} |")
