@@ -15,9 +15,26 @@ So the last checkpoint is finite and a rerun with other settings resumes from it
 Resumption is exact: the step counter and optimizer state live in the checkpoint, and the
 training data is a deterministic, seeded, repeated stream from which a resumed run skips the
 batches already consumed.
+
+XLA (`jit_compile`): each replica's forward + backward pass and its optimizer update are
+compiled with XLA (`tf.function(jit_compile=True)` inside `strategy.run`, as Keras' own
+`fit` does), while the cross-replica reductions and the finiteness `tf.cond` stay in the graph
+around them, so every strategy can use it. `"auto"` (the default) compiles where that is
+faster and falls back to the plain graph step, with one log line saying why, where it is not or
+cannot be: when the training batches' shapes vary beyond the batch dimension (sentences of
+varying length: XLA would compile once per shape), and when the model's step does not compile
+(ops without XLA kernels); that first attempt changes no variable (they are put back).
+
+Mixed precision (`mixed_precision="bfloat16"`): the model is built under Keras' `mixed_bfloat16`
+dtype policy, so its layers compute in bfloat16 and keep float32 variables (the checkpoints
+hold float32); the models cast to float32 where precision matters (log-probabilities,
+softmax/logsumexp, KL terms, the structured recursions), so the loss is float32. bfloat16
+has float32's exponent range, so unlike float16 it needs no loss scaling: the optimizer is
+unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Callable, Mapping
@@ -93,30 +110,76 @@ def learning_rate_schedule(rate: float, schedule: str, total_steps: int):
     return keras.optimizers.schedules.PolynomialDecay(rate, total_steps, end_learning_rate=0.0)
 
 
+MIXED_PRECISION = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # → Keras dtype policy
+JIT_COMPILE = ("auto", "true", "false")
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Keras' global dtype policy set to `name` (e.g. "mixed_bfloat16") inside the block only:
+    the layers constructed (and built) there keep it; the process' policy is put back after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def varying_shapes(element_spec) -> list[str]:
+    """The tensors of a dataset's batches whose shape may change beyond the batch dimension
+    (`name [None, None]`); XLA compiles once per shape."""
+    specs = element_spec.items() if isinstance(element_spec, Mapping) else \
+        enumerate(tf.nest.flatten(element_spec))
+    return [f"{name} {spec.shape}" for name, spec in specs
+            if spec.shape.rank is None or None in spec.shape.as_list()[1:]]
+
+
 class Trainer:
     """Builds a model and optimizer under a strategy and trains, checkpoints and evaluates it.
 
     Args:
       build_model: `() -> LatentVariableModel`, called inside `strategy.scope()`.
       strategy: a `tf.distribute.Strategy`.
-      checkpoints_factory: `(tf.train.Checkpoint) -> Checkpoints`.
       global_batch_size: examples per step over all replicas.
       learning_rate, clip_norm: Adam's step size (a float or a Keras schedule,
         `learning_rate_schedule`) and global gradient-norm clipping (0: none).
+      mixed_precision: `MIXED_PRECISION` key: "float32", or "bfloat16" to build (and train) the
+        model under Keras' `mixed_bfloat16` policy (float32 variables, no loss scaling).
+      jit_compile: "auto" (XLA where the batch shapes are fixed and the step compiles, else
+        the graph step, with one log line), "true" (XLA; an error if the step does not compile)
+        or "false" (the graph step); also a bool.
     """
 
     def __init__(self, build_model, strategy: tf.distribute.Strategy, global_batch_size: int,
-                 learning_rate, clip_norm: float):
+                 learning_rate, clip_norm: float, mixed_precision: str = "float32",
+                 jit_compile: str | bool = "auto"):
+        if mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got "
+                             f"{mixed_precision!r}")
+        jit_compile = str(jit_compile).lower()
+        if jit_compile not in JIT_COMPILE:
+            raise ValueError(f"jit_compile must be one of {', '.join(JIT_COMPILE)}, got "
+                             f"{jit_compile!r}")
         self.strategy = strategy
         self.global_batch_size = global_batch_size
-        with strategy.scope():
+        self.policy = MIXED_PRECISION[mixed_precision]
+        self.jit_compile = jit_compile
+        with strategy.scope(), dtype_policy(self.policy):
             self.model = build_model()
             self.optimizer = keras.optimizers.Adam(  # β1: the model's recipe's (ProdLDA 0.99)
                 learning_rate, beta_1=getattr(self.model, "adam_beta_1", 0.9),
                 global_clipnorm=clip_norm if clip_norm > 0 else None)
         self.rejected = tf.Variable(False, trainable=False, name="step_rejected")
         # Sentence batches vary in length: relax shapes instead of tracing every length.
-        self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)
+        self._graph_step = tf.function(self._distributed_train_step, reduce_retracing=True)
+        self._xla_replica_step = tf.function(self._replica_train_step, jit_compile=True)
+        self._xla_replica_apply = tf.function(self._replica_apply, jit_compile=True)
+        self._xla_step = tf.function(lambda batch: self._distributed_train_step(batch, xla=True),
+                                     reduce_retracing=True)
+        # The step function: settled by the first `_train_step` (None until then).
+        self._step = self._graph_step if jit_compile == "false" else None
+        self.compiled: bool | None = False if jit_compile == "false" else None
         self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
 
     @property
@@ -125,7 +188,7 @@ class Trainer:
 
     def build(self, batch) -> None:
         """Creates the model's and optimizer's variables (mirrored) from one batch."""
-        with self.strategy.scope():
+        with self.strategy.scope(), dtype_policy(self.policy):
             self.model.objective(batch, training=False)
             self.optimizer.build(self.model.trainable_variables)
         self.checkpoint = tf.train.Checkpoint(
@@ -155,23 +218,51 @@ class Trainer:
     def _replica_apply(self, grads):
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
 
-    def _distributed_train_step(self, batch):
+    def _distributed_train_step(self, batch, xla: bool = False):
         """One step: the loss and tokens summed over replicas.
 
         A step whose loss or any gradient is not finite on any replica is rejected before the
         weights change: no update, no optimizer step (`self.rejected` is set to True). A
         closed-form update (`apply_update`) changes the weights itself; its non-finite loss is
         flagged the same way, and `train` stops before any checkpoint is written.
+        With `xla`, each replica's step and update are the XLA-compiled functions.
         """
-        loss, tokens, grads, non_finite = self.strategy.run(self._replica_train_step,
-                                                            args=(batch,))
+        replica_step = self._xla_replica_step if xla else self._replica_train_step
+        replica_apply = self._xla_replica_apply if xla else self._replica_apply
+        loss, tokens, grads, non_finite = self.strategy.run(replica_step, args=(batch,))
         reduce = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
         rejected = reduce(non_finite) > 0
         self.rejected.assign(rejected)
         if grads is not None:  # the update runs in cross-replica context: every replica agrees
             tf.cond(rejected, lambda: None,
-                    lambda: self.strategy.run(self._replica_apply, args=(grads,)))
+                    lambda: self.strategy.run(replica_apply, args=(grads,)))
         return reduce(loss), reduce(tokens)
+
+    def _train_step(self, batch):
+        """One step by the step function `jit_compile` chose (`self.compiled`); the first call
+        settles the choice. Returns (loss, tokens) summed over replicas."""
+        if self._step is not None:
+            return self._step(batch)
+        variables = [*self.model.variables, *self.optimizer.variables, self.rejected]
+        before = [v.numpy() for v in variables]
+        try:
+            result = self._xla_step(batch)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                tf.errors.InternalError) as error:
+            if self.jit_compile == "true":
+                raise
+            for variable, value in zip(variables, before):  # the attempt leaves no trace
+                variable.assign(value)
+            reason = next((line.strip() for line in str(error).splitlines() if line.strip()),
+                          type(error).__name__)
+            self._use_graph(f"it does not compile ({type(error).__name__}: {reason[:300]})")
+            return self._step(batch)
+        self._step, self.compiled = self._xla_step, True
+        return result
+
+    def _use_graph(self, why: str) -> None:
+        logging.warning("jit_compile=auto: the training step runs as a graph, not XLA: %s", why)
+        self._step, self.compiled = self._graph_step, False
 
     def _replica_eval_step(self, batch):
         stats = self.model.objective(batch, training=False).stats
@@ -191,6 +282,11 @@ class Trainer:
         already consumed by the restored step are skipped.
         """
         start = self.step
+        if self._step is None and self.jit_compile == "auto":
+            varying = varying_shapes(dataset.element_spec)
+            if varying:
+                self._use_graph(f"the batch shapes vary ({', '.join(varying)}), and XLA would "
+                                "compile once per shape (--jit_compile=true forces XLA)")
         data = iter(self.strategy.experimental_distribute_dataset(dataset.skip(start)))
         for step in range(start + 1, total_steps + 1):
             loss, tokens = self._train_step(next(data))

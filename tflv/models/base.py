@@ -38,6 +38,28 @@ class Objective:
     stats: dict[str, tf.Tensor]
 
 
+HALF_PRECISION = (tf.bfloat16, tf.float16)
+
+
+def full_precision(structure):
+    """`structure` (a tensor or a nest of them) with every half-precision float tensor
+    (bfloat16, float16) cast to float32; other tensors (float32, float64, integers) as they are.
+
+    Under a mixed-precision Keras policy (`mixed_bfloat16`, `mixed_float16`) layers compute
+    and return half-precision tensors while their variables stay float32. The models pass
+    what a layer returns through this before it becomes a log-probability, a softmax or
+    logsumexp, a KL term or the input of a structured recursion, so that those — and the loss —
+    are computed in float32 (Micikevicius et al. 2018, "Mixed Precision Training", ICLR: the
+    reductions and losses stay in single precision).
+
+        >>> full_precision({"logits": tf.zeros([2], tf.bfloat16), "ids": tf.zeros([2], tf.int32)})
+        {'ids': <tf.Tensor: shape=(2,), dtype=int32, numpy=array([0, 0], dtype=int32)>, 'logits': <tf.Tensor: shape=(2,), dtype=float32, numpy=array([0., 0.], dtype=float32)>}
+    """
+    return tf.nest.map_structure(
+        lambda t: tf.cast(t, tf.float32) if getattr(t, "dtype", None) in HALF_PRECISION else t,
+        structure)
+
+
 class HParams(Mapping[str, Any]):
     """Read-only hyperparameters that remember which names a model read.
 
