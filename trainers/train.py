@@ -95,7 +95,8 @@ def with_new_hparams(run: dict, names) -> dict:
     return {**run, "hparams": {**added, **run["hparams"]}}
 
 
-def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict | None = None):
+def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict | None = None,
+                 mixed_precision: str = "float32", jit_compile: str = "auto"):
     """The corpus and a `Trainer` whose model is built as `run` describes.
 
     `run["hparams"]` is narrowed to the hyperparameters the model read, which is what a model
@@ -104,7 +105,8 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict
     `run["train_data"]` set to the size of the training split. With `vocabularies` (those saved
     with a run) that differ from the data's, the model is built over them and the returned
     corpus carries them (`with_run_vocab`), for export and sampling; its datasets are then not
-    the run's and the training dataset returned is None.
+    the run's and the training dataset returned is None. `mixed_precision`, `jit_compile`: the
+    `Trainer`'s (a restored run is evaluated, exported and sampled in float32).
     """
     model_cls = get_model_class(run["model"])
     corpus = data.load(run["dataset"], data_dir=resolve_data_dir(FLAGS.data_dir),
@@ -120,7 +122,8 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict
                       global_batch_size=run["batch_size"],
                       learning_rate=learning_rate_schedule(
                           FLAGS.learning_rate, FLAGS.learning_rate_schedule, FLAGS.train_steps),
-                      clip_norm=FLAGS.clip_norm)
+                      clip_norm=FLAGS.clip_norm, mixed_precision=mixed_precision,
+                      jit_compile=jit_compile)
     unused = [name for name in hparams if FLAGS[name].present and name not in hparams.read]
     if unused:
         raise app.UsageError(f"--model={run['model']} does not use "
@@ -139,6 +142,16 @@ def make_trainer(run: dict, strategy: tf.distribute.Strategy, vocabularies: dict
                               repeat=True, **form_options(form, True, run["sequence"]))
     trainer.build(next(iter(train_ds)))
     return corpus, trainer, train_ds
+
+
+def float32_copy(run: dict, strategy: tf.distribute.Strategy, trained: Trainer) -> Trainer:
+    """A float32 `Trainer` of `run` holding `trained`'s weights and step (the variables of a
+    mixed-precision model are float32 already: they are copied as they are)."""
+    _, trainer, _ = make_trainer(run, strategy)
+    for target, source in zip(trainer.model.variables, trained.model.variables):
+        target.assign(source)
+    trainer.optimizer.iterations.assign(trained.optimizer.iterations)
+    return trainer
 
 
 def kl_warmup_steps(model_dir: str, given: int | None, train_steps: int) -> int:
@@ -275,7 +288,8 @@ def _stop_lost_worker(err: tf.errors.OpError, what: str, model_dir: str | None):
 def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir: str) -> None:
     """Trains (resuming what `model_dir` holds), evaluates, exports; prints the RESULT line."""
     run = run_description()
-    corpus, trainer, train_ds = make_trainer(run, strategy)
+    corpus, trainer, train_ds = make_trainer(run, strategy, mixed_precision=FLAGS.mixed_precision,
+                                             jit_compile=FLAGS.jit_compile)
     if chief:
         claim_model_dir(model_dir, run, corpus,
                         upgrade=lambda held: with_new_hparams(held, run["hparams"]))
@@ -292,6 +306,8 @@ def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir:
                   FLAGS.checkpoint_every, eval_every=FLAGS.eval_every,
                   on_eval=lambda step: evaluate_splits(trainer, corpus, writer, ("valid",),
                                                        run["sequence"]))
+    if trainer.policy != "float32":  # evaluated and exported in float32, with the trained weights
+        trainer = float32_copy(run, strategy, trainer)
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
               "train_seconds": round(time.perf_counter() - start, 1),
               **evaluate_splits(trainer, corpus, writer, sequence=run["sequence"])}

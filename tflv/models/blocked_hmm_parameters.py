@@ -50,6 +50,7 @@ import tensorflow as tf
 
 from tflv.distributions.blocked_hmm import BlockedHMM, WordBlocks
 from tflv.models.hmm_parameterizations import ResidualMLP
+from tflv.models.base import full_precision
 
 
 class BlockedParameters(NamedTuple):
@@ -133,15 +134,17 @@ class BlockedNeuralHMM(keras.layers.Layer):
         flat = tf.reshape(kept, [-1])
         states = tf.gather(self.state_embeddings, flat)  # [K', D]
         nxt = tf.gather(self.next_state_embeddings, flat)
-        initial = tf.nn.log_softmax(tf.linalg.matvec(nxt, self.start_query))
-        transition = tf.nn.log_softmax(tf.matmul(self.transition_mlp(states), nxt,
-                                                 transpose_b=True))
+        # The log-softmaxes (and the recursion after them) in float32 under mixed precision.
+        initial = tf.nn.log_softmax(full_precision(tf.linalg.matvec(nxt, self.start_query)))
+        transition = tf.nn.log_softmax(full_precision(tf.matmul(
+            self.transition_mlp(states), nxt, transpose_b=True)))
         words = self.blocks.block_words  # [M, W], -1 padding
         real = tf.constant(words >= 0)
         ids = tf.constant(np.maximum(words, 0))
         queries = tf.reshape(self.emission_mlp(states), [m, n, self.embed_dim])
-        logits = (tf.einsum("mnd,mwd->mnw", queries, tf.gather(self.word_embeddings, ids))
-                  + tf.gather(self.word_bias, ids)[:, None, :])
+        logits = full_precision(
+            tf.einsum("mnd,mwd->mnw", queries, tf.gather(self.word_embeddings, ids))
+            + tf.gather(self.word_bias, ids)[:, None, :])
         logits = tf.where(real[:, None, :], logits, tf.constant(-np.inf, logits.dtype))
         return BlockedParameters(initial, transition, tf.nn.log_softmax(logits), kept)
 

@@ -70,7 +70,7 @@ import tensorflow as tf
 from tflv import metrics, summaries
 from tflv.distributions import HMM, FactorialHMM
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.base import HParams, LatentVariableModel, Objective, full_precision
 from tflv.models.hmm_parameterizations import HMMLogits, NeuralHMMLogits
 from tflv.models.rnnlm import lm_metrics
 
@@ -200,7 +200,8 @@ class HMMTagger(ChainTagger):
         [B, T-1, K, K] give `HMM.from_log_potentials` with the normalised log-probabilities
         (rows of A_t and of E sum to one, so log Z is log p(x)).
         """
-        initial, transition, emission = self.logits(tokens, training=training)
+        # float32 under mixed precision: the softmaxes and the forward recursion are.
+        initial, transition, emission = full_precision(self.logits(tokens, training=training))
         if transition.shape.rank == 2:
             return HMM(initial, transition, emission), tokens
         log_emission = tf.gather(tf.nn.log_softmax(emission), tokens, axis=1)  # [K, B, T]
@@ -337,7 +338,7 @@ class FactorialHMMTagger(ChainTagger):
                    mean_field_iterations=hparams["mean_field_iterations"])
 
     def distribution(self, tokens) -> FactorialHMM:
-        return FactorialHMM(*self.logits(tokens))
+        return FactorialHMM(*full_precision(self.logits(tokens)))  # float32 (mixed precision)
 
     def log_likelihood(self, tokens, mask, training: bool = False) -> tf.Tensor:
         fhmm = self.distribution(tokens)

@@ -45,7 +45,7 @@ from tflv.layers.decoders import RNNDecoder
 from tflv.layers.encoders import RNNEncoder
 from tflv.layers.heads import BaselineHead, CategoricalHead
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.base import HParams, LatentVariableModel, Objective, full_precision
 from tflv.models.rnnlm import lm_metrics, token_nll
 from tflv.models.training_step import TrainingStep
 from tflv.vi import estimators
@@ -168,7 +168,7 @@ class MixtureLM(LatentVariableModel):
         stats = {"tokens": tokens, "sentences": tf.ones_like(tokens)}
         if training and estimator != "exact":
             features = self.encoder_features(batch)  # [B, H]
-            logits = self.head(features)  # [B, K]
+            logits = full_precision(self.head(features))  # [B, K]
             reconstruction = self._sampled_reconstruction(batch, logits, features)  # [B]
             self.step.increment()
             terms = elbo(reconstruction, tfd.Categorical(logits=logits), prior)
@@ -177,7 +177,8 @@ class MixtureLM(LatentVariableModel):
         log_joint = table + tf.nn.log_softmax(self.prior_logits)  # [B, K]
         log_marginal = tf.reduce_logsumexp(log_joint, axis=1)  # [B]
         # q: the exact posterior p(z | x) ∝ p(x, z), or the inference network.
-        q_logits = log_joint if estimator == "exact" else self.head(self.encoder_features(batch))
+        q_logits = log_joint if estimator == "exact" else full_precision(
+            self.head(self.encoder_features(batch)))
         log_q = tf.nn.log_softmax(q_logits)  # [B, K]
         terms = elbo(estimators.exact(log_q, table), tfd.Categorical(logits=q_logits), prior)
         stats.update(nll=-log_marginal, elbo=terms.elbo, reconstruction=terms.reconstruction,

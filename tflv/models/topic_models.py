@@ -72,7 +72,7 @@ from tflv import metrics, summaries, vi
 from tflv.layers.encoders import BagOfWordsEncoder
 from tflv.layers.heads import GaussianHead, gaussian
 from tflv.models import serving
-from tflv.models.base import HParams, LatentVariableModel, Objective
+from tflv.models.base import HParams, LatentVariableModel, Objective, full_precision
 from tflv.models.training_step import TrainingStep
 
 tfd = tfp.distributions
@@ -173,14 +173,16 @@ class TopicDecoder(keras.layers.Layer):
         return tf.convert_to_tensor(self.topic_word)
 
     def call(self, theta, training=False):
+        # The softmaxes and the log in float32 (and so the output) whatever the compute dtype:
+        # under a mixed-precision policy only the θᵀR product is half precision.
         if self.mixture:
-            beta = tf.nn.softmax(self.topic_logits(), axis=-1)  # [K, V]
-            return tf.math.log(tf.matmul(theta, beta) + 1e-30)  # [B, V]
+            beta = tf.nn.softmax(full_precision(self.topic_logits()), axis=-1)  # [K, V]
+            return tf.math.log(tf.matmul(full_precision(theta), beta) + 1e-30)  # [B, V]
         logits = tf.matmul(theta, self.topic_logits())  # [..., V]
         if self.batch_norm:  # moments over every leading position (samples and documents)
             flat = self.logit_norm(tf.reshape(logits, [-1, self.vocab_size]), training=training)
-            return tf.nn.log_softmax(tf.reshape(flat, tf.shape(logits)), axis=-1)
-        return tf.nn.log_softmax(logits + self.bias, axis=-1)
+            return tf.nn.log_softmax(full_precision(tf.reshape(flat, tf.shape(logits))), axis=-1)
+        return tf.nn.log_softmax(full_precision(logits + self.bias), axis=-1)
 
     def get_config(self):
         config = super().get_config()
@@ -457,16 +459,16 @@ class NeuralTopicModel(LatentVariableModel):
         if self.topic_model == "nvdm":
             return z
         if self.topic_model == "gsm":
-            z = self.theta_projection(z)
+            z = full_precision(self.theta_projection(z))
         return tf.nn.softmax(z, axis=-1)
 
     def posterior(self, counts: tf.Tensor, training: bool = False) -> tfd.MultivariateNormalDiag:
         """q(z | n): counts `[B, V]` → batch `[B]`, event `[K]`."""
         counts = check_counts(counts, self.vocab_size)
         features = self.encoder_dropout(self.encoder(counts), training=training)
-        if isinstance(self.head, NormalizedGaussianHead):
-            return gaussian(self.head(features, training=training))
-        return gaussian(self.head(features))
+        if isinstance(self.head, NormalizedGaussianHead):  # q in float32 (mixed precision)
+            return gaussian(full_precision(self.head(features, training=training)))
+        return gaussian(full_precision(self.head(features)))
 
     def elbo_terms(self, counts: tf.Tensor, noise: tf.Tensor, training: bool = False
                    ) -> vi.ELBO:
@@ -482,7 +484,7 @@ class NeuralTopicModel(LatentVariableModel):
         statistics in the decoder (recipe `srivastava_sutton`)."""
         z = posterior.loc + posterior.stddev() * noise  # [S, B, K]
         theta = self.theta_dropout(self.document_topics(z), training=training)
-        log_word = self.decoder(theta, training=training)  # [S, B, V]
+        log_word = full_precision(self.decoder(theta, training=training))  # [S, B, V]
         log_likelihood = tf.reduce_sum(counts * log_word, axis=-1)  # [S, B]
         return vi.elbo(log_likelihood, posterior, self.prior(), z=z)
 
