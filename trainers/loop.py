@@ -23,7 +23,9 @@ around them, so every strategy can use it. `"auto"` (the default) compiles where
 faster and falls back to the plain graph step, with one log line saying why, where it is not or
 cannot be: when the training batches' shapes vary beyond the batch dimension (sentences of
 varying length: XLA would compile once per shape), and when the model's step does not compile
-(ops without XLA kernels); that first attempt changes no variable (they are put back).
+(ops without XLA kernels; also a MirroredStrategy over logical CPU devices, where XLA reaches a
+replica's variables from the first device only); that first attempt changes no variable (they
+are put back).
 
 Mixed precision (`mixed_precision="bfloat16"`): the model is built under Keras' `mixed_bfloat16`
 dtype policy, so its layers compute in bfloat16 and keep float32 variables (the checkpoints
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from typing import Callable, Mapping
 
@@ -253,7 +256,9 @@ class Trainer:
                 raise
             for variable, value in zip(variables, before):  # the attempt leaves no trace
                 variable.assign(value)
-            reason = next((line.strip() for line in str(error).splitlines() if line.strip()),
+            lines = [re.sub(r"^\(\d+\) [A-Z_]+: (\{\{[^}]*\}\} )?", "", line.strip())
+                     for line in str(error).splitlines()]
+            reason = next((line for line in lines if line and "root error" not in line),
                           type(error).__name__)
             self._use_graph(f"it does not compile ({type(error).__name__}: {reason[:300]})")
             return self._step(batch)

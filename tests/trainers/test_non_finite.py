@@ -2,7 +2,8 @@
 
 The step is rejected before the weights change, on one device and when only one of two mirrored
 replicas sees it; the run stops naming the step; the last checkpoint is finite and a new trainer
-resumes from it. Before, the loss was checked after the update, so the NaN weights were saved
+resumes from it; on one device the step runs under XLA (the trainer's default for these
+fixed-shape batches). Before, the loss was checked after the update, so the NaN weights were saved
 and every rerun resumed them.
 """
 import numpy as np
@@ -75,6 +76,9 @@ def test_non_finite_step_is_rejected_and_never_checkpointed(tmp_path, strategy_n
                                                  r"gradient is not finite.*ckpt-2 is kept"):
         trainer.train(batches, 6, checkpoints, progress, checkpoint_every=2, on_eval=snapshot,
                       eval_every=1)
+    # The finiteness check and its tf.cond under XLA (jit_compile=auto) on one device; two
+    # logical CPUs fall back to the graph step (tests/trainers/test_jit_compile.py).
+    assert trainer.compiled is (strategy_name == "default")
     assert trainer.step == 2  # no optimizer step for the rejected batch
     for variable, before in zip(trainer.model.variables, after_step_2["model"]):
         np.testing.assert_array_equal(variable.numpy(), before)  # the weights did not change
