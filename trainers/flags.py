@@ -35,7 +35,7 @@ flags.DEFINE_enum("mixed_precision", "float32", list(MIXED_PRECISION), "bfloat16
                   "checkpoints, losses, log-probabilities and KL terms stay float32; no loss "
                   "scaling is needed). Evaluation and export after training run in float32.")
 flags.DEFINE_enum("jit_compile", "auto", list(JIT_COMPILE), "Compile the training step with XLA: "
-                  "auto = where the batch shapes are fixed and the step compiles (else the graph "
+                  "auto = for runs of 100 steps or more whose batch shapes are fixed, where the step compiles (else the graph "
                   "step, with one log line saying why); true = always (an error if it cannot); "
                   "false = never.")
 flags.DEFINE_integer("log_every", 50, "Steps between progress lines and training summaries.")

@@ -21,8 +21,9 @@ compiled with XLA (`tf.function(jit_compile=True)` inside `strategy.run`, as Ker
 `fit` does), while the cross-replica reductions and the finiteness `tf.cond` stay in the graph
 around them, so every strategy can use it. `"auto"` (the default) compiles where that is
 faster and falls back to the plain graph step, with one log line saying why, where it is not or
-cannot be: when the training batches' shapes vary beyond the batch dimension (sentences of
-varying length: XLA would compile once per shape), and when the model's step does not compile
+cannot be: when the run is shorter than `AUTO_JIT_MIN_STEPS` (compiling would not pay), when
+the training batches' shapes vary beyond the batch dimension (sentences of varying length: XLA
+would compile once per shape), and when the model's step does not compile
 (ops without XLA kernels; also a MirroredStrategy over logical CPU devices, where XLA reaches a
 replica's variables from the first device only); that first attempt changes no variable (they
 are put back).
@@ -115,6 +116,10 @@ def learning_rate_schedule(rate: float, schedule: str, total_steps: int):
 
 MIXED_PRECISION = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # → Keras dtype policy
 JIT_COMPILE = ("auto", "true", "false")
+# jit_compile=auto compiles a run of at least this many steps: XLA's compilation costs seconds
+# to minutes on 2 CPU cores (tracing plus compiling the forward, backward and update), which a
+# few steps do not win back.
+AUTO_JIT_MIN_STEPS = 100
 
 
 @contextlib.contextmanager
@@ -265,8 +270,11 @@ class Trainer:
         self._step, self.compiled = self._xla_step, True
         return result
 
-    def _use_graph(self, why: str) -> None:
-        logging.warning("jit_compile=auto: the training step runs as a graph, not XLA: %s", why)
+    def _use_graph(self, why: str, warn: bool = True) -> None:
+        """The graph step from now on, and one log line saying `why` (a warning where the step
+        does not compile, information where `auto` chose it)."""
+        log = logging.warning if warn else logging.info
+        log("jit_compile=auto: the training step runs as a graph, not XLA: %s", why)
         self._step, self.compiled = self._graph_step, False
 
     def _replica_eval_step(self, batch):
@@ -291,7 +299,11 @@ class Trainer:
             varying = varying_shapes(dataset.element_spec)
             if varying:
                 self._use_graph(f"the batch shapes vary ({', '.join(varying)}), and XLA would "
-                                "compile once per shape (--jit_compile=true forces XLA)")
+                                "compile once per shape (--jit_compile=true forces XLA)", False)
+            elif total_steps - start < AUTO_JIT_MIN_STEPS:
+                self._use_graph(f"{total_steps - start} steps to run do not repay XLA's "
+                                f"compilation (auto compiles runs of {AUTO_JIT_MIN_STEPS} steps "
+                                "or more; --jit_compile=true forces XLA)", False)
         data = iter(self.strategy.experimental_distribute_dataset(dataset.skip(start)))
         for step in range(start + 1, total_steps + 1):
             loss, tokens = self._train_step(next(data))

@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 import data
+import trainers.loop
 from tflv.models.base import Objective
 from tflv.models.rnnlm import RNNLM
 from trainers.checkpoints import Checkpoints
@@ -25,6 +26,12 @@ from trainers.loop import Progress, Trainer
 from trainers.strategy import make_strategy
 
 BATCH = 4
+
+
+@pytest.fixture(autouse=True)
+def compile_short_runs(monkeypatch):
+    """auto compiles these few-step runs (it leaves runs under AUTO_JIT_MIN_STEPS as graphs)."""
+    monkeypatch.setattr(trainers.loop, "AUTO_JIT_MIN_STEPS", 0)
 
 
 class StringOpRNNLM(RNNLM):
@@ -36,7 +43,8 @@ class StringOpRNNLM(RNNLM):
         return Objective(objective.loss + zero, objective.stats)
 
 
-def train(tmp_path, jit_compile, form="stream", model_cls=RNNLM, strategy=None, steps=3):
+def train(tmp_path, jit_compile, form="stream", model_cls=RNNLM, strategy=None, steps=3,
+          every=None):
     corpus = data.load("synthetic_hmm")
     options = {"seq_len": 8} if form == "stream" else {}
     batches = corpus.dataset("train", form, BATCH, shuffle=True, seed=0, repeat=True, **options)
@@ -45,11 +53,12 @@ def train(tmp_path, jit_compile, form="stream", model_cls=RNNLM, strategy=None, 
                       strategy or tf.distribute.get_strategy(), global_batch_size=BATCH,
                       learning_rate=0.01, clip_norm=5.0, jit_compile=jit_compile)
     trainer.build(next(iter(batches)))
+    checkpoints = Checkpoints(trainer.checkpoint, str(tmp_path))
+    checkpoints.restore_latest(str(tmp_path))  # a resumed run, if tmp_path holds one
     losses = []
     progress = Progress(steps, 0, tf.summary.create_noop_writer(), every=1,
                         print_fn=lambda line: losses.append(float(line.split()[3])))
-    trainer.train(batches, steps, Checkpoints(trainer.checkpoint, str(tmp_path)), progress,
-                  checkpoint_every=steps)
+    trainer.train(batches, steps, checkpoints, progress, checkpoint_every=every or steps)
     return trainer, losses
 
 
@@ -64,6 +73,14 @@ def test_auto_compiles_fixed_shapes_and_trains_as_the_graph_step(tmp_path):
     assert xla.compiled is True and graph.compiled is False
     np.testing.assert_allclose(xla_losses, graph_losses, rtol=1e-4)
     assert_same_weights(xla, graph, rtol=1e-4)
+
+
+def test_resume_under_xla_is_exact(tmp_path):
+    straight, _ = train(tmp_path / "straight", "true", steps=4)
+    train(tmp_path / "split", "true", steps=2)
+    resumed, losses = train(tmp_path / "split", "true", steps=4)
+    assert resumed.compiled is True and len(losses) == 2  # steps 3 and 4
+    assert_same_weights(resumed, straight, rtol=0)
 
 
 def test_mirrored_on_logical_cpus_falls_back_and_trains_as_the_compiled_step(tmp_path, caplog):
@@ -94,12 +111,20 @@ def test_a_step_that_does_not_compile_falls_back_with_one_line_and_no_trace(tmp_
         train(tmp_path / "forced", "true", model_cls=StringOpRNNLM, steps=1)
 
 
-def test_varying_batch_shapes_run_as_a_graph_saying_why(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING):
-        trainer, losses = train(tmp_path, "auto", form="sentences", steps=2)
+def test_varying_batch_shapes_and_short_runs_run_as_a_graph_saying_why(tmp_path, caplog,
+                                                                        monkeypatch):
+    with caplog.at_level(logging.INFO):
+        trainer, losses = train(tmp_path / "sentences", "auto", form="sentences", steps=2)
     assert trainer.compiled is False and np.all(np.isfinite(losses))
     lines = [r.getMessage() for r in caplog.records if "jit_compile=auto" in r.getMessage()]
     assert len(lines) == 1 and "batch shapes vary" in lines[0] and "inputs" in lines[0], lines
+    monkeypatch.setattr(trainers.loop, "AUTO_JIT_MIN_STEPS", 4)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        trainer, _ = train(tmp_path / "short", "auto", steps=3)
+    lines = [r.getMessage() for r in caplog.records if "jit_compile=auto" in r.getMessage()]
+    assert trainer.compiled is False
+    assert len(lines) == 1 and "3 steps to run do not repay" in lines[0], lines
 
 
 def test_jit_compile_values_are_checked():
