@@ -198,7 +198,8 @@ class EncoderDecoder(LatentVariableModel):
                                           self._gate_logits(h, context, embedded))
 
     def _gate_logits(self, h, context, embedded):
-        return full_precision(self.gate(tf.concat([h, context, embedded], axis=-1))[..., 0])  # [B, T]
+        gate = self.gate(tf.concat([h, context, embedded], axis=-1))[..., 0]  # [B, T]
+        return full_precision(gate)
 
     # -- the objective ----------------------------------------------------------------------
 
