@@ -188,6 +188,7 @@ class Trainer:
         # The step function: settled by the first `_train_step` (None until then).
         self._step = self._graph_step if jit_compile == "false" else None
         self.compiled: bool | None = False if jit_compile == "false" else None
+        self._xla_wanted = jit_compile == "true"  # auto: `train` decides from the run
         self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
 
     @property
@@ -248,8 +249,12 @@ class Trainer:
 
     def _train_step(self, batch):
         """One step by the step function `jit_compile` chose (`self.compiled`); the first call
-        settles the choice. Returns (loss, tokens) summed over replicas."""
+        settles the choice (auto outside `train`, which knows the run: the graph step).
+        Returns (loss, tokens) summed over replicas."""
         if self._step is not None:
+            return self._step(batch)
+        if not self._xla_wanted:
+            self._step, self.compiled = self._graph_step, False
             return self._step(batch)
         variables = [*self.model.variables, *self.optimizer.variables, self.rejected]
         before = [v.numpy() for v in variables]
@@ -304,6 +309,8 @@ class Trainer:
                 self._use_graph(f"{total_steps - start} steps to run do not repay XLA's "
                                 f"compilation (auto compiles runs of {AUTO_JIT_MIN_STEPS} steps "
                                 "or more; --jit_compile=true forces XLA)", False)
+            else:
+                self._xla_wanted = True
         data = iter(self.strategy.experimental_distribute_dataset(dataset.skip(start)))
         for step in range(start + 1, total_steps + 1):
             loss, tokens = self._train_step(next(data))
