@@ -1,15 +1,19 @@
 """Training throughput and peak memory: tflv beside a PyTorch reference of the same model.
 
-    python bench/throughput.py [--models=rnnlm,sentence_vae,hmm] [--steps=30] [--warmup=5]
-        [--repeats=3] [--batch_size=32] [--seq_len=35] [--embed_dim=256] [--hidden_dim=256]
-        [--latent_dim=32] [--num_states=128] [--data_dir=DIR]
+    python bench/throughput.py [--models=rnnlm,sentence_vae,hmm] [--runners=tflv,tflv+xla,torch]
+        [--steps=30] [--warmup=5] [--repeats=3] [--batch_size=32] [--seq_len=35]
+        [--embed_dim=256] [--hidden_dim=256] [--latent_dim=32] [--num_states=128] [--data_dir=DIR]
 
 For each model and the same PTB batches (drawn once here and handed to every runner as arrays),
-three runners train with forward + backward + Adam (global-norm clipping 5, as `trainers.train`):
+the runners train with forward + backward + Adam (global-norm clipping 5, as `trainers.train`):
 
-* `tflv`: the real train step, `trainers.loop.Trainer` under the default strategy (its
-  `tf.function` step, `strategy.run`, Keras Adam), one `float(loss)` per step as `Trainer.train`.
-* `tflv+xla`: the same step wrapped in `tf.function(jit_compile=True)` (or the compile error).
+* `tflv`: the real train step, `trainers.loop.Trainer` under the default strategy, as a plain
+  graph (`jit_compile="false"`: its `tf.function` step, `strategy.run`, Keras Adam), one
+  `float(loss)` per step as `Trainer.train`.
+* `tflv+xla`: the same trainer with XLA (`jit_compile="true"`: each replica's step and update
+  compiled, what the trainer's default `auto` runs for fixed batch shapes), or the compile error.
+* `tflv+bf16`, `tflv+xla+bf16` (with `--runners`): the same two under
+  `mixed_precision="bfloat16"` (Keras' `mixed_bfloat16` policy; `--mixed_precision=bfloat16`).
 * `torch`: a PyTorch implementation written here with the same architecture, sizes and
   trainable-parameter count (asserted): `nn.Embedding` + `nn.LSTM` + `nn.Linear` for `rnnlm`; LSTM
   encoder → diagonal Gaussian → LSTM decoder fed [e(w); z] for `sentence_vae`; logits parameters
@@ -45,7 +49,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 MODELS = ("rnnlm", "sentence_vae", "hmm")
-RUNNERS = ("tflv", "tflv+xla", "torch")
+RUNNERS = ("tflv", "tflv+xla", "torch", "tflv+bf16", "tflv+xla+bf16")
 LEARNING_RATE, CLIP_NORM = 2e-3, 5.0  # trainers/flags.py defaults
 TAG = "@@"  # protocol lines on a runner's stdout start with this
 
@@ -86,7 +90,7 @@ def load_batches(path: str) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 # tflv runner.
 
-def tflv_runner(model: str, cfg: dict, batches: list[dict], jit: bool):
+def tflv_runner(model: str, cfg: dict, batches: list[dict], jit: bool, bf16: bool):
     import tensorflow as tf
     tf.config.threading.set_inter_op_parallelism_threads(cfg["threads"])
     tf.config.threading.set_intra_op_parallelism_threads(cfg["threads"])
@@ -109,11 +113,11 @@ def tflv_runner(model: str, cfg: dict, batches: list[dict], jit: bool):
         return HMMTagger(HMMLogits(cfg["num_states"], v, name="logits"))
 
     trainer = Trainer(build, tf.distribute.get_strategy(), global_batch_size=cfg["batch_size"],
-                      learning_rate=LEARNING_RATE, clip_norm=CLIP_NORM)
+                      learning_rate=LEARNING_RATE, clip_norm=CLIP_NORM,
+                      mixed_precision="bfloat16" if bf16 else "float32",
+                      jit_compile="true" if jit else "false")
     tf_batches = [{k: tf.constant(x) for k, x in b.items()} for b in batches]
     trainer.build(tf_batches[0])
-    if jit:
-        trainer._train_step = tf.function(trainer._distributed_train_step, jit_compile=True)
     params = int(sum(w.numpy().size for w in trainer.model.trainable_weights))
 
     def step(i):
@@ -258,7 +262,8 @@ def runner_main(runner: str, model: str, cfg: dict, batch_path: str) -> None:
         if runner == "torch":
             params, step = torch_runner(model, cfg, batches)
         else:
-            params, step = tflv_runner(model, cfg, batches, jit=runner == "tflv+xla")
+            params, step = tflv_runner(model, cfg, batches, jit="xla" in runner,
+                                       bf16="bf16" in runner)
         i = 0
         for _ in range(cfg["warmup"]):
             loss = step(i)
@@ -344,7 +349,7 @@ class Runner:
 
 # --------------------------------------------------------------------------------------------
 
-def measure(model: str, args, work_dir: str) -> dict:
+def measure(model: str, args, work_dir: str, runner_names) -> dict:
     batch_path = os.path.join(work_dir, f"{model}.npz")
     # Drawn in a child process, so that this one stays small (no TensorFlow here).
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), *sys.argv[1:],
@@ -361,7 +366,7 @@ def measure(model: str, args, work_dir: str) -> dict:
                batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                min_block_s=args.min_block_s, threads=args.threads)
     runners = []
-    for name in RUNNERS:  # set up one at a time: warm-up and compilation don't overlap
+    for name in runner_names:  # set up one at a time: warm-up and compilation don't overlap
         r = Runner(name, model, cfg, batch_path, work_dir)
         status = r.error or f"ready: {r.ready['params']:,} parameters, warm-up " \
                             f"{r.ready['warmup_s']:.1f}s"
@@ -400,29 +405,38 @@ def sizes(model: str, cfg: dict) -> str:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| model | sizes | batch × T (real tokens/batch) | parameters | tflv tok/s | "
-             "tflv+XLA tok/s | torch tok/s | tflv / torch | tflv+XLA / torch | "
-             "peak RSS tflv / XLA / torch (MB) |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    """One row per model: each runner's tokens/s, each tflv runner / torch (when torch ran),
+    each bfloat16 runner / its float32 twin (when both ran), and the peak RSS of every runner."""
+    names = [n for n in RUNNERS if any(n in res["runners"] for res in results)]
+    ratios = [(n, "torch") for n in names if n != "torch" and "torch" in names]
+    ratios += [(n, n.replace("+bf16", "")) for n in names
+               if n.endswith("+bf16") and n.replace("+bf16", "") in names]
+    head = ["model", "sizes", "batch × T (real tokens/batch)", "parameters",
+            *[f"{n} tok/s" for n in names], *[f"{a} / {b}" for a, b in ratios],
+            f"peak RSS {' / '.join(names)} (MB)"]
+    lines = ["| " + " | ".join(head) + " |",
+             "| --- | --- | --- | ---: | " + "---: | " * (len(names) + len(ratios)) + "--- |"]
     for res in results:
         rows = res["runners"]
-        rate = lambda n: rows[n].get("tokens_per_s")
+        rate = lambda n: rows.get(n, {}).get("tokens_per_s")
         fmt = lambda n: f"{rate(n):,.0f}" if rate(n) else "error"
-        ratio = lambda n: f"{rate(n) / rate('torch'):.2f}" if rate(n) and rate("torch") else "–"
-        rss = " / ".join(f"{rows[n]['max_rss_mb']:,.0f}" if rows[n].get("max_rss_mb") else "–"
-                         for n in RUNNERS)
+        ratio = lambda a, b: f"{rate(a) / rate(b):.2f}" if rate(a) and rate(b) else "–"
+        rss = " / ".join(f"{rows[n]['max_rss_mb']:,.0f}" if rows.get(n, {}).get("max_rss_mb")
+                         else "–" for n in names)
         params = next((r["params"] for r in rows.values() if "params" in r), 0)
         b, t = res["shape"]
-        lines.append(f"| {res['model']} | {sizes(res['model'], res['config'])} | {b} × {t} "
-                     f"({res['tokens_per_batch']:.0f}) | {params:,} | {fmt('tflv')} | "
-                     f"{fmt('tflv+xla')} | {fmt('torch')} | {ratio('tflv')} | "
-                     f"{ratio('tflv+xla')} | {rss} |")
+        cells = [res["model"], sizes(res["model"], res["config"]),
+                 f"{b} × {t} ({res['tokens_per_batch']:.0f})", f"{params:,}",
+                 *[fmt(n) for n in names], *[ratio(a, b) for a, b in ratios], rss]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--runners", default="tflv,tflv+xla,torch",
+                        help=f"comma-separated, of {', '.join(RUNNERS)}")
     parser.add_argument("--steps", type=int, default=30, help="steps per timed block")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps (tracing/compile)")
     parser.add_argument("--min_block_s", type=float, default=3.0,
@@ -457,12 +471,16 @@ def main() -> None:
     unknown = set(models) - set(MODELS)
     if unknown:
         parser.error(f"unknown models {sorted(unknown)}; valid: {', '.join(MODELS)}")
+    runner_names = [r for r in args.runners.split(",") if r]
+    if set(runner_names) - set(RUNNERS):
+        parser.error(f"unknown runners {sorted(set(runner_names) - set(RUNNERS))}; valid: "
+                     f"{', '.join(RUNNERS)}")
     print("command: python bench/throughput.py " + " ".join(sys.argv[1:]), flush=True)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tflv_throughput_") as work_dir:
         results = []
         for model in models:
-            results.append(measure(model, args, work_dir))
+            results.append(measure(model, args, work_dir, runner_names))
             for name, row in results[-1]["runners"].items():
                 if "error" in row:
                     print(f"[{model}] {name} failed: {row['error']}", flush=True)

@@ -17,7 +17,7 @@ from absl import app, flags
 from tflv.models import MODELS
 from tflv.models.config import ConfigError
 from trainers import corpus_flags  # noqa: F401  (the corpus flags: --tokenizer, --vocab_size …)
-from trainers.loop import LEARNING_RATE_SCHEDULES
+from trainers.loop import JIT_COMPILE, LEARNING_RATE_SCHEDULES, MIXED_PRECISION
 
 flags.DEFINE_string("model", "rnnlm", "Model name (tflv.models.MODELS).")
 flags.DEFINE_string("dataset", "ptb", "Dataset name (data.DATASETS).")
@@ -39,6 +39,14 @@ flags.DEFINE_float("learning_rate", 2e-3, "Adam learning rate.")
 flags.DEFINE_enum("learning_rate_schedule", "constant", list(LEARNING_RATE_SCHEDULES),
                   "Decay of --learning_rate to 0 at --train_steps (constant: none).")
 flags.DEFINE_float("clip_norm", 5.0, "Global gradient-norm clipping (0 disables).")
+flags.DEFINE_enum("mixed_precision", "float32", list(MIXED_PRECISION), "bfloat16: train under "
+                  "Keras' mixed_bfloat16 policy (layers compute in bfloat16; variables, "
+                  "checkpoints, losses, log-probabilities and KL terms stay float32; no loss "
+                  "scaling is needed). Evaluation and export after training run in float32.")
+flags.DEFINE_enum("jit_compile", "auto", list(JIT_COMPILE), "Compile the training step with XLA: "
+                  "auto = for runs of 100 steps or more whose batch shapes are fixed, where the step compiles (else the graph "
+                  "step, with one log line saying why); true = always (an error if it cannot); "
+                  "false = never.")
 flags.DEFINE_integer("log_every", 50, "Steps between progress lines and training summaries.")
 flags.DEFINE_integer("checkpoint_every", 250, "Steps between checkpoints.")
 flags.DEFINE_integer("eval_every", 0, "Steps between validation runs (0: only at the end).")

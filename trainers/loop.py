@@ -15,10 +15,31 @@ So the last checkpoint is finite and a rerun with other settings resumes from it
 Resumption is exact: the step counter and optimizer state live in the checkpoint, and the
 training data is a deterministic, seeded, repeated stream from which a resumed run skips the
 batches already consumed.
+
+XLA (`jit_compile`): each replica's forward + backward pass and its optimizer update are
+compiled with XLA (`tf.function(jit_compile=True)` inside `strategy.run`, as Keras' own
+`fit` does), while the cross-replica reductions and the finiteness `tf.cond` stay in the graph
+around them, so every strategy can use it. `"auto"` (the default) compiles where that is
+faster and falls back to the plain graph step, with one log line saying why, where it is not or
+cannot be: when the run is shorter than `AUTO_JIT_MIN_STEPS` (compiling would not pay), when
+the training batches' shapes vary beyond the batch dimension (sentences of varying length: XLA
+would compile once per shape), and when the model's step does not compile
+(ops without XLA kernels; also a MirroredStrategy over logical CPU devices, where XLA reaches a
+replica's variables from the first device only); that first attempt changes no variable (they
+are put back).
+
+Mixed precision (`mixed_precision="bfloat16"`): the model is built under Keras' `mixed_bfloat16`
+dtype policy, so its layers compute in bfloat16 and keep float32 variables (the checkpoints
+hold float32); the models cast to float32 where precision matters (log-probabilities,
+softmax/logsumexp, KL terms, the structured recursions), so the loss is float32. bfloat16
+has float32's exponent range, so unlike float16 it needs no loss scaling: the optimizer is
+unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import time
 from typing import Callable, Mapping
 
@@ -95,25 +116,68 @@ def learning_rate_schedule(rate: float, schedule: str, total_steps: int):
     return keras.optimizers.schedules.PolynomialDecay(rate, total_steps, end_learning_rate=0.0)
 
 
+MIXED_PRECISION = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # → Keras dtype policy
+JIT_COMPILE = ("auto", "true", "false")
+# jit_compile=auto compiles a run of at least this many steps: XLA's compilation costs seconds
+# to minutes on 2 CPU cores (tracing plus compiling the forward, backward and update), which a
+# few steps do not win back.
+AUTO_JIT_MIN_STEPS = 100
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Keras' global dtype policy set to `name` (e.g. "mixed_bfloat16") inside the block only:
+    the layers constructed (and built) there keep it; the process' policy is put back after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def varying_shapes(element_spec) -> list[str]:
+    """The tensors of a dataset's batches whose shape may change beyond the batch dimension
+    (`name [None, None]`); XLA compiles once per shape."""
+    specs = element_spec.items() if isinstance(element_spec, Mapping) else \
+        enumerate(tf.nest.flatten(element_spec))
+    return [f"{name} {spec.shape}" for name, spec in specs
+            if spec.shape.rank is None or None in spec.shape.as_list()[1:]]
+
+
 class Trainer:
     """Builds a model and optimizer under a strategy and trains, checkpoints and evaluates it.
 
     Args:
       build_model: `() -> LatentVariableModel`, called inside `strategy.scope()`.
       strategy: a `tf.distribute.Strategy`.
-      checkpoints_factory: `(tf.train.Checkpoint) -> Checkpoints`.
       global_batch_size: examples per step over all replicas.
       learning_rate, clip_norm: Adam's step size (a float or a Keras schedule,
         `learning_rate_schedule`) and global gradient-norm clipping (0: none).
       recipe_clip_norm: True: a model's own `clip_norm` (its training recipe's, e.g. ProdLDA's),
         where it has one that is not None, replaces `clip_norm` (the flag's default).
+      mixed_precision: `MIXED_PRECISION` key: "float32", or "bfloat16" to build (and train) the
+        model under Keras' `mixed_bfloat16` policy (float32 variables, no loss scaling).
+      jit_compile: "auto" (XLA where the batch shapes are fixed and the step compiles, else
+        the graph step, with one log line), "true" (XLA; an error if the step does not compile)
+        or "false" (the graph step); also a bool.
     """
 
     def __init__(self, build_model, strategy: tf.distribute.Strategy, global_batch_size: int,
-                 learning_rate, clip_norm: float, recipe_clip_norm: bool = False):
+                 learning_rate, clip_norm: float, recipe_clip_norm: bool = False,
+                 mixed_precision: str = "float32", jit_compile: str | bool = "auto"):
+        if mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got "
+                             f"{mixed_precision!r}")
+        jit_compile = str(jit_compile).lower()
+        if jit_compile not in JIT_COMPILE:
+            raise ValueError(f"jit_compile must be one of {', '.join(JIT_COMPILE)}, got "
+                             f"{jit_compile!r}")
         self.strategy = strategy
         self.global_batch_size = global_batch_size
-        with strategy.scope():
+        self.policy = MIXED_PRECISION[mixed_precision]
+        self.jit_compile = jit_compile
+        with strategy.scope(), dtype_policy(self.policy):
             self.model = build_model()
             if recipe_clip_norm and getattr(self.model, "clip_norm", None) is not None:
                 clip_norm = self.model.clip_norm
@@ -123,7 +187,15 @@ class Trainer:
                 global_clipnorm=clip_norm if clip_norm > 0 else None)
         self.rejected = tf.Variable(False, trainable=False, name="step_rejected")
         # Sentence batches vary in length: relax shapes instead of tracing every length.
-        self._train_step = tf.function(self._distributed_train_step, reduce_retracing=True)
+        self._graph_step = tf.function(self._distributed_train_step, reduce_retracing=True)
+        self._xla_replica_step = tf.function(self._replica_train_step, jit_compile=True)
+        self._xla_replica_apply = tf.function(self._replica_apply, jit_compile=True)
+        self._xla_step = tf.function(lambda batch: self._distributed_train_step(batch, xla=True),
+                                     reduce_retracing=True)
+        # The step function: settled by the first `_train_step` (None until then).
+        self._step = self._graph_step if jit_compile == "false" else None
+        self.compiled: bool | None = False if jit_compile == "false" else None
+        self._xla_wanted = jit_compile == "true"  # auto: `train` decides from the run
         self._eval_step = tf.function(self._distributed_eval_step, reduce_retracing=True)
 
     @property
@@ -132,7 +204,7 @@ class Trainer:
 
     def build(self, batch) -> None:
         """Creates the model's and optimizer's variables (mirrored) from one batch."""
-        with self.strategy.scope():
+        with self.strategy.scope(), dtype_policy(self.policy):
             self.model.objective(batch, training=False)
             self.optimizer.build(self.model.trainable_variables)
         self.checkpoint = tf.train.Checkpoint(
@@ -142,7 +214,7 @@ class Trainer:
     def _replica_train_step(self, batch):
         """(loss, tokens, gradients, non-finite count) of one replica; the update is applied
         by `_distributed_train_step` only when every replica's loss and gradients are finite."""
-        if hasattr(self.model, "apply_update"):  # fitted by closed-form updates (online VB)
+        if self.model.closed_form_update:  # fitted by closed-form updates (online VB, EM)
             objective = self.model.apply_update(batch)
             self.optimizer.iterations.assign_add(1)
             loss = tf.nn.compute_average_loss(objective.loss,
@@ -162,23 +234,60 @@ class Trainer:
     def _replica_apply(self, grads):
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
 
-    def _distributed_train_step(self, batch):
+    def _distributed_train_step(self, batch, xla: bool = False):
         """One step: the loss and tokens summed over replicas.
 
         A step whose loss or any gradient is not finite on any replica is rejected before the
         weights change: no update, no optimizer step (`self.rejected` is set to True). A
         closed-form update (`apply_update`) changes the weights itself; its non-finite loss is
         flagged the same way, and `train` stops before any checkpoint is written.
+        With `xla`, each replica's step and update are the XLA-compiled functions.
         """
-        loss, tokens, grads, non_finite = self.strategy.run(self._replica_train_step,
-                                                            args=(batch,))
+        replica_step = self._xla_replica_step if xla else self._replica_train_step
+        replica_apply = self._xla_replica_apply if xla else self._replica_apply
+        loss, tokens, grads, non_finite = self.strategy.run(replica_step, args=(batch,))
         reduce = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
         rejected = reduce(non_finite) > 0
         self.rejected.assign(rejected)
         if grads is not None:  # the update runs in cross-replica context: every replica agrees
             tf.cond(rejected, lambda: None,
-                    lambda: self.strategy.run(self._replica_apply, args=(grads,)))
+                    lambda: self.strategy.run(replica_apply, args=(grads,)))
         return reduce(loss), reduce(tokens)
+
+    def _train_step(self, batch):
+        """One step by the step function `jit_compile` chose (`self.compiled`); the first call
+        settles the choice (auto outside `train`, which knows the run: the graph step).
+        Returns (loss, tokens) summed over replicas."""
+        if self._step is not None:
+            return self._step(batch)
+        if not self._xla_wanted:
+            self._step, self.compiled = self._graph_step, False
+            return self._step(batch)
+        variables = [*self.model.variables, *self.optimizer.variables, self.rejected]
+        before = [v.numpy() for v in variables]
+        try:
+            result = self._xla_step(batch)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                tf.errors.InternalError) as error:
+            if self.jit_compile == "true":
+                raise
+            for variable, value in zip(variables, before):  # the attempt leaves no trace
+                variable.assign(value)
+            lines = [re.sub(r"^\(\d+\) [A-Z_]+: (\{\{[^}]*\}\} )?", "", line.strip())
+                     for line in str(error).splitlines()]
+            reason = next((line for line in lines if line and "root error" not in line),
+                          type(error).__name__)
+            self._use_graph(f"it does not compile ({type(error).__name__}: {reason[:300]})")
+            return self._step(batch)
+        self._step, self.compiled = self._xla_step, True
+        return result
+
+    def _use_graph(self, why: str, warn: bool = True) -> None:
+        """The graph step from now on, and one log line saying `why` (a warning where the step
+        does not compile, information where `auto` chose it)."""
+        log = logging.warning if warn else logging.info
+        log("jit_compile=auto: the training step runs as a graph, not XLA: %s", why)
+        self._step, self.compiled = self._graph_step, False
 
     def _replica_eval_step(self, batch):
         stats = self.model.objective(batch, training=False).stats
@@ -198,6 +307,17 @@ class Trainer:
         already consumed by the restored step are skipped.
         """
         start = self.step
+        if self._step is None and self.jit_compile == "auto":
+            varying = varying_shapes(dataset.element_spec)
+            if varying:
+                self._use_graph(f"the batch shapes vary ({', '.join(varying)}), and XLA would "
+                                "compile once per shape (--jit_compile=true forces XLA)", False)
+            elif total_steps - start < AUTO_JIT_MIN_STEPS:
+                self._use_graph(f"{total_steps - start} steps to run do not repay XLA's "
+                                f"compilation (auto compiles runs of {AUTO_JIT_MIN_STEPS} steps "
+                                "or more; --jit_compile=true forces XLA)", False)
+            else:
+                self._xla_wanted = True
         data = iter(self.strategy.experimental_distribute_dataset(dataset.skip(start)))
         for step in range(start + 1, total_steps + 1):
             loss, tokens = self._train_step(next(data))

@@ -49,6 +49,16 @@ def check_hparams_used(run: dict) -> None:
                              + ", ".join(f"--{name}" for name in unused))
 
 
+def float32_copy(run: dict, corpus, strategy: tf.distribute.Strategy, trained: Trainer) -> Trainer:
+    """A float32 `Trainer` of `run` over `corpus` holding `trained`'s weights and step (the
+    variables of a mixed-precision model are float32 already: they are copied as they are)."""
+    _, trainer, _ = make_trainer(dict(run), corpus, strategy)
+    for target, source in zip(trainer.model.variables, trained.model.variables):
+        target.assign(source)
+    trainer.optimizer.iterations.assign(trained.optimizer.iterations)
+    return trainer
+
+
 def write_prior_samples(model, corpus, writer, step: int, seed: int, count: int = 8,
                         length: int = 30):
     """Prints and writes (text summary `samples/prior`) `count` sentences x ~ p(x | z),
@@ -132,6 +142,8 @@ def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir:
     except ConfigError as err:  # names its flags
         raise app.UsageError(tflv_flags.as_flags(err)) from None
     check_hparams_used(run)
+    if trainer.policy != "float32":  # evaluated and exported in float32, with the trained weights
+        trainer = float32_copy(run, corpus, strategy, trainer)
     if chief:
         defaults = hparam_defaults()
         claim_model_dir(model_dir, run, corpus, upgrade=lambda held: with_new_hparams(

@@ -2,7 +2,8 @@
 
 The step is rejected before the weights change, on one device and when only one of two mirrored
 replicas sees it; the run stops naming the step; the last checkpoint is finite and a new trainer
-resumes from it. Before, the loss was checked after the update, so the NaN weights were saved
+resumes from it; on one device the step runs under XLA (what the default auto runs for these
+fixed-shape batches). Before, the loss was checked after the update, so the NaN weights were saved
 and every rerun resumed them.
 """
 import numpy as np
@@ -12,6 +13,7 @@ import tensorflow as tf
 import data
 from tflv.models.base import Objective
 from tflv.models.rnnlm import RNNLM
+import trainers.loop
 from trainers.checkpoints import Checkpoints
 from trainers.loop import Progress, Trainer
 from trainers.strategy import make_strategy
@@ -58,7 +60,9 @@ def make(strategy, batches, vocab_size):
 
 @pytest.mark.parametrize("strategy_name, field", [("default", "loss_scale"),
                                                    ("mirrored", "grad_scale")])
-def test_non_finite_step_is_rejected_and_never_checkpointed(tmp_path, strategy_name, field):
+def test_non_finite_step_is_rejected_and_never_checkpointed(tmp_path, strategy_name, field,
+                                                             monkeypatch):
+    monkeypatch.setattr(trainers.loop, "AUTO_JIT_MIN_STEPS", 0)  # auto compiles these 6 steps
     corpus, batches = poisoned_batches(bad_step=3, field=field)
     strategy = make_strategy(strategy_name)
     trainer = make(strategy, batches, len(corpus.vocab))
@@ -75,6 +79,9 @@ def test_non_finite_step_is_rejected_and_never_checkpointed(tmp_path, strategy_n
                                                  r"gradient is not finite.*ckpt-2 is kept"):
         trainer.train(batches, 6, checkpoints, progress, checkpoint_every=2, on_eval=snapshot,
                       eval_every=1)
+    # The finiteness check and its tf.cond under XLA (jit_compile=auto) on one device; two
+    # logical CPUs fall back to the graph step (tests/trainers/test_jit_compile.py).
+    assert trainer.compiled is (strategy_name == "default")
     assert trainer.step == 2  # no optimizer step for the rejected batch
     for variable, before in zip(trainer.model.variables, after_step_2["model"]):
         np.testing.assert_array_equal(variable.numpy(), before)  # the weights did not change

@@ -96,6 +96,8 @@ class Attention(keras.layers.Layer):
         else:
             kernel = tf.cast(self.kernel, query.dtype)  # float32 variable
             scores = tf.einsum("btq,qm,bsm->bts", query, kernel, tf.cast(memory, query.dtype))
+        if scores.dtype.size < 4:  # half precision (a mixed policy): the log-softmax in float32
+            scores = tf.cast(scores, tf.float32)
         keep = tf.cast(memory_mask, tf.bool)[:, None, :]  # [B, 1, S]
         scores = tf.where(keep, scores, tf.cast(MASKED_SCORE, scores.dtype))
         return tf.nn.log_softmax(scores, axis=-1)
@@ -110,5 +112,7 @@ class Attention(keras.layers.Layer):
 
 
 def soft_context(log_alignment: tf.Tensor, memory: tf.Tensor) -> tf.Tensor:
-    """c_t = Σ_s α_ts m_s. log_alignment [B, T, S], memory [B, S, D] → [B, T, D]."""
-    return tf.einsum("bts,bsd->btd", tf.exp(log_alignment), memory)
+    """c_t = Σ_s α_ts m_s. log_alignment [B, T, S], memory [B, S, D] → [B, T, D] (in memory's
+    dtype: a mixed-precision `Attention` returns float32 log-alignments over half-precision
+    memory)."""
+    return tf.einsum("bts,bsd->btd", tf.cast(tf.exp(log_alignment), memory.dtype), memory)

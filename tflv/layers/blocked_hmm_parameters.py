@@ -50,6 +50,7 @@ import tensorflow as tf
 
 from tflv.distributions.blocked_hmm import BlockedHMM, WordBlocks
 from tflv.layers.hmm_parameterizations import ResidualMLP
+from tflv.layers.precision import full_precision
 
 
 class BlockedParameters(NamedTuple):
@@ -135,16 +136,18 @@ class BlockedNeuralHMM(keras.layers.Layer):
         dtype = self.compute_dtype  # float32 variables, read in compute dtype
         states = tf.cast(tf.gather(self.state_embeddings, flat), dtype)  # [K', D]
         nxt = tf.cast(tf.gather(self.next_state_embeddings, flat), dtype)
-        initial = tf.nn.log_softmax(tf.linalg.matvec(nxt, tf.cast(self.start_query, dtype)))
-        transition = tf.nn.log_softmax(tf.matmul(self.transition_mlp(states), nxt,
-                                                 transpose_b=True))
+        # The log-softmaxes (and the recursion after them) in float32 under mixed precision.
+        initial = tf.nn.log_softmax(full_precision(
+            tf.linalg.matvec(nxt, tf.cast(self.start_query, dtype))))
+        transition = tf.nn.log_softmax(full_precision(tf.matmul(
+            self.transition_mlp(states), nxt, transpose_b=True)))
         words = self.blocks.block_words  # [M, W], -1 padding
         real = tf.constant(words >= 0)
         ids = tf.constant(np.maximum(words, 0))
         queries = tf.reshape(self.emission_mlp(states), [m, n, self.embed_dim])
-        logits = (tf.einsum("mnd,mwd->mnw", queries,
-                            tf.cast(tf.gather(self.word_embeddings, ids), dtype))
-                  + tf.cast(tf.gather(self.word_bias, ids), dtype)[:, None, :])
+        logits = full_precision(
+            tf.einsum("mnd,mwd->mnw", queries, tf.cast(tf.gather(self.word_embeddings, ids), dtype))
+            + tf.cast(tf.gather(self.word_bias, ids), dtype)[:, None, :])
         logits = tf.where(real[:, None, :], logits, tf.constant(-np.inf, logits.dtype))
         return BlockedParameters(initial, transition, tf.nn.log_softmax(logits), kept)
 

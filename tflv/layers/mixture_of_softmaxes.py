@@ -69,10 +69,13 @@ class MixtureOfSoftmaxes(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, return_components: bool = False):
-        log_prior = tf.nn.log_softmax(self.prior(inputs))  # [..., K]
+        # The softmaxes and their logsumexp in float32 under a mixed-precision policy (the
+        # output is float32 then).
+        full = lambda x: tf.cast(x, tf.float32) if x.dtype.size < 4 else x
+        log_prior = tf.nn.log_softmax(full(self.prior(inputs)))  # [..., K]
         h = self.latent(inputs)  # [..., K*d]
         h = tf.reshape(h, tf.concat([tf.shape(h)[:-1], [self.num_softmaxes, -1]], 0))  # [..., K, d]
-        component = tf.nn.log_softmax(self.projection(h))  # [..., K, V]
+        component = tf.nn.log_softmax(full(self.projection(h)))  # [..., K, V]
         log_p = tf.reduce_logsumexp(log_prior[..., None] + component, axis=-2)  # [..., V]
         return (log_p, log_prior, component) if return_components else log_p
 

@@ -20,6 +20,8 @@ import math
 import keras
 import tensorflow as tf
 
+from tflv.layers.precision import full_precision
+
 
 INITIALIZERS = ("glorot", "torch")
 
@@ -119,14 +121,17 @@ class TopicDecoder(keras.layers.Layer):
         return tf.cast(self.topic_logits(), self.compute_dtype)  # [K, V], in compute dtype
 
     def call(self, theta, training=False):
+        # The softmaxes and the log in float32 (and so the output) whatever the compute dtype:
+        # under a mixed-precision policy only the θᵀR product is half precision.
         if self.mixture:
-            beta = tf.nn.softmax(self._topic_logits(), axis=-1)  # [K, V]
-            return tf.math.log(tf.matmul(theta, beta) + 1e-30)  # [B, V]
+            beta = tf.nn.softmax(full_precision(self._topic_logits()), axis=-1)  # [K, V]
+            return tf.math.log(tf.matmul(full_precision(theta), beta) + 1e-30)  # [B, V]
         logits = tf.matmul(theta, self._topic_logits())  # [..., V]
         if self.batch_norm:  # moments over every leading position (samples and documents)
             flat = self.logit_norm(tf.reshape(logits, [-1, self.vocab_size]), training=training)
-            return tf.nn.log_softmax(tf.reshape(flat, tf.shape(logits)), axis=-1)
-        return tf.nn.log_softmax(logits + tf.cast(self.bias, self.compute_dtype), axis=-1)
+            return tf.nn.log_softmax(full_precision(tf.reshape(flat, tf.shape(logits))), axis=-1)
+        return tf.nn.log_softmax(full_precision(logits + tf.cast(self.bias, self.compute_dtype)),
+                                 axis=-1)
 
     def get_config(self):
         config = super().get_config()

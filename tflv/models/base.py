@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import keras
 import tensorflow as tf
 
+from tflv.layers.precision import full_precision  # noqa: F401 (the models import it from here)
 from tflv.models.config import ConfigError, ModelConfig, Reads
 
 

@@ -73,7 +73,7 @@ from tflv.distributions import HMM, FactorialHMM
 from tflv.layers.hmm_parameterizations import HMMLogits, NeuralHMMLogits
 from tflv.models import serving
 from tflv.models import config as cfg
-from tflv.models.base import LatentVariableModel, Objective
+from tflv.models.base import LatentVariableModel, Objective, full_precision
 from tflv.models.rnnlm import lm_metrics
 
 FACTORIAL_INFERENCE = ("exact", "mean_field")
@@ -211,7 +211,8 @@ class HMMTagger(ChainTagger):
         [B, T-1, K, K] give `HMM.from_log_potentials` with the normalised log-probabilities
         (rows of A_t and of E sum to one, so log Z is log p(x)).
         """
-        initial, transition, emission = self.logits(tokens, training=training)
+        # float32 under mixed precision: the softmaxes and the forward recursion are.
+        initial, transition, emission = full_precision(self.logits(tokens, training=training))
         if transition.shape.rank == 2:
             return HMM(initial, transition, emission), tokens
         log_emission = tf.gather(tf.nn.log_softmax(emission), tokens, axis=1)  # [K, B, T]
@@ -370,7 +371,7 @@ class FactorialHMMTagger(ChainTagger):
                    mean_field_iterations=config.mean_field_iterations)
 
     def distribution(self, tokens) -> FactorialHMM:
-        return FactorialHMM(*self.logits(tokens))
+        return FactorialHMM(*full_precision(self.logits(tokens)))  # float32 (mixed precision)
 
     def log_likelihood(self, tokens, mask, training: bool = False) -> tf.Tensor:
         fhmm = self.distribution(tokens)

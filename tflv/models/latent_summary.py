@@ -42,7 +42,7 @@ from tflv.layers.attention import Attention, soft_context
 from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
 from tflv.models import config as cfg
-from tflv.models.base import LatentVariableModel, Objective
+from tflv.models.base import LatentVariableModel, Objective, full_precision
 from tflv.models.rnnlm import lm_metrics
 from tflv.models.unigram import bias_initializer, log_frequencies, token_counts
 from tflv.vi import estimators
@@ -125,7 +125,7 @@ class LatentSummary(LatentVariableModel):
     def log_prior(self, z):
         """log p(z): z int [N, M] → [N]."""
         h, _, _ = self.prior_lstm(self.embedding(self._shifted(z)))
-        log_probs = tf.nn.log_softmax(self.prior_projection(h))  # [N, M, V]
+        log_probs = tf.nn.log_softmax(full_precision(self.prior_projection(h)))  # [N, M, V]
         return tf.reduce_sum(tf.gather(log_probs, z, batch_dims=2), axis=1)
 
     def log_likelihood(self, batch, z):
@@ -135,7 +135,7 @@ class LatentSummary(LatentVariableModel):
         h, _, _ = self.decoder_lstm(self.embedding(batch["inputs"]), mask=tf.cast(mask, tf.bool))
         context = soft_context(self.decoder_attention((h, memory, tf.ones(tf.shape(z)[:2]))),
                                memory)
-        logits = self.projection(self.combine(tf.concat([h, context], axis=-1)))  # [N, T, V]
+        logits = full_precision(self.projection(self.combine(tf.concat([h, context], axis=-1))))
         log_probs = tf.gather(tf.nn.log_softmax(logits), batch["targets"], batch_dims=2)
         return tf.reduce_sum(log_probs * mask, axis=1)
 

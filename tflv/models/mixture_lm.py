@@ -48,7 +48,7 @@ from tflv.layers.heads import BaselineHead, CategoricalHead
 from tflv.layers.training_step import TrainingStep
 from tflv.models import serving
 from tflv.models import config as cfg
-from tflv.models.base import LatentVariableModel, Objective
+from tflv.models.base import LatentVariableModel, Objective, full_precision
 from tflv.models.rnnlm import lm_metrics, token_nll
 from tflv.vi import estimators
 from tflv.vi.elbo import elbo
@@ -199,7 +199,7 @@ class MixtureLM(LatentVariableModel):
         stats = {"tokens": tokens, "sentences": tf.ones_like(tokens)}
         if training and self.estimator.sampled:
             features = self.encoder_features(batch)  # [B, H]
-            logits = self.head(features)  # [B, K]
+            logits = full_precision(self.head(features))  # [B, K]
             reconstruction = self._sampled_reconstruction(batch, logits, features)  # [B]
             self.step.increment()
             terms = elbo(reconstruction, tfd.Categorical(logits=logits), prior)
@@ -208,8 +208,8 @@ class MixtureLM(LatentVariableModel):
         log_joint = table + tf.nn.log_softmax(self.prior_logits)  # [B, K]
         log_marginal = tf.reduce_logsumexp(log_joint, axis=1)  # [B]
         # q: the exact posterior p(z | x) ∝ p(x, z), or the inference network.
-        q_logits = (self.head(self.encoder_features(batch)) if self.estimator.sampled
-                    else log_joint)
+        q_logits = (full_precision(self.head(self.encoder_features(batch)))
+                    if self.estimator.sampled else log_joint)
         log_q = tf.nn.log_softmax(q_logits)  # [B, K]
         terms = elbo(estimators.exact(log_q, table), tfd.Categorical(logits=q_logits), prior)
         stats.update(nll=-log_marginal, elbo=terms.elbo, reconstruction=terms.reconstruction,

@@ -20,11 +20,15 @@ from tflv import metrics
 from tflv.layers.decoders import RNNDecoder
 from tflv.models import serving
 from tflv.models import config as cfg
-from tflv.models.base import LatentVariableModel, Objective
+from tflv.models.base import LatentVariableModel, Objective, full_precision
 
 
 def token_nll(logits: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Masked token negative log-likelihoods. logits [B,T,V], targets int [B,T], mask [B,T] → [B,T]."""
+    """Masked token negative log-likelihoods. logits [B,T,V], targets int [B,T], mask [B,T] → [B,T].
+
+    Half-precision logits (a mixed-precision decoder's) are cast to float32 first: the softmax's
+    logsumexp over V and the loss are computed in float32."""
+    logits = full_precision(logits)
     nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
     return nll * tf.cast(mask, nll.dtype)
 

@@ -70,7 +70,7 @@ from tflv.layers.heads import (AutoregressiveNetwork, GaussianHead, PlanarFlowHe
 from tflv.layers.training_step import TrainingStep
 from tflv.models import serving
 from tflv.models import config as cfg
-from tflv.models.base import LatentVariableModel, Objective
+from tflv.models.base import LatentVariableModel, Objective, full_precision
 from tflv.models.rnnlm import lm_metrics, token_nll
 from tflv.vi.bounds import importance_sampled_log_marginal, in_chunks
 from tflv.vi.elbo import elbo
@@ -284,9 +284,11 @@ class SentenceVAE(LatentVariableModel):
         """
         mask = tf.cast(batch["mask"], tf.float32)
         features = self.encoder(batch["targets"], mask=mask > 0)  # [B, H]
+        # q's parameters in float32 under a mixed-precision policy: its log-density and KL are.
         if self.config["latent"] == "vmf":
-            return von_mises_fisher(self.head(features), self.config["vmf_concentration"])
-        loc, scale = self.head(features)  # [B, D] each
+            return von_mises_fisher(full_precision(self.head(features)),
+                                    self.config["vmf_concentration"])
+        loc, scale = full_precision(self.head(features))  # [B, D] each
         if self.config["sa_vae_steps"]:
             inputs = batch["inputs"] if decoder_inputs is None else decoder_inputs
             loc, scale = self._refine(loc, scale, inputs, batch["targets"], mask, training)
@@ -301,7 +303,8 @@ class SentenceVAE(LatentVariableModel):
                                                   inverse=True))
             return tfd.TransformedDistribution(base, tfb.Chain(layers[::-1]))
         if flow == "planar":
-            return tfd.TransformedDistribution(base, planar_flow(*self.flow_head(features)))
+            return tfd.TransformedDistribution(
+                base, planar_flow(*full_precision(self.flow_head(features))))
         return base
 
     def _refine(self, loc, scale, inputs, targets, mask, training):

@@ -47,7 +47,7 @@ from tflv.layers.attention import Attention, soft_context
 from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
 from tflv.models import config as cfg
-from tflv.models.base import LatentVariableModel, Objective
+from tflv.models.base import LatentVariableModel, Objective, full_precision
 from tflv.models.rnnlm import lm_metrics
 from tflv.models.unigram import bias_initializer, log_frequencies, token_counts
 from tflv.vi import estimators
@@ -185,11 +185,12 @@ class EncoderDecoder(LatentVariableModel):
         return self.drop(h, training=training), embedded, {**state, "h": h_last, "c": c_last}
 
     def output_logits(self, h, values):
-        """o(h, c): h [..., H], values [..., D] broadcastable → [..., V]."""
+        """o(h, c): h [..., H], values [..., D] broadcastable → [..., V] (float32: the softmaxes
+        over V are, under a mixed-precision policy too)."""
         batch_shape = tf.broadcast_dynamic_shape(tf.shape(h)[:-1], tf.shape(values)[:-1])
         h = tf.broadcast_to(h, tf.concat([batch_shape, tf.shape(h)[-1:]], 0))
         values = tf.broadcast_to(values, tf.concat([batch_shape, tf.shape(values)[-1:]], 0))
-        return self.projection(self.combine(tf.concat([h, values], axis=-1)))
+        return full_precision(self.projection(self.combine(tf.concat([h, values], axis=-1))))
 
     def log_alignment(self, h, state):
         """log p(z_t = s): [B, T, S]."""
@@ -211,7 +212,8 @@ class EncoderDecoder(LatentVariableModel):
                                           self._gate_logits(h, context, embedded))
 
     def _gate_logits(self, h, context, embedded):
-        return self.gate(tf.concat([h, context, embedded], axis=-1))[..., 0]  # [B, T]
+        gate = self.gate(tf.concat([h, context, embedded], axis=-1))[..., 0]  # [B, T]
+        return full_precision(gate)
 
     # -- the objective ----------------------------------------------------------------------
 

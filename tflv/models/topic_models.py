@@ -79,7 +79,7 @@ from tflv.layers.topics import (INITIALIZERS, NormalizedGaussianHead, TopicDecod
 from tflv.layers.training_step import TrainingStep
 from tflv.models import serving
 from tflv.models import config as cfg
-from tflv.models.base import LatentVariableModel, Objective
+from tflv.models.base import LatentVariableModel, Objective, full_precision
 
 tfd = tfp.distributions
 
@@ -433,16 +433,16 @@ class NeuralTopicModel(LatentVariableModel):
         if self.topic_model == "nvdm":
             return z
         if self.topic_model == "gsm":
-            z = self.theta_projection(z)
+            z = full_precision(self.theta_projection(z))
         return tf.nn.softmax(z, axis=-1)
 
     def posterior(self, counts: tf.Tensor, training: bool = False) -> tfd.MultivariateNormalDiag:
         """q(z | n): counts `[B, V]` → batch `[B]`, event `[K]`."""
         counts = check_counts(counts, self.vocab_size)
         features = self.encoder_dropout(self.encoder(counts), training=training)
-        if isinstance(self.head, NormalizedGaussianHead):
-            return gaussian(self.head(features, training=training))
-        return gaussian(self.head(features))
+        if isinstance(self.head, NormalizedGaussianHead):  # q in float32 (mixed precision)
+            return gaussian(full_precision(self.head(features, training=training)))
+        return gaussian(full_precision(self.head(features)))
 
     def elbo_terms(self, counts: tf.Tensor, noise: tf.Tensor, training: bool = False
                    ) -> vi.ELBO:
@@ -458,7 +458,7 @@ class NeuralTopicModel(LatentVariableModel):
         statistics in the decoder (recipe `srivastava_sutton`)."""
         z = posterior.loc + posterior.stddev() * noise  # [S, B, K]
         theta = self.theta_dropout(self.document_topics(z), training=training)
-        log_word = self.decoder(theta, training=training)  # [S, B, V]
+        log_word = full_precision(self.decoder(theta, training=training))  # [S, B, V]
         log_likelihood = tf.reduce_sum(counts * log_word, axis=-1)  # [S, B]
         return vi.elbo(log_likelihood, posterior, self.prior(), z=z)
 

@@ -65,7 +65,8 @@ def autoregressive_flow(network: keras.layers.Layer, context: tf.Tensor | None =
                          f"{context is not None})")
 
     def shift_and_log_scale(y):  # y: [..., D]
-        params = network(y if context is None else (y, context))  # [..., D, 2]
+        # In y's dtype: a mixed-precision network returns bfloat16 / float16 parameters.
+        params = tf.cast(network(y if context is None else (y, context)), y.dtype)  # [..., D, 2]
         return params[..., 0], params[..., 1]
 
     flow = tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale)
