@@ -66,7 +66,7 @@ from tflv import decoding, summaries
 from tflv.distributions.semi_markov import SemiMarkovChain
 from tflv.layers import copy as copy_lib
 from tflv.models import config as cfg
-from tflv.models.base import LatentVariableModel, Objective
+from tflv.models.base import LatentVariableModel, Objective, full_precision
 from tflv.models.rnnlm import lm_metrics
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -251,11 +251,12 @@ class NeuralTemplate(LatentVariableModel):
 
     def chain_potentials(self, pooled) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """log p(k_1 | x) [B, K], log p(k' | k, x) [B, K, K], log p(l | k) [K, L]."""
-        initial = tf.nn.log_softmax(self.initial_layer(pooled))
+        # log-softmaxes (and the chain's recursion) in float32 under mixed precision
+        initial = tf.nn.log_softmax(full_precision(self.initial_layer(pooled)))
         rows = (self.from_state(tf.range(self.num_states))[None]
                 + self.source_to_transition(pooled)[:, None])  # [B, K, H]
-        transition = tf.nn.log_softmax(self.to_state(rows))  # [B, K, K]
-        return initial, transition, tf.nn.log_softmax(self.length_logits)
+        transition = tf.nn.log_softmax(full_precision(self.to_state(rows)))  # [B, K, K]
+        return initial, transition, tf.nn.log_softmax(full_precision(self.length_logits))
 
     def word_context(self, target_inputs, target_mask=None, training=False):
         """AR: c_t, an LSTM over y_<t (inputs ⟨bos⟩ y_1 … y_{T-1}) [B, T, H]; else None."""
@@ -287,14 +288,15 @@ class NeuralTemplate(LatentVariableModel):
         `targets` int [B, N], (log p(targets) [B, N], log p(⟨/seg⟩) [B, N]); without, the whole
         log-distribution over the extended vocabulary [B, N, V + S]."""
         memory = encoded["memory"]
-        scores = tf.einsum("bnh,bsh->bns", self.query(h), memory)
+        scores = full_precision(tf.einsum("bnh,bsh->bns", self.query(h), memory))
         log_alignment = tf.nn.log_softmax(
             tf.where(encoded["value_mask"][:, None, :], scores, copy_lib.NO_MATCH))
-        context = tf.einsum("bns,bsh->bnh", tf.exp(log_alignment), memory)
-        generate = tf.nn.log_softmax(self.projection(self.combine(
-            tf.concat([h, context], axis=-1))))  # [B, N, V]
-        gate = self.gate(tf.concat([h, context, self.embedding(self._in_vocab(inputs))],
-                                   axis=-1))[..., 0]
+        context = tf.cast(tf.einsum("bns,bsh->bnh", tf.exp(log_alignment),
+                                    full_precision(memory)), h.dtype)
+        generate = tf.nn.log_softmax(full_precision(self.projection(self.combine(
+            tf.concat([h, context], axis=-1)))))  # [B, N, V]
+        gate = full_precision(self.gate(tf.concat(
+            [h, context, self.embedding(self._in_vocab(inputs))], axis=-1)))[..., 0]
         end = tf.math.log_sigmoid(-gate) + generate[..., SEGMENT_END]
         if targets is None:
             return copy_lib.copy_distribution(generate, log_alignment, encoded["extended_ids"],
@@ -337,7 +339,7 @@ class NeuralTemplate(LatentVariableModel):
         word_lp = tf.reshape(word_lp, [b, t, k, big_l + 1])
         end_lp = tf.reshape(end_lp, [b, t, k, big_l + 1])
         by_start = tf.cumsum(word_lp[..., :big_l], axis=-1) + end_lp[..., 1:]  # [B, T, K, L]
-        length = tf.nn.log_softmax(self.length_logits)  # [K, L]
+        length = tf.nn.log_softmax(full_precision(self.length_logits))  # [K, L]
         by_start += length[None, None]  # [B, T(start), K, L]
         ends = [tf.pad(by_start[:, :, :, l], [[0, 0], [l, 0], [0, 0]])[:, :t]
                 for l in range(big_l)]  # segment of length l+1 ending at e starts at e - l
@@ -409,7 +411,7 @@ class NeuralTemplate(LatentVariableModel):
         out, (h, c) = self.cell(step_input, [h, c])
         words, end = self.word_log_probs(out[:, None], tokens[:, None], state)
         words, end = words[:, 0], end[:, 0]  # [N, V + S], [N]
-        length = tf.nn.log_softmax(self.length_logits)  # [K, L]
+        length = tf.nn.log_softmax(full_precision(self.length_logits))  # [K, L]
         used = tf.clip_by_value(position - 1, 0, self.max_length - 1)  # words so far, as index
         end += tf.gather(tf.gather(length, k), used, batch_dims=1)
         end = tf.where(position > 0, end, float("-inf"))  # a segment has a word
