@@ -113,14 +113,14 @@ def test_a_step_that_does_not_compile_falls_back_with_one_line_and_no_trace(tmp_
 
 def test_varying_batch_shapes_and_short_runs_run_as_a_graph_saying_why(tmp_path, caplog,
                                                                         monkeypatch):
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         trainer, losses = train(tmp_path / "sentences", "auto", form="sentences", steps=2)
     assert trainer.compiled is False and np.all(np.isfinite(losses))
     lines = [r.getMessage() for r in caplog.records if "jit_compile=auto" in r.getMessage()]
     assert len(lines) == 1 and "batch shapes vary" in lines[0] and "inputs" in lines[0], lines
     monkeypatch.setattr(trainers.loop, "AUTO_JIT_MIN_STEPS", 4)
     caplog.clear()
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         trainer, _ = train(tmp_path / "short", "auto", steps=3)
     lines = [r.getMessage() for r in caplog.records if "jit_compile=auto" in r.getMessage()]
     assert trainer.compiled is False
