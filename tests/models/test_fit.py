@@ -161,3 +161,34 @@ def test_compile_refuses_a_loss():
     model = MODELS["rnnlm"](vocab_size=5, embed_dim=4, hidden_dim=4)
     with pytest.raises(ValueError, match="trains on its own objective"):
         model.compile("adam", loss="mse")
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("name", ["rnnlm", "nvdm", "hmm"])
+def test_fit_under_a_global_mixed_precision_policy(name, policy, corpora):
+    """Under `keras.mixed_precision.set_global_policy`, `fit` trains with finite losses and
+    float32 weights, the loss in float32 (mixed_float16: Keras's loss scaling, applied by
+    `train_step`, lets it train); its evaluation matches the float32 model's on the same
+    weights to half precision's tolerance."""
+    model_cls, corpus, config, dataset = setup(name, {}, corpora)
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        model = model_cls.from_corpus(corpus, config)
+        model.compile(keras.optimizers.Adam(1e-2))
+        history = model.fit(dataset.repeat(), steps_per_epoch=3, epochs=1, verbose=0)
+        mixed = model.evaluate(dataset, return_dict=True, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    if policy == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    full = model_cls.from_corpus(corpus, config)
+    full.objective(next(iter(dataset)))
+    for ours, theirs in zip(full.variables, model.variables, strict=True):
+        ours.assign(tf.cast(theirs, ours.dtype))
+    full.compile(keras.optimizers.Adam(1e-2))
+    exact = full.evaluate(dataset, return_dict=True, verbose=0)
+    key = "ppl" if "ppl" in exact else "loss"
+    assert mixed[key] == pytest.approx(exact[key], rel=0.05)

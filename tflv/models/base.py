@@ -248,8 +248,11 @@ class LatentVariableModel(keras.Model):
             loss = tf.nn.compute_average_loss(objective.loss)
             if self.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            # mixed_float16: Keras's compile wraps the optimizer in a LossScaleOptimizer, whose
+            # scaled loss keeps float16 gradients from underflowing (`apply` unscales them)
+            scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
         return self._update_metrics(objective, loss)
 
     def test_step(self, data):
