@@ -192,3 +192,20 @@ def test_saved_model_cli_serves_the_training_pipeline(text_corpus, tmp_path):
     vocabulary = set(text_corpus.vocab.tokens)
     assert np.load(outdir / "unknown_words.npy").tolist() == [
         sum(t not in vocabulary for t in reference_tokens(line)) for line in VALID]
+
+
+def test_homotopy_reports_unknown_words_of_its_end_points(text_corpus):
+    """`homotopy`, the one text signature not built by `serving.text_signature`, reports the
+    unknown words of its two end points like every other."""
+    from tflv.models import SentenceVAE
+    model = SentenceVAE.from_corpus(text_corpus, embed_dim=4, hidden_dim=4, latent_dim=2,
+                                    iw_samples=0)
+    batcher = TextBatcher(text_corpus, "sentences")
+    model.objective(batcher(tf.constant(VALID[:2])))
+    out = model.serving_signatures(batcher)["homotopy"](
+        tf.constant(VALID[:2]), tf.constant(3), tf.constant(4), tf.constant(1.0),
+        tf.constant([0, 1]))
+    vocabulary = set(text_corpus.vocab.tokens)
+    assert out["text"].shape == (3,)
+    assert out["unknown_words"].numpy().tolist() == [
+        sum(t not in vocabulary for t in reference_tokens(line)) for line in VALID[:2]]

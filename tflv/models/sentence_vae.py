@@ -443,14 +443,15 @@ class SentenceVAE(LatentVariableModel):
 
     def serving_signatures(self, batcher) -> dict:
         """`sample(num_samples, max_length, temperature, seed) -> {text [N]}` and
-        `homotopy(text [2], num_points, max_length, temperature, seed) -> {text [P]}`."""
+        `homotopy(text [2], num_points, max_length, temperature, seed) -> {text [P],
+        unknown_words [2]}` (the words of each end point the vocabulary lacks)."""
 
         @tf.function(input_signature=[tf.TensorSpec([2], tf.string, name="text"),
                                       tf.TensorSpec([], tf.int32, name="num_points"),
                                       *serving.GENERATION])
         def homotopy(text, num_points, max_length, temperature, seed):
             ids = self.homotopy(batcher(text), num_points, max_length, temperature, seed)
-            return {"text": batcher.to_text(ids)}
+            return {"text": batcher.to_text(ids), **batcher.unknown_words(text)}
 
         return {"sample": serving.sample_signature(batcher, self.sample_prior),
                 "homotopy": homotopy}
