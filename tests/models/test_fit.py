@@ -164,7 +164,8 @@ def test_compile_refuses_a_loss():
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-@pytest.mark.parametrize("name", ["rnnlm", "nvdm", "hmm"])
+@pytest.mark.parametrize("name", ["rnnlm", pytest.param("nvdm", marks=pytest.mark.slow),
+                                  pytest.param("hmm", marks=pytest.mark.slow)])
 def test_fit_under_a_global_mixed_precision_policy(name, policy, corpora):
     """Under `keras.mixed_precision.set_global_policy`, `fit` trains with finite losses and
     float32 weights, the loss in float32 (mixed_float16: Keras's loss scaling, applied by
