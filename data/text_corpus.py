@@ -197,6 +197,24 @@ def split_files(folder: str, suffixes: Sequence[str], kind: str) -> dict[str, li
     return found
 
 
+def held_out(size: int, cut: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
+    """The training examples each missing split takes: `{split: bool [size]}` for the splits of
+    `cut` (`{split: count}`), `test` before `valid`, consecutive runs of one permutation seeded
+    by `seed`, so they never overlap.
+
+    >>> {k: v.nonzero()[0].tolist() for k, v in held_out(5, {"valid": 2}, 0).items()}
+    {'valid': [2, 4]}
+    """
+    order = np.random.default_rng(seed).permutation(size)
+    chosen, start = {}, 0
+    for split in ("test", "valid"):
+        if split in cut:
+            chosen[split] = np.zeros(size, bool)
+            chosen[split][order[start:start + cut[split]]] = True
+            start += cut[split]
+    return chosen
+
+
 def finish_splits(examples: dict[str, Examples], options: CorpusOptions, kind: str,
                   info: dict[str, Any]) -> dict[str, Examples]:
     """Drops over-long examples, checks no split is empty and cuts the missing splits from train.
@@ -229,17 +247,12 @@ def finish_splits(examples: dict[str, Examples], options: CorpusOptions, kind: s
                                   f"{' and '.join(cut)} from train ({len(train)} are too "
                                   "few; add the split's file or lower its fraction)",
                                   "end of file")
-        order = np.random.default_rng(options.split_seed).permutation(len(train))
-        start, held = 0, np.zeros(len(train), bool)
-        for split in ("test", "valid"):
-            if split in cut:
-                chosen = np.zeros(len(train), bool)
-                chosen[order[start:start + cut[split]]] = True
-                start += cut[split]
-                held |= chosen
-                examples[split] = train.select(chosen)
-                info["held_out"][split] = {"from": TRAIN, "fraction": fractions[split],
-                                           "seed": options.split_seed, "examples": cut[split]}
+        held = np.zeros(len(train), bool)
+        for split, chosen in held_out(len(train), cut, options.split_seed).items():
+            held |= chosen
+            examples[split] = train.select(chosen)
+            info["held_out"][split] = {"from": TRAIN, "fraction": fractions[split],
+                                       "seed": options.split_seed, "examples": cut[split]}
         examples[TRAIN] = train.select(~held)
     return {split: examples[split] for split in SPLITS if split in examples}
 

@@ -193,19 +193,14 @@ def _cut_missing_splits(splits: dict[str, Split], opts, info: dict) -> None:
         raise DataFormatError(train.path, int(numbers[-1]) + 1, "enough examples to cut "
                               f"{' and '.join(cut)} from train ({len(train)} are too few; add "
                               "the split's file or lower its fraction)", "end of file")
-    order = np.random.default_rng(opts.split_seed).permutation(len(train))
-    start, held = 0, np.zeros(len(train), bool)
-    for split in ("test", "valid"):
-        if split in cut:
-            chosen = np.zeros(len(train), bool)
-            chosen[order[start:start + cut[split]]] = True
-            start += cut[split]
-            held |= chosen
-            keep = np.zeros_like(train.keep)
-            keep[numbers[chosen]] = True
-            splits[split] = Split(train.source, keep, train.lengths[chosen])
-            info["held_out"][split] = {"from": text_corpus.TRAIN, "fraction": fractions[split],
-                                       "seed": opts.split_seed, "examples": cut[split]}
+    held = np.zeros(len(train), bool)
+    for split, chosen in text_corpus.held_out(len(train), cut, opts.split_seed).items():
+        held |= chosen
+        keep = np.zeros_like(train.keep)
+        keep[numbers[chosen]] = True
+        splits[split] = Split(train.source, keep, train.lengths[chosen])
+        info["held_out"][split] = {"from": text_corpus.TRAIN, "fraction": fractions[split],
+                                   "seed": opts.split_seed, "examples": cut[split]}
     keep = train.keep.copy()
     keep[numbers[held]] = False
     splits[text_corpus.TRAIN] = Split(train.source, keep, train.lengths[~held])
