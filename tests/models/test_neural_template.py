@@ -40,8 +40,8 @@ def example(name, food):
     return ([SOURCE.index(w) for w in source], [TARGET.index(w) for w in target], ends)
 
 
-def batch_of(pairs):
-    rows = [example(n, f) for n, f in pairs]
+def padded_batch(rows):
+    """(source ids, target ids, segment ends) rows → (the model's batch, the ends per row)."""
     s, t = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
     pad = lambda x, n: x + [0] * (n - len(x))
     source = np.array([pad(r[0], s) for r in rows], np.int32)
@@ -50,6 +50,10 @@ def batch_of(pairs):
     return ({"source": source, "source_mask": (source > 0).astype(np.float32),
              "target_inputs": inputs, "target_targets": targets,
              "target_mask": (targets > 0).astype(np.float32)}, [r[2] for r in rows])
+
+
+def batch_of(pairs):
+    return padded_batch([example(n, f) for n, f in pairs])
 
 
 def compositions(n, most):
@@ -134,14 +138,7 @@ def records_task():
             rows.append(([RECORD_SOURCE.index(w) for w in source],
                          [RECORD_TARGET.index(w) for s in segments for w in s],
                          list(np.cumsum([len(s) for s in segments]))))
-    pad = lambda x, n: x + [0] * (n - len(x))
-    s, t = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    source = np.array([pad(r[0], s) for r in rows], np.int32)
-    targets = np.array([pad(r[1], t) for r in rows], np.int32)
-    inputs = np.array([pad([BOS_ID] + r[1][:-1], t) for r in rows], np.int32)
-    return ({"source": source, "source_mask": (source > 0).astype(np.float32),
-             "target_inputs": inputs, "target_targets": targets,
-             "target_mask": (targets > 0).astype(np.float32)}, [r[2] for r in rows])
+    return padded_batch(rows)
 
 
 @pytest.mark.slow
