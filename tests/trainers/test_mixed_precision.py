@@ -19,14 +19,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 import data
 from tflv.models import MODELS
-from trainers import flags as tflv_flags
 from trainers.loop import Trainer
 
-FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = dict(embed_dim=8, hidden_dim=8, latent_dim=4, num_topics=3, num_states=4,
              num_components=2, num_softmaxes=2, summary_length=2, kl_warmup_steps=10,
