@@ -69,6 +69,13 @@ class HarnessTest(TestCase):
         self.harness(L.GaussianLatent, dict(seed=1), (FEATURES, scale), 0, seed_generators=1,
                      losses=1, training=False)
 
+    def test_lstm(self):
+        sequences = RNG.normal(size=(2, 4, 5)).astype(np.float32)
+        self.harness(L.LSTM, dict(units=3, return_sequences=True), sequences, lstm_weights(),
+                     build_shape=(2, 4, 5), seed_generators=1)
+        self.harness(L.LSTM, dict(units=3, go_backwards=True), sequences, lstm_weights(),
+                     build_shape=(2, 4, 5), seed_generators=1)
+
     def test_encoders(self):
         self.harness(L.RNNEncoder, dict(vocab_size=9, embed_dim=4, hidden_dim=3), TOKENS,
                      1 + lstm_weights(), build_shape=(2, 4), mixed_precision=False)

@@ -44,6 +44,8 @@ EXAMPLES = {
     "HMMLogits": (dict(num_states=3, vocab_size=9, num_chains=2, seed=1), TOKENS),
     "GaussianLatent": (dict(kl_weight=0.5, seed=1),
                        (FEATURES, tf.constant(RNG.uniform(0.5, 1.5, size=(2, 5)), tf.float32))),
+    "LSTM": (dict(units=3, return_sequences=True),
+             tf.constant(RNG.normal(size=(2, 4, 5)), tf.float32)),
     "MeanField": (dict(num_chains=2, num_states=3, vocab_size=9, num_iterations=2), TOKENS),
     "MixtureOfSoftmaxes": (dict(vocab_size=9, num_softmaxes=3),
                            tf.constant(RNG.normal(size=(2, 4, 5)), tf.float32)),

@@ -19,6 +19,7 @@ from tflv.layers.heads import (AutoregressiveNetwork, BaselineHead, CategoricalH
                                PlanarFlowHead, VMFHead, gaussian, von_mises_fisher)
 from tflv.layers.hmm_parameterizations import HMMLogits, NeuralHMMLogits, ResidualMLP
 from tflv.layers.latent import GaussianLatent
+from tflv.layers.lstm import LSTM
 from tflv.layers.mixture_of_softmaxes import MixtureOfSoftmaxes, MoSDecoder
 from tflv.layers.semi_markov import SemiMarkov
 from tflv.layers.structured import ForwardAlgorithm, MeanField
@@ -28,7 +29,7 @@ from tflv.layers.training_step import TrainingStep
 __all__ = [
     "Attention", "AutoregressiveNetwork", "BagOfWordsEncoder", "BaselineHead", "BlockedNeuralHMM",
     "CNNDecoder", "CategoricalHead", "ForwardAlgorithm", "GaussianHead", "GaussianLatent",
-    "HMMLogits", "MeanField", "MixtureOfSoftmaxes", "MoSDecoder", "NeuralHMMLogits",
+    "HMMLogits", "LSTM", "MeanField", "MixtureOfSoftmaxes", "MoSDecoder", "NeuralHMMLogits",
     "NormalizedGaussianHead", "PlanarFlowHead", "RNNDecoder", "RNNEncoder", "ResidualMLP",
     "SemiMarkov", "TopicDecoder", "TrainingStep", "VMFHead", "WordDropout", "gaussian",
     "soft_context", "von_mises_fisher",

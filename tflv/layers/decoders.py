@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from tflv.decoding import sample_tokens
+from tflv.layers.lstm import LSTM
 
 
 @keras.saving.register_keras_serializable(package="tflv")
@@ -77,7 +78,7 @@ class RNNDecoder(keras.layers.Layer):
         # One attribute per layer: Keras 3 wraps a list attribute in a container that
         # tf.train.Checkpoint does not traverse, so listed layers would not be checkpointed.
         for i in range(num_layers):
-            setattr(self, f"lstm_{i}", keras.layers.LSTM(
+            setattr(self, f"lstm_{i}", LSTM(
                 hidden_dim, return_sequences=True, return_state=True, dtype=policy,
                 name=f"lstm_{i}"))
         self.drop = keras.layers.Dropout(dropout, dtype=policy)

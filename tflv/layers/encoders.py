@@ -21,6 +21,8 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from tflv.layers.lstm import LSTM
+
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # the reserved ids of `data.vocab.Vocabulary`
 
 
@@ -56,7 +58,7 @@ class RNNEncoder(keras.layers.Layer):
         self.bidirectional, self.return_states, self.pad_id = bidirectional, return_states, pad_id
         self.embedding = keras.layers.Embedding(vocab_size, embed_dim, dtype=policy,
                                                 name="embedding")
-        lstm = keras.layers.LSTM(hidden_dim, return_sequences=True, return_state=True,
+        lstm = LSTM(hidden_dim, return_sequences=True, return_state=True,
                                  dtype=policy, name="lstm")
         self.rnn = keras.layers.Bidirectional(
             lstm, dtype=policy, name="bidirectional") if bidirectional else lstm

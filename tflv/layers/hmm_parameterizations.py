@@ -40,6 +40,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tflv.layers.lstm import LSTM
+
 TRANSITIONS = ("mlp", "lstm")
 
 
@@ -185,8 +187,7 @@ class NeuralHMMLogits(keras.layers.Layer):
         if transitions == "lstm":
             self.embed = keras.layers.Embedding(vocab_size, embed_dim, name="input_embeddings",
                                                 dtype=policy)
-            self.lstm = keras.layers.LSTM(hidden_dim, return_sequences=True, name="lstm",
-                                          dtype=policy)
+            self.lstm = LSTM(hidden_dim, return_sequences=True, name="lstm", dtype=policy)
             self.context = keras.layers.Dense(embed_dim, name="context", dtype=policy)
 
     def build(self, input_shape):  # tokens [B, T]

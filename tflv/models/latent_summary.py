@@ -43,6 +43,7 @@ from tflv.layers.encoders import RNNEncoder
 from tflv.models import serving
 from tflv.models import config as cfg
 from tflv.models.base import LatentVariableModel, Objective, full_precision
+from tflv.layers.lstm import LSTM
 from tflv.models.rnnlm import lm_metrics
 from tflv.models.unigram import bias_initializer, log_frequencies, token_counts
 from tflv.vi import estimators
@@ -90,8 +91,8 @@ class LatentSummary(LatentVariableModel):
         self.config = dict(vocab_size=vocab_size, summary_length=summary_length,
                            embed_dim=embed_dim, hidden_dim=hidden_dim, num_samples=num_samples)
         self.embedding = keras.layers.Embedding(vocab_size, embed_dim, name="embedding")
-        lstm = lambda name: keras.layers.LSTM(hidden_dim, return_sequences=True,
-                                              return_state=True, name=name)
+        lstm = lambda name: LSTM(hidden_dim, return_sequences=True, return_state=True,
+                                 name=name)
         self.prior_lstm, self.pointer_lstm, self.decoder_lstm = (
             lstm("prior_lstm"), lstm("pointer_lstm"), lstm("decoder_lstm"))
         bias = bias_initializer(output_bias, vocab_size)
@@ -100,7 +101,7 @@ class LatentSummary(LatentVariableModel):
         self.encoder = RNNEncoder(vocab_size, embed_dim, hidden_dim, bidirectional=True,
                                   return_states=True, name="encoder")
         self.summary_encoder = keras.layers.Bidirectional(
-            keras.layers.LSTM(hidden_dim, return_sequences=True), name="summary_encoder")
+            LSTM(hidden_dim, return_sequences=True), name="summary_encoder")
         self.bridge = keras.layers.Dense(hidden_dim, activation="tanh", name="bridge")
         self.pointer = Attention(hidden_dim, name="pointer")
         self.decoder_attention = Attention(hidden_dim, name="decoder_attention")
