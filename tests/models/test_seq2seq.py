@@ -81,7 +81,7 @@ def make_latent(estimator, scale=0.8):
 
 
 def exact_elbo(model):
-    """Σ_t [Σ_s q(s) log p(y_t | z_t = s) − KL(q(z_t) ‖ α_t)] per sentence [B], by enumeration."""
+    """Σ_t [Σ_s q(s) log p(y_t | z_t = s) − KL(q(z_t) ‖ α_t)] per sentence [B], enumerated."""
     mask = tf.cast(BATCH["target_mask"], tf.float32)
     state = model.encode(BATCH["source"], BATCH["source_mask"])
     h, _, _ = model.decode_states(BATCH["target_inputs"], state, mask)
@@ -94,7 +94,7 @@ def exact_elbo(model):
 
 
 def training_draws(model, variables, draws):
-    """`draws` training steps' −Σ loss·tokens (the ELBO estimate, [R, B]) and the gradient of its
+    """`draws` training steps' −loss·tokens (the ELBO estimate, [R, B]) and the gradient of its
     sum ([R, P]), each with a new seed."""
     tokens = tf.reduce_sum(BATCH["target_mask"], axis=1)
 

@@ -14,15 +14,24 @@ so the attention choice z_t does not change later states and can be marginalised
     softmaxes per token.
   - a sampled estimator: the per-token ELBO with an inference network q(z_t | x, y) (the
     attention layer queried by a bidirectional LSTM over the whole target),
-        log p(y_t | ·) ≥ E_q[log p(y_t | z_t)] − KL(q(z_t) ‖ p(z_t)),
-    the KL between categoricals in closed form and E_q by the estimator's surrogate, whose
-    learning signal f(z) = log softmax(o(h_t, Σ_s z_s m_s))[y_t] reads the code z as a mixture
-    of memory rows: `ScoreFunction(num_samples, baseline)` draws one-hot z (REINFORCE with a
-    control variate: `"leave_one_out"` over S ≥ 2 samples, a `"learned"` b(x, y) from the
-    target's states, or `"none"`; unbiased), `GumbelSoftmax(num_samples, temperature,
-    straight_through)` the relaxed z̃ = softmax((log q + g)/τ) (reparameterized, biased as
-    τ > 0; straight-through: the one-hot argmax forward). Evaluation reports the exact
-    marginal and the exact ELBO Σ_s q(s) log p(y_t | s) − KL.
+        log p(y_t | ·) ≥ E_q[f(z_t)] − KL(q(z_t) ‖ α_t),
+        f(z) = log softmax(o(h_t, Σ_s z_s m_s))[y_t],
+    the KL between categoricals in closed form, E_q by the estimator's surrogate over K samples
+    per token. The learning signal f reads the code z as a mixture of memory rows, so one-hot
+    and relaxed codes are read alike (one-hot z = e_s gives f = log p(y_t | z_t = s)):
+    - `ScoreFunction(K, baseline)` (REINFORCE, as Deng et al.'s variational attention): z^k ~ q,
+          ∇ ≈ 1/K Σ_k [∇f(z^k) + (f(z^k) − b_k) ∇ log q(z^k)],
+      unbiased, with the control variate b_k = 1/(K−1) Σ_{j≠k} f(z^j) (`"leave_one_out"`,
+      K ≥ 2), a learned b(x, y) from [h_t ; q's query] (`"learned"`, fitted by regression onto
+      f) or none (`"none"`).
+    - `GumbelSoftmax(K, τ, straight_through)`: z̃^k = softmax((log q + g^k)/τ), g^k ~ Gumbel,
+          ∇ ≈ 1/K Σ_k ∇f(z̃^k),
+      reparameterized and low-variance, biased for τ > 0 (the decoder reads the blend
+      Σ_s z̃_s m_s, which no discrete z gives); straight-through evaluates f at the one-hot
+      argmax of z̃ and differentiates through z̃.
+    The samples' stateless seeds are drawn from the model's `seed_generator`, a new one per
+    training step. Evaluation reports the exact marginal and the exact ELBO
+    Σ_s q(s) log p(y_t | z_t = s) − KL.
   The names before estimators were objects still build the same models: `latent_exact` is
   `latent` with `Enumeration()`, `latent_elbo` with `ScoreFunction(num_samples (2),
   "leave_one_out")`.
@@ -495,7 +504,8 @@ class EncoderDecoder(LatentVariableModel):
 
 
 def categorical_kl(log_q, log_p):
-    """KL(q ‖ p) = Σ_s q(s) (log q(s) − log p(s)) of normalised log-probabilities [..., S] → [...]."""
+    """KL(q ‖ p) = Σ_s q(s) (log q(s) − log p(s)) of normalised log-probabilities:
+    [..., S] → [...]."""
     return tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=-1)
 
 
