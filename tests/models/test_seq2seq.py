@@ -190,6 +190,7 @@ def test_learned_baseline_is_fitted_and_created_by_an_evaluation_call():
 
 def test_older_names_and_configs_map_to_their_estimators():
     loo = estimators.ScoreFunction
+    make = lambda attention, **kwargs: EncoderDecoder(SRC_V, TGT_V, attention, **kwargs)  # unbuilt
     assert make("latent_exact").estimator == estimators.Enumeration()
     assert make("latent_elbo").estimator == loo(2, "leave_one_out")
     assert make("latent_elbo", num_samples=3).estimator == loo(3, "leave_one_out")
