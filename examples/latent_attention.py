@@ -7,9 +7,11 @@ decoder uses the source:
 
 - `soft`: the usual soft attention, p(y_t | ·) = f(Σ_s α_ts m_s), deterministic.
 - `latent_exact`: the source position z_t ~ Cat(α_t) is latent; p(y_t | ·) = Σ_s α_ts
-  f(m_s) by enumeration (exact marginal likelihood, Deng et al. 2018).
+  f(m_s) by enumeration (exact marginal likelihood, Deng et al. 2018): `attention="latent"`
+  with the estimator `Enumeration()`.
 - `latent_elbo`: the same model trained on its ELBO with an inference network q(z_t | x, y)
-  and the score-function estimator (two samples, leave-one-out baseline).
+  and the score-function estimator, `ScoreFunction(num_samples=2, baseline="leave_one_out")`
+  (`GumbelSoftmax(...)` would train it by the relaxation).
 
 It prints each model's validation perplexity (exact for soft and latent_exact; the ELBO's for
 latent_elbo) and the BLEU of its greedy translations of the first validation sentences (on the
@@ -21,6 +23,12 @@ import data
 from common import evaluate, fit, parse_args
 
 from tflv.models import EncoderDecoder
+from tflv.vi.estimators import Enumeration, ScoreFunction
+
+MODES = {"soft": {"attention": "soft"},
+         "latent_exact": {"attention": "latent", "estimator": Enumeration()},
+         "latent_elbo": {"attention": "latent",
+                         "estimator": ScoreFunction(num_samples=2, baseline="leave_one_out")}}
 
 
 def main(argv=None) -> dict[str, dict[str, float]]:
@@ -32,17 +40,17 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     train = corpus.dataset("train", "parallel", batch_size, shuffle=True, max_length=30)
     valid = corpus.dataset("valid", "parallel", eval_size)
     results = {}
-    for attention in ("soft", "latent_exact", "latent_elbo"):
+    for name, mode in MODES.items():
         model = EncoderDecoder(corpus.info["source_vocab_size"], corpus.info["target_vocab_size"],
-                               attention=attention, embed_dim=embed, hidden_dim=hidden,
+                               **mode, embed_dim=embed, hidden_dim=hidden,
                                max_decode_length=40, bleu_max_examples=bleu_examples)
         fit(model, train, args.steps)
         metrics = evaluate(model, valid, eval_batches)
-        line = f"{attention:>12}: valid ppl {metrics['ppl']:8.1f}"
+        line = f"{name:>12}: valid ppl {metrics['ppl']:8.1f}"
         if not args.smoke:  # greedy decoding compiles a while loop per model: not in seconds
             metrics.update(model.evaluate_corpus(corpus, "valid", eval_size))
             line += f"   BLEU (first {bleu_examples} sentences) {metrics['bleu']:5.2f}"
-        results[attention] = metrics
+        results[name] = metrics
         print(line)
     return results
 

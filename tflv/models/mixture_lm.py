@@ -129,11 +129,7 @@ class MixtureLM(LatentVariableModel):
         # Serialised by name and options (`get_config`), as before estimators were objects.
         self.config = dict(vocab_size=vocab_size, num_components=num_components,
                            embed_dim=embed_dim, hidden_dim=hidden_dim, num_layers=num_layers,
-                           dropout=dropout, code_dim=code_dim, estimator=estimator.name,
-                           num_samples=getattr(estimator, "num_samples", 1),
-                           baseline=getattr(estimator, "baseline", "none"),
-                           temperature=getattr(estimator, "temperature", 1.0),
-                           straight_through=getattr(estimator, "straight_through", False))
+                           dropout=dropout, code_dim=code_dim, **estimators.options(estimator))
         self.prior_logits = self.add_weight(name="prior_logits", shape=(num_components,),
                                             initializer="zeros")  # log π up to a constant [K]
         self.codes = self.add_weight(name="codes", shape=(num_components, code_dim),
@@ -150,20 +146,11 @@ class MixtureLM(LatentVariableModel):
 
     @classmethod
     def _from_config(cls, corpus, config) -> "MixtureLM":
-        name = config.estimator
-        options = {}  # hyperparameters read only where they matter (others are refused)
-        if estimators.ESTIMATORS[name].sampled:
-            options["num_samples"] = config.latent_samples
-        if name == "score_function":
-            options["baseline"] = config.baseline
-        if name == "gumbel_softmax":
-            options.update(temperature=config.gumbel_temperature,
-                           straight_through=config.straight_through)
         return cls(vocab_size=corpus.info["vocab_size"],
                    num_components=config.num_components, embed_dim=config.embed_dim,
                    hidden_dim=config.hidden_dim, num_layers=config.num_layers,
                    dropout=config.dropout, code_dim=config.latent_dim,
-                   estimator=estimators.from_name(name, **options))
+                   estimator=estimators.from_hparams(config))
 
     def prior(self) -> tfd.Categorical:
         return tfd.Categorical(logits=self.prior_logits)

@@ -1,4 +1,4 @@
-"""Attentional encoder–decoder p(y | x): soft, latent (exact or ELBO) or copy attention.
+"""Attentional encoder–decoder p(y | x): soft, latent or copy attention.
 
 One model, the attention mode a parameter. A bidirectional LSTM encodes the source x into memory
 m_1..m_S; an LSTM over the target prefix gives h_t = LSTM(h_{t-1}, e(y_{t-1})) (no input feeding,
@@ -6,16 +6,35 @@ so the attention choice z_t does not change later states and can be marginalised
 `tflv.layers.attention.Attention` gives α_ts = p(z_t = s | h_t, m). With o(h, c) = W tanh(U [h ; c]) + b:
 
 - `soft` (Bahdanau et al. 2015): p(y_t | ·) = softmax(o(h_t, Σ_s α_ts m_s)).
-- `latent_exact` (Deng et al. 2018): z_t is a categorical latent variable,
+- `latent` (Deng et al. 2018): z_t is a categorical latent variable over source positions,
       log p(y_t | ·) = log Σ_s α_ts softmax(o(h_t, m_s))[y_t],
-  trained and evaluated by enumerating the S source positions.
-- `latent_elbo` (Deng et al. 2018): the same model, trained by the per-token ELBO with an
-  inference network q(z_t | x, y) (the attention layer queried by a bidirectional LSTM over the
-  whole target):
-      log p(y_t | ·) ≥ E_q[log softmax(o(h_t, m_{z_t}))[y_t]] − KL(q(z_t) ‖ p(z_t)),
-  the expectation's gradient by REINFORCE (`tflv.vi.estimators.score_function`) with the
-  leave-one-out baseline of `num_samples` ≥ 2 samples, the KL between categoricals in closed
-  form. At evaluation z_t is summed out exactly, as for `latent_exact`.
+  always evaluated by enumerating the S positions, and trained as the `estimator` object
+  (`tflv.vi.estimators.CategoricalEstimator`) says:
+  - `Enumeration()`: the exact marginal above (its value and gradient), S output
+    softmaxes per token.
+  - a sampled estimator: the per-token ELBO with an inference network q(z_t | x, y) (the
+    attention layer queried by a bidirectional LSTM over the whole target),
+        log p(y_t | ·) ≥ E_q[f(z_t)] − KL(q(z_t) ‖ α_t),
+        f(z) = log softmax(o(h_t, Σ_s z_s m_s))[y_t],
+    the KL between categoricals in closed form, E_q by the estimator's surrogate over K samples
+    per token. The learning signal f reads the code z as a mixture of memory rows, so one-hot
+    and relaxed codes are read alike (one-hot z = e_s gives f = log p(y_t | z_t = s)):
+    - `ScoreFunction(K, baseline)` (REINFORCE, as Deng et al.'s variational attention): z^k ~ q,
+          ∇ ≈ 1/K Σ_k [∇f(z^k) + (f(z^k) − b_k) ∇ log q(z^k)],
+      unbiased, with the control variate b_k = 1/(K−1) Σ_{j≠k} f(z^j) (`"leave_one_out"`,
+      K ≥ 2), a learned b(x, y) from [h_t ; q's query] (`"learned"`, fitted by regression onto
+      f) or none (`"none"`).
+    - `GumbelSoftmax(K, τ, straight_through)`: z̃^k = softmax((log q + g^k)/τ), g^k ~ Gumbel,
+          ∇ ≈ 1/K Σ_k ∇f(z̃^k),
+      reparameterized and low-variance, biased for τ > 0 (the decoder reads the blend
+      Σ_s z̃_s m_s, which no discrete z gives); straight-through evaluates f at the one-hot
+      argmax of z̃ and differentiates through z̃.
+    The samples' stateless seeds are drawn from the model's `seed_generator`, a new one per
+    training step. Evaluation reports the exact marginal and the exact ELBO
+    Σ_s q(s) log p(y_t | z_t = s) − KL.
+  The names before estimators were objects still build the same models: `latent_exact` is
+  `latent` with `Enumeration()`, `latent_elbo` with `ScoreFunction(num_samples (2),
+  "leave_one_out")`.
 - `copy` (Gu et al. 2016; Gulcehre et al. 2016): the soft model's p_gen mixed with copying a
   source word through a per-token switch, marginalised exactly over the batch's extended
   vocabulary (`tflv.layers.copy`).
@@ -45,6 +64,7 @@ from tflv.bleu import corpus_bleu
 from tflv.layers import copy as copy_lib
 from tflv.layers.attention import Attention, soft_context
 from tflv.layers.encoders import RNNEncoder
+from tflv.layers.heads import BaselineHead
 from tflv.models import serving
 from tflv.models import config as cfg
 from tflv.models.base import LatentVariableModel, Objective, full_precision
@@ -52,9 +72,28 @@ from tflv.models.rnnlm import lm_metrics
 from tflv.models.unigram import bias_initializer, log_frequencies, token_counts
 from tflv.vi import estimators
 
-ATTENTION_MODES = ("soft", "latent_exact", "latent_elbo", "copy")
+ATTENTION_MODES = ("soft", "latent", "copy")
+# The latent modes' names before estimators were objects → `LatentAttention.Config`'s
+# `attention_training` value they stand for (`legacy_estimator`).
+LEGACY_LATENT_MODES = {"latent_exact": "exact", "latent_elbo": "elbo"}
 BLEU_EXTRA_SPLITS = ("test_2017_flickr", "test_2017_mscoco")
 UNK_ID, BOS_ID, EOS_ID = 1, 2, 3
+
+
+def legacy_estimator(attention_training: str, num_samples: int = 2
+                     ) -> estimators.CategoricalEstimator:
+    """The estimator of latent attention's older names: `"exact"` (`latent_exact`) trains by
+    enumeration, `"elbo"` (`latent_elbo`) by REINFORCE with `num_samples` ≥ 2 samples and the
+    leave-one-out baseline.
+
+    >>> legacy_estimator("elbo", 3)
+    ScoreFunction(num_samples=3, baseline='leave_one_out')
+    """
+    if attention_training == "exact":
+        return estimators.Enumeration()
+    if attention_training == "elbo":
+        return estimators.ScoreFunction(num_samples, "leave_one_out")
+    raise ValueError(f"attention_training must be 'exact' or 'elbo', got {attention_training!r}")
 
 
 @keras.saving.register_keras_serializable(package="tflv")
@@ -63,10 +102,12 @@ class EncoderDecoder(LatentVariableModel):
 
     Args:
       source_vocab_size, target_vocab_size: V_src, V.
-      attention: one of `ATTENTION_MODES`.
+      attention: one of `ATTENTION_MODES`, or `"latent_exact"` / `"latent_elbo"` (`latent` with
+        `Enumeration()` / `ScoreFunction(num_samples, "leave_one_out")`).
       embed_dim, hidden_dim: E and H (the encoder has H per direction).
       dropout: on embeddings and decoder states (training only).
-      num_samples: samples of z_t per token for `latent_elbo` (≥ 2, leave-one-out baseline).
+      num_samples: samples of z_t per token of a sampled estimator given by name (default: the
+        estimator's), and of `latent_elbo` (default 2).
       source_to_target: for `copy`, int [V_src] target id of each source word (-1: none).
       beam_size: 1 decodes greedily, more by beam search; alpha: its length-penalty exponent.
       max_decode_length: most tokens a translation may have.
@@ -74,6 +115,18 @@ class EncoderDecoder(LatentVariableModel):
       output_bias: float [V], the output projection's initial bias (`from_corpus` passes the
         training targets' log unigram frequencies, `tflv.models.unigram`; None: zeros). A
         starting value, not configuration: a restored model takes the bias from its weights.
+      estimator: for `latent` only: a `tflv.vi.estimators.CategoricalEstimator` (default
+        `Enumeration()`) or its name, built with `num_samples` and the next three arguments.
+      baseline, temperature, straight_through: options of an estimator given by name
+        (`tflv.vi.estimators.from_name`).
+
+    >>> from tflv.vi.estimators import ScoreFunction
+    >>> model = EncoderDecoder(9, 8, attention="latent", embed_dim=4, hidden_dim=4,
+    ...                        estimator=ScoreFunction(num_samples=2, baseline="leave_one_out"))
+    >>> model.estimator.sampled, model.get_config()["estimator"]
+    (True, 'score_function')
+    >>> EncoderDecoder(9, 8, attention="latent_exact").estimator
+    Enumeration()
 
     Batch (form `parallel`): `source` int [B, S], `source_mask` [B, S], `target_inputs`,
     `target_targets` int [B, T], `target_mask` [B, T].
@@ -96,26 +149,29 @@ class EncoderDecoder(LatentVariableModel):
 
     def __init__(self, source_vocab_size: int, target_vocab_size: int, attention: str = "soft",
                  embed_dim: int = 256, hidden_dim: int = 256, dropout: float = 0.0,
-                 num_samples: int = 2, source_to_target: list[int] | None = None,
+                 num_samples: int | None = None, source_to_target: list[int] | None = None,
                  beam_size: int = 1, alpha: float = 0.0, max_decode_length: int = 60,
-                 bleu_max_examples: int = 0, output_bias=None, **kwargs):
+                 bleu_max_examples: int = 0, output_bias=None,
+                 estimator: str | estimators.CategoricalEstimator | None = None,
+                 baseline: str = "none", temperature: float = 1.0,
+                 straight_through: bool = False, **kwargs):
         super().__init__(**kwargs)
-        if attention not in ATTENTION_MODES:
-            raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)}, got "
-                             f"{attention!r}")
-        if attention == "latent_elbo" and num_samples < 2:
-            raise ValueError(f"latent_elbo needs num_samples >= 2 (leave-one-out baseline), got "
-                             f"{num_samples}")
+        estimator = self._estimator(attention, estimator, num_samples, baseline, temperature,
+                                    straight_through)
+        attention = "latent" if attention in LEGACY_LATENT_MODES else attention
         if attention == "copy" and source_to_target is None:
             raise ValueError("copy attention needs source_to_target (the target id of each "
                              "source word)")
         if attention == "copy" and len(source_to_target) != source_vocab_size:
             raise ValueError(f"source_to_target has {len(source_to_target)} entries, expected "
                              f"source_vocab_size={source_vocab_size}")
+        self.estimator = estimator  # None unless latent
+        # The estimator serialised by name and options (`get_config`), as MixtureLM's.
         self.config = dict(source_vocab_size=source_vocab_size,
                            target_vocab_size=target_vocab_size, attention=attention,
                            embed_dim=embed_dim, hidden_dim=hidden_dim, dropout=dropout,
-                           num_samples=num_samples,
+                           **(estimators.options(estimator) if estimator is not None
+                              else dict(estimator=None, num_samples=num_samples)),
                            source_to_target=None if source_to_target is None
                            else [int(i) for i in source_to_target],
                            beam_size=beam_size, alpha=alpha, max_decode_length=max_decode_length,
@@ -137,15 +193,50 @@ class EncoderDecoder(LatentVariableModel):
         if attention == "copy":
             self.gate = keras.layers.Dense(1, name="copy_gate")
             self.source_to_target = tf.constant(self.config["source_to_target"], tf.int32)
-        if attention == "latent_elbo":
+        if estimator is not None and estimator.sampled:  # the inference network q(z_t | x, y)
             self.posterior_encoder = RNNEncoder(target_vocab_size, embed_dim, hidden_dim,
                                                 bidirectional=True, return_states=True,
                                                 name="posterior_encoder")
             self.posterior_attention = Attention(hidden_dim, name="posterior_attention")
+            # Seeds of the samples (stateless seeds drawn from it, one per training step).
             self.seed_generator = keras.random.SeedGenerator(0)
+            if self.config["baseline"] == "learned":  # b(x, y) from [h_t ; q's query]
+                self.baseline_head = BaselineHead((), name="baseline")
+                self.baseline_head.build((None, 3 * hidden_dim))
+
+    @staticmethod
+    def _estimator(attention, estimator, num_samples, baseline, temperature, straight_through
+                   ) -> estimators.CategoricalEstimator | None:
+        """The estimator object of the constructor's arguments (None for soft and copy)."""
+        if attention not in ATTENTION_MODES and attention not in LEGACY_LATENT_MODES:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION_MODES)} (or the "
+                             f"older {', '.join(LEGACY_LATENT_MODES)}), got {attention!r}")
+        if attention in LEGACY_LATENT_MODES:
+            if estimator is not None:
+                raise ValueError(f"attention={attention!r} names its estimator; give "
+                                 f"attention='latent' with estimator={estimator!r} instead")
+            return legacy_estimator(LEGACY_LATENT_MODES[attention],
+                                    2 if num_samples is None else num_samples)
+        if attention != "latent":
+            if estimator is not None:
+                raise ValueError(f"estimator is for attention='latent' only, got attention="
+                                 f"{attention!r} with estimator={estimator!r}")
+            return None
+        if estimator is None:
+            return estimators.Enumeration()
+        if isinstance(estimator, str):
+            sampled = {} if num_samples is None else {"num_samples": num_samples}
+            return estimators.from_name(estimator, baseline=baseline, temperature=temperature,
+                                        straight_through=straight_through, **sampled)
+        if not isinstance(estimator, estimators.CategoricalEstimator):
+            raise ValueError(f"estimator must be a tflv.vi.estimators.CategoricalEstimator or "
+                             f"one of {', '.join(estimators.ESTIMATORS)}, got {estimator!r}")
+        return estimator
 
     @classmethod
-    def _from_config(cls, corpus, config, attention: str = "soft") -> "EncoderDecoder":
+    def _from_config(cls, corpus, config, attention: str = "soft",
+                     estimator: estimators.CategoricalEstimator | None = None
+                     ) -> "EncoderDecoder":
         source_to_target = None
         if attention == "copy":
             index = {token: i for i, token in enumerate(corpus.target_vocab.tokens)}
@@ -154,8 +245,7 @@ class EncoderDecoder(LatentVariableModel):
         return cls(source_vocab_size=corpus.info["source_vocab_size"],
                    target_vocab_size=corpus.info["target_vocab_size"], attention=attention,
                    embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
-                   dropout=config.dropout,
-                   num_samples=config.attention_samples if attention == "latent_elbo" else 2,
+                   dropout=config.dropout, estimator=estimator,
                    source_to_target=source_to_target, beam_size=config.beam_size,
                    alpha=config.length_alpha, bleu_max_examples=config.bleu_max_examples,
                    output_bias=log_frequencies(token_counts(
@@ -200,7 +290,7 @@ class EncoderDecoder(LatentVariableModel):
         """log p(y_t = v | y_<t, x) over the (extended) vocabulary: [B, T, V] or [B, T, V + S]."""
         log_alignment = self.log_alignment(h, state)
         memory = state["memory"]
-        if self.mode in ("latent_exact", "latent_elbo"):
+        if self.mode == "latent":
             per_position = tf.nn.log_softmax(self.output_logits(
                 h[:, :, None, :], memory[:, None, :, :]))  # [B, T, S, V]
             return tf.reduce_logsumexp(log_alignment[..., None] + per_position, axis=2)
@@ -224,6 +314,7 @@ class EncoderDecoder(LatentVariableModel):
         h, embedded, _ = self.decode_states(batch["target_inputs"], state, mask, training)
         tokens = tf.reduce_sum(mask, axis=1)  # [B]
         stats = {"tokens": tokens}
+        total = lambda per_token: tf.reduce_sum(per_token * mask, axis=1)  # [B, T] → [B]
         if self.mode == "copy":
             log_alignment = self.log_alignment(h, state)
             context = soft_context(log_alignment, state["memory"])
@@ -231,50 +322,83 @@ class EncoderDecoder(LatentVariableModel):
             log_prob, log_copied = copy_lib.copy_log_prob(
                 targets, generate, log_alignment, state["extended_ids"],
                 self._gate_logits(h, context, embedded))  # [B, T] each
-            stats["copied"] = tf.reduce_sum(tf.exp(log_copied) * mask, axis=1)
-        elif self.mode == "latent_elbo" and training:
-            elbo, kl = self._token_elbo(h, state, batch, targets)  # [B, T] each
-            elbo = tf.reduce_sum(elbo * mask, axis=1)
-            stats.update(nll=-elbo, kl=tf.reduce_sum(kl * mask, axis=1))
-            return Objective(loss=-elbo / tf.maximum(tokens, 1.0), stats=stats)
+            stats["copied"] = total(tf.exp(log_copied))
+        elif self.mode == "latent" and self.estimator.sampled and training:
+            elbo, kl = self.token_elbo(h, state, batch, self._sample_seed())  # [B, T] each
+            stats.update(nll=-total(elbo), kl=total(kl))
+            return Objective(loss=-total(elbo) / tf.maximum(tokens, 1.0), stats=stats)
+        elif self.mode == "latent":
+            log_prior = self.log_alignment(h, state)  # [B, T, S]
+            log_lik = self.position_log_likelihood(h, state, targets)  # [B, T, S]
+            log_prob = tf.reduce_logsumexp(log_prior + log_lik, axis=-1)  # exact marginal
+            if self.estimator.sampled:  # the exact ELBO of q: Σ_s q(s) log p(y_t | s) − KL
+                log_q = self.posterior_log_alignment(batch, state)
+                kl = categorical_kl(log_q, log_prior)
+                elbo = tf.reduce_sum(tf.exp(log_q) * log_lik, axis=-1) - kl
+                stats.update(elbo=total(elbo), kl=total(kl))
         else:
             log_prob = tf.gather(self.next_word_log_probs(h, embedded, state), targets,
                                  batch_dims=2)  # [B, T]
-        nll = -tf.reduce_sum(log_prob * mask, axis=1)  # [B]
+        nll = -total(log_prob)  # [B]
         stats["nll"] = nll
-        if self.mode == "latent_elbo":
-            elbo, kl = self._token_elbo(h, state, batch, targets)
-            stats.update(elbo=tf.reduce_sum(elbo * mask, axis=1),
-                         kl=tf.reduce_sum(kl * mask, axis=1))
         return Objective(loss=nll / tf.maximum(tokens, 1.0), stats=stats)
+
+    def position_log_likelihood(self, h, state, targets):
+        """log p(y_t | z_t = s) = log softmax(o(h_t, m_s))[y_t] for every position: [B, T, S]."""
+        per_position = tf.nn.log_softmax(self.output_logits(
+            h[:, :, None, :], state["memory"][:, None, :, :]))  # [B, T, S, V]
+        s = tf.shape(per_position)[2]
+        return tf.gather(per_position, tf.repeat(targets[:, :, None], s, axis=2),
+                         batch_dims=3)
 
     def posterior_log_alignment(self, batch, state):
         """log q(z_t = s | x, y): a bidirectional LSTM over y_1..y_T queries the source [B,T,S]."""
+        return self._posterior(batch, state)[0]
+
+    def _posterior(self, batch, state):
+        """(log q(z_t = s | x, y) [B, T, S], the queries [B, T, 2H])."""
         _, queries = self.posterior_encoder(batch["target_targets"],
                                             mask=tf.cast(batch["target_mask"], tf.bool))
-        return self.posterior_attention((queries, state["memory"], state["source_mask"]))
+        return self.posterior_attention((queries, state["memory"], state["source_mask"])), queries
 
-    def _token_elbo(self, h, state, batch, targets):
-        """Per-token ELBO surrogate (value: the ELBO estimate) and KL(q ‖ p), both [B, T]."""
+    def _sample_seed(self) -> tf.Tensor:
+        """A stateless int32 [2] seed, a new one at each call (drawn from `seed_generator`)."""
+        return keras.random.randint([2], 0, 2 ** 31 - 1, seed=self.seed_generator)
+
+    def token_elbo(self, h, state, batch, seed):
+        """The estimator's surrogate of the per-token ELBO and KL(q ‖ p), both [B, T].
+
+        Value: the Monte Carlo estimate of E_q[log p(y_t | z_t)] − KL(q(z_t | x, y) ‖ α_t);
+        gradient: the estimator's. The learning signal of codes z [N, B·T, S] (one-hot or
+        relaxed) is log softmax(o(h_t, Σ_s z_s m_s))[y_t], [N, B·T].
+
+        Args:
+          h: decoder states [B, T, H]; state: `encode`'s; batch: the `parallel` batch.
+          seed: stateless int32 [2] seed of the samples.
+        """
+        targets = tf.cast(batch["target_targets"], tf.int32)
         log_prior = self.log_alignment(h, state)  # [B, T, S]
-        log_q = self.posterior_log_alignment(batch, state)  # [B, T, S]
-        kl = tf.reduce_sum(tf.exp(log_q) * (log_q - log_prior), axis=-1)  # [B, T]
-        k = self.config["num_samples"]
+        log_q, queries = self._posterior(batch, state)  # [B, T, S], [B, T, 2H]
+        kl = categorical_kl(log_q, log_prior)  # [B, T]
+        memory = state["memory"]  # [B, S, 2H]
         b, t, s = tf.unstack(tf.shape(log_q))
-        z = keras.random.categorical(tf.reshape(log_q, [-1, s]), k, dtype="int32",
-                                     seed=self.seed_generator)  # [B*T, K]
-        z = tf.transpose(tf.reshape(z, [b, t, k]), [2, 0, 1])  # [K, B, T]
-        memory = tf.broadcast_to(state["memory"][None], tf.concat([[k], tf.shape(
-            state["memory"])], 0))
-        chosen = tf.gather(memory, z, batch_dims=2)  # [K, B, T, 2H]
-        log_lik = tf.gather(tf.nn.log_softmax(self.output_logits(h[None], chosen)),
-                            tf.broadcast_to(targets[None], tf.shape(z)), batch_dims=3)  # [K,B,T]
-        log_q_z = tf.gather(tf.broadcast_to(log_q[None], tf.concat([[k], tf.shape(log_q)], 0)),
-                            z, batch_dims=3)  # [K, B, T]
-        signal = tf.reshape(log_lik, [k, -1])
-        expected = estimators.score_function(
-            tf.reshape(log_q_z, [k, -1]), signal,
-            baseline=estimators.leave_one_out_baseline(signal))  # [B*T]
+
+        def log_likelihood(codes):  # [N, B·T, S] → [N, B·T]
+            n = tf.shape(codes)[0]
+            codes = tf.reshape(tf.cast(codes, memory.dtype), [n, b, t, s])
+            chosen = tf.einsum("nbts,bsd->nbtd", codes, memory)  # Σ_s z_s m_s
+            log_probs = tf.nn.log_softmax(self.output_logits(h[None], chosen))  # [N, B, T, V]
+            picked = tf.gather(log_probs, tf.broadcast_to(targets[None], [n, b, t]),
+                               batch_dims=3)
+            return tf.reshape(picked, [n, -1])
+
+        learned = None
+        if self.config["baseline"] == "learned":  # b(x, y): no gradient into the networks
+            features = tf.stop_gradient(tf.concat([h, tf.cast(queries, h.dtype)], axis=-1))
+            learned = tf.cast(self.baseline_head(tf.reshape(features, [b * t, -1])),
+                              log_q.dtype)  # [B·T]
+        expected = self.estimator.surrogate(tf.reshape(log_q, [-1, s]), log_likelihood,
+                                            seed=seed, learned_baseline=learned)  # [B·T]
         return tf.reshape(expected, [b, t]) - kl, kl
 
     def metrics_from_sums(self, sums):
@@ -379,24 +503,72 @@ class EncoderDecoder(LatentVariableModel):
         return {**super().get_config(), **self.config}
 
 
+def categorical_kl(log_q, log_p):
+    """KL(q ‖ p) = Σ_s q(s) (log q(s) − log p(s)) of normalised log-probabilities:
+    [..., S] → [...]."""
+    return tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=-1)
+
+
 class LatentAttention(EncoderDecoder):
-    """`latent_attention`: `EncoderDecoder` with z_t latent, trained by the exact marginal or
-    the ELBO (`Config.attention_training`)."""
+    """`latent_attention`: `EncoderDecoder` with z_t latent, trained as `Config.estimator` says
+    (exact marginal, REINFORCE or Gumbel-softmax; `attention_training`: the older names)."""
 
     @dataclasses.dataclass(frozen=True)
     class Config(EncoderDecoder.Config):
-        """Latent attention's hyperparameters (`LatentAttention.from_corpus(corpus, config)`)."""
-        attention_training: str = cfg.hparam(
-            "exact", "Train by the exact marginal over source positions or by the ELBO "
-            "(REINFORCE).", choices=("exact", "elbo"))
+        """Latent attention's hyperparameters (`LatentAttention.from_corpus(corpus, config)`).
+
+        `estimator` and its options (`latent_samples`, `baseline`, `gumbel_temperature`,
+        `straight_through`: the fields of `tflv.models.MixtureLM.Config`, read only where the
+        estimator takes them) build the `tflv.vi.estimators.CategoricalEstimator`;
+        `attention_training` is the older choice, kept so that runs recorded with it rebuild
+        the same model: `exact` is `estimator=exact`, `elbo` REINFORCE with the leave-one-out
+        baseline over `attention_samples` samples.
+
+        >>> LatentAttention.Config(estimator="gumbel_softmax", latent_samples=2).estimator
+        'gumbel_softmax'
+        """
+        estimator: str = cfg.hparam(
+            "exact", "Train z_t (the attended source position) by the exact marginal over source "
+            "positions, or the ELBO with an inference network q(z_t | x, y) by REINFORCE or the "
+            "Gumbel-softmax relaxation (a name of `tflv.vi.estimators.ESTIMATORS`).",
+            choices=tuple(estimators.ESTIMATORS))
+        latent_samples: int = cfg.hparam(1, "Samples of z_t per target token (score_function, "
+                                         "gumbel_softmax).", at_least=1)
+        baseline: str = cfg.hparam("none", "score_function control variate (leave_one_out: "
+                                   "latent_samples >= 2).", choices=estimators.BASELINES)
+        gumbel_temperature: float = cfg.hparam(1.0, "gumbel_softmax: temperature.",
+                                               positive=True)
+        straight_through: bool = cfg.hparam(False, "gumbel_softmax: straight-through.")
+        attention_training: str | None = cfg.hparam(
+            None, "Older name of the estimator (not with estimator): exact = estimator exact; "
+            "elbo = score_function with the leave-one-out baseline over attention_samples "
+            "samples.", choices=("exact", "elbo"))
         attention_samples: int = cfg.hparam(2, "With attention_training elbo: samples of z_t "
                                             "per token (>= 2, leave-one-out baseline).",
                                             at_least=2)
 
     @classmethod
     def _from_config(cls, corpus, config, attention: str = "") -> "EncoderDecoder":
-        return EncoderDecoder._from_config(corpus, config,
-                                           attention=f"latent_{config.attention_training}")
+        return EncoderDecoder._from_config(corpus, config, attention="latent",
+                                           estimator=cls.config_estimator(config))
+
+    @staticmethod
+    def config_estimator(config) -> estimators.CategoricalEstimator:
+        """The estimator `config` names (`estimator` and its options, or `attention_training`).
+
+        Raises:
+          ConfigError: both `attention_training` and an `estimator` other than exact are given.
+        """
+        if config.attention_training is None:
+            return estimators.from_hparams(config)
+        if config.estimator != "exact":
+            raise cfg.ConfigError(
+                f"attention_training is the older name of estimator: give one of them, got "
+                f"attention_training={config.attention_training!r} and "
+                f"estimator={config.estimator!r}", "attention_training", "estimator")
+        if config.attention_training == "elbo":
+            return legacy_estimator("elbo", config.attention_samples)
+        return legacy_estimator(config.attention_training)
 
 
 class CopyAttention(EncoderDecoder):

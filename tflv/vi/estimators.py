@@ -29,7 +29,9 @@ f = log p(x, z) − log q(z | x) the objective is the ELBO. `sg` is `tf.stop_gra
 A model that chooses among estimators for a categorical z takes an estimator object,
 `Enumeration()`, `ScoreFunction(num_samples, baseline)` or `GumbelSoftmax(num_samples,
 temperature, straight_through)`, whose `surrogate(logits, f)` applies the functions above;
-`from_name` maps a config's name (`ESTIMATORS`) to one.
+`from_name` maps a config's name (`ESTIMATORS`) to one, `from_hparams` a model config's fields
+(`estimator`, `latent_samples`, `baseline`, `gumbel_temperature`, `straight_through`), and
+`options` gives the name and options a model's `get_config` records.
 
 #### References
 - Williams (1992). Simple Statistical Gradient-Following Algorithms for Connectionist
@@ -244,7 +246,8 @@ def gumbel_softmax(logits: tf.Tensor, learning_signal_fn: Callable[[tf.Tensor], 
 class CategoricalEstimator:
     """How E_{q(z)}[f(z)] and its gradient are estimated for a categorical z with K values.
 
-    A model that offers several estimators (`tflv.models.MixtureLM`) takes one of these objects
+    A model that offers several estimators (`tflv.models.MixtureLM`, latent attention in
+    `tflv.models.EncoderDecoder`) takes one of these objects
     and calls `surrogate`; `sampled` says whether the estimator draws z (and so needs an
     inference network q(z | x)) or enumerates the K values (and may use the exact posterior).
     `from_name` maps a config's name to an object (`ESTIMATORS`).
@@ -357,3 +360,39 @@ def from_name(name: str, **options) -> CategoricalEstimator:
     cls = ESTIMATORS[name]
     fields = {field.name for field in dataclasses.fields(cls)}
     return cls(**{key: value for key, value in options.items() if key in fields})
+
+
+def options(estimator: CategoricalEstimator) -> dict:
+    """`estimator`'s name and options as a model's `get_config` records them (`estimator`,
+    `num_samples`, `baseline`, `temperature`, `straight_through`; the defaults where it has none),
+    so that `from_name(**options)`-style arguments rebuild it.
+
+    >>> options(ScoreFunction(2, "leave_one_out"))["baseline"]
+    'leave_one_out'
+    """
+    return dict(estimator=estimator.name, num_samples=getattr(estimator, "num_samples", 1),
+                baseline=getattr(estimator, "baseline", "none"),
+                temperature=getattr(estimator, "temperature", 1.0),
+                straight_through=getattr(estimator, "straight_through", False))
+
+
+def from_hparams(config) -> CategoricalEstimator:
+    """The estimator a model config names, for the models that choose among estimators.
+
+    Reads `config.estimator` (a name of `ESTIMATORS`) and only the fields that estimator takes:
+    `latent_samples` (num_samples, sampled estimators), `baseline` (score function),
+    `gumbel_temperature` and `straight_through` (Gumbel-softmax). A config that records its
+    reads (`tflv.models.config.Reads`) so lists just the settings the model uses.
+    """
+    name = config.estimator
+    if name not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {name!r}")
+    settings = {}
+    if ESTIMATORS[name].sampled:
+        settings["num_samples"] = config.latent_samples
+    if name == "score_function":
+        settings["baseline"] = config.baseline
+    if name == "gumbel_softmax":
+        settings.update(temperature=config.gumbel_temperature,
+                        straight_through=config.straight_through)
+    return from_name(name, **settings)
