@@ -65,6 +65,7 @@ from tflv.layers import copy as copy_lib
 from tflv.layers.attention import Attention, soft_context
 from tflv.layers.encoders import RNNEncoder
 from tflv.layers.heads import BaselineHead
+from tflv.layers.lstm import LSTM
 from tflv.models import serving
 from tflv.models import config as cfg
 from tflv.models.base import LatentVariableModel, Objective, full_precision
@@ -182,8 +183,8 @@ class EncoderDecoder(LatentVariableModel):
                                   return_states=True, name="encoder")
         self.bridge = keras.layers.Dense(hidden_dim, activation="tanh", name="bridge")
         self.embedding = keras.layers.Embedding(target_vocab_size, embed_dim, name="embedding")
-        self.lstm = keras.layers.LSTM(hidden_dim, return_sequences=True, return_state=True,
-                                      name="decoder_lstm")
+        self.lstm = LSTM(hidden_dim, return_sequences=True, return_state=True,
+                         name="decoder_lstm")
         self.attention = Attention(hidden_dim, name="attention")
         self.combine = keras.layers.Dense(hidden_dim, activation="tanh", name="combine")
         self.projection = keras.layers.Dense(
