@@ -50,7 +50,12 @@ setup(
         "tensorboard>=2.21,<2.22",
         "sacrebleu>=2.4",
     ],
-    extras_require={"test": ["pytest", "pytest-xdist", "scikit-learn", "build", "pdoc>=16,<17"]},
+    extras_require={
+        # the E2E challenge's METEOR, ROUGE-L and CIDEr (tflv.text_metrics; they also need Java)
+        "e2e": ["pycocoevalcap>=1.2,<1.3"],
+        "test": ["pytest", "pytest-xdist", "scikit-learn", "build", "pdoc>=16,<17",
+                 "pycocoevalcap>=1.2,<1.3", "nltk>=3.9"],
+    },
     entry_points={
         "console_scripts": [
             "tflv-train=trainers.train:run",

@@ -4,8 +4,8 @@ the imports.
 
 The layers, lowest first (docs/architecture.md, "One direction"):
 
-    data → distributions, decoding → vi → layers → models (with metrics, summaries, bleu)
-         → trainers
+    data → distributions, decoding → vi → layers
+         → models (with metrics, summaries, bleu, text_metrics) → trainers
 
 Every import counts, at module level or inside a function (a deferred import is still a
 dependency, and two deferred imports still make a cycle). The modules' imports are read with
@@ -22,7 +22,8 @@ LAYERS = (
     ("distributions", ("tflv.distributions", "tflv.decoding")),
     ("vi", ("tflv.vi",)),
     ("layers", ("tflv.layers",)),
-    ("models", ("tflv.models", "tflv.metrics", "tflv.summaries", "tflv.bleu", "tflv")),
+    ("models", ("tflv.models", "tflv.metrics", "tflv.summaries", "tflv.bleu",
+                "tflv.text_metrics", "tflv")),
     ("trainers", ("trainers",)),
 )
 # Targets that gather a package's libraries into one (their own sources import nothing).

@@ -36,11 +36,12 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str],
 
 
 def multi_reference_bleu(hypotheses: Sequence[str], reference_sets: Sequence[Sequence[str]],
-                         tokenized: bool = True) -> float:
+                         tokenized: bool = True, lowercase: bool = False) -> float:
     """BLEU in [0, 100] of `hypotheses` against all references of each (data-to-text: E2E's
     several human references per record set); the clipped n-gram counts take, per n-gram, the
     largest count in any one reference, and r the reference length closest to each hypothesis'
-    (sacrebleu; `tokenized` as in `corpus_bleu`).
+    (sacrebleu; `tokenized` as in `corpus_bleu`; `lowercase` compares lower-cased text, as
+    mteval-v13a does by default and the E2E challenge did, `tflv.text_metrics`).
 
     >>> round(multi_reference_bleu(["a b c d"], [["a b c d", "x y"]]), 1)
     100.0
@@ -54,6 +55,6 @@ def multi_reference_bleu(hypotheses: Sequence[str], reference_sets: Sequence[Seq
     # sacrebleu takes reference streams; a set with fewer references is padded with None
     streams = [[refs[i] if i < len(refs) else None for refs in reference_sets]
                for i in range(most)]
-    result = sacrebleu.corpus_bleu(list(hypotheses), streams,
+    result = sacrebleu.corpus_bleu(list(hypotheses), streams, lowercase=lowercase,
                                    tokenize="none" if tokenized else "13a")
     return float(result.score)

@@ -34,8 +34,8 @@ Defaults are small for CPU training (K = 16 states, L = 4, E = H = 64); the pape
 K = 55 × 5 (55 states each with 5 copies; not done here), L = 4 and larger networks.
 
 Per-example loss: −log p(y | x) per target token (`<eos>` included); reported: `nll`/`ppl`, and
-from `evaluate_corpus` the generations' BLEU against all references of each record set
-(sacrebleu, `tflv.bleu.multi_reference_bleu`).
+from `evaluate_corpus` the generations' BLEU, NIST, METEOR, ROUGE-L and CIDEr against all
+references of each record set (the E2E challenge's metrics, `tflv.text_metrics`).
 
 #### Example
 
@@ -563,12 +563,12 @@ class NeuralTemplate(LatentVariableModel):
         return {"generate": serving.text_signature(batcher, generation), "segment": segment}
 
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
-        """BLEU of generations against all references of each distinct record set of `split`
-        (sacrebleu: `tokenize=none` on the tokenised valid references, `13a` on the raw test
-        references); templates from the training data (`_top_templates`)."""
+        """The E2E challenge's metrics (BLEU, NIST, METEOR, ROUGE-L, CIDEr:
+        `tflv.text_metrics.challenge_scores`) of generations against all references of each
+        distinct record set of `split`; templates from the training data (`_top_templates`)."""
         if not getattr(corpus, "has_reference_sets", False):
             return {}
-        from tflv.bleu import multi_reference_bleu
+        from tflv.text_metrics import challenge_scores
         # valid and test after one training: the templates of the same weights, counted once
         weights = lambda: tuple(float(tf.reduce_sum(v)) for v in self.trainable_variables)
         if getattr(self, "_templates_of", (None,))[0] != weights():
@@ -596,8 +596,7 @@ class NeuralTemplate(LatentVariableModel):
             print(f"generate  {text}\n      ->  {line}   (template {template})", flush=True)
         summaries.text_table(f"generations/{split}", ["record set", "template", "generation"],
                              shown)
-        return {"bleu": multi_reference_bleu(hypotheses, [r for _, r in pairs],
-                                             tokenized=split != "test")}
+        return challenge_scores(hypotheses, [r for _, r in pairs])
 
     def get_config(self):
         return {**super().get_config(), **self.config}

@@ -465,7 +465,7 @@ class EncoderDecoder(LatentVariableModel):
         translate = tf.function(self.translate, input_signature=[
             tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32)])
         if getattr(corpus, "has_reference_sets", False):  # data-to-text: all references
-            return {"bleu": self._multi_reference_bleu(corpus, split, batch_size, translate)}
+            return self._multi_reference_scores(corpus, split, batch_size, translate)
         metrics = {}
         for name in splits:
             if name not in corpus.splits:
@@ -483,11 +483,11 @@ class EncoderDecoder(LatentVariableModel):
             metrics[key] = corpus_bleu(hypotheses, references, tokenized=True)
         return metrics
 
-    def _multi_reference_bleu(self, corpus, split, batch_size, translate) -> float:
-        """BLEU of the translations of each distinct source of `split` against all its
-        references (`corpus.reference_sets`; tokenised references compared as they are, raw
-        ones — E2E's test set — through sacrebleu's 13a)."""
-        from tflv.bleu import multi_reference_bleu
+    def _multi_reference_scores(self, corpus, split, batch_size, translate) -> dict[str, float]:
+        """The E2E challenge's metrics (BLEU, NIST, METEOR, ROUGE-L, CIDEr:
+        `tflv.text_metrics.challenge_scores`) of the translations of each distinct source of
+        `split` against all its references (`corpus.reference_sets`)."""
+        from tflv.text_metrics import challenge_scores
         pairs = corpus.reference_sets(split)
         if self.config["bleu_max_examples"]:
             pairs = pairs[:self.config["bleu_max_examples"]]
@@ -498,7 +498,7 @@ class EncoderDecoder(LatentVariableModel):
             source = np.array([list(r) + [0] * (width - len(r)) for r in rows], np.int32)
             ids = translate(source, (source > 0).astype(np.float32)).numpy()
             hypotheses += self.ids_to_text(ids, source, corpus)
-        return multi_reference_bleu(hypotheses, [r for _, r in pairs], tokenized=split != "test")
+        return challenge_scores(hypotheses, [r for _, r in pairs])
 
     def get_config(self):
         return {**super().get_config(), **self.config}
