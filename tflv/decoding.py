@@ -92,6 +92,17 @@ def _write(ids: tf.Tensor, t: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
     return tf.where(at_t, tokens[..., None], ids)
 
 
+def _while_over_rows(body, loop, max_length: int):
+    """`tf.while_loop` over decoding steps, its loop variables' row (first) dimension left
+    free: a step function whose outputs lose the static batch size (a reshape by a computed
+    shape) must not fail a loop entered with a statically known one."""
+    invariants = tf.nest.map_structure(
+        lambda x: x.shape if x.shape.rank in (None, 0) else
+        tf.TensorShape([None]).concatenate(x.shape[1:]), loop)
+    return tf.while_loop(lambda t, *rest: (t < max_length) & ~tf.reduce_all(rest[-1]), body,
+                         loop, shape_invariants=invariants)
+
+
 def greedy(step_fn: StepFn, initial_state, start_ids: tf.Tensor, max_length: int,
            eos_id: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Greedy decoding.
@@ -121,8 +132,7 @@ def greedy(step_fn: StepFn, initial_state, start_ids: tf.Tensor, max_length: int
 
     loop = (tf.constant(0), start_ids, initial_state, tf.zeros([batch, max_length], tf.int32),
             tf.zeros([batch]), tf.zeros([batch], tf.bool))
-    _, _, _, ids, log_prob, _ = tf.while_loop(
-        lambda t, *rest: (t < max_length) & ~tf.reduce_all(rest[-1]), body, loop)
+    _, _, _, ids, log_prob, _ = _while_over_rows(body, loop, max_length)
     return ids, log_prob
 
 
@@ -169,7 +179,6 @@ def beam_search(step_fn: StepFn, initial_state, start_ids: tf.Tensor, max_length
     loop = (tf.constant(0), tile(start_ids), tf.nest.map_structure(tile, initial_state),
             tf.zeros([batch, k, max_length], tf.int32), scores, tf.zeros([batch, k], tf.int32),
             tf.zeros([batch, k], tf.bool))
-    _, _, _, ids, scores, lengths, _ = tf.while_loop(
-        lambda t, *rest: (t < max_length) & ~tf.reduce_all(rest[-1]), body, loop)
+    _, _, _, ids, scores, lengths, _ = _while_over_rows(body, loop, max_length)
     best = tf.argmax(scores / length_penalty(lengths, alpha), axis=-1, output_type=tf.int32)
     return tf.gather(ids, best, batch_dims=1), tf.gather(scores, best, batch_dims=1)

@@ -185,3 +185,21 @@ def test_viterbi_recovers_the_true_segmentation_after_training():
 
 def test_registered():
     assert get_model_class("neural_template") is NeuralTemplate
+
+
+def test_generation_in_a_graph_retraced_for_a_wider_record_set():
+    # The trainer's evaluation calls `tf.function(fill_templates, reduce_retracing=True)` on
+    # batches of record sets of different widths: the retraced graph (width unknown, rows
+    # known) once failed tf.while_loop's shape check ("enters the loop with shape (96, 3), but
+    # has shape (None, 3)"). Both calls must give the eager generations.
+    model = build(num_states=4)
+    narrow, _ = batch_of([(["Blue", "Spice"], ["Italian"])] * 4)
+    wide, _ = batch_of([(["The", "Mill"], ["fast", "food"])] * 4)
+    model.objective(narrow)
+    model.set_templates([(0, 1, 2), (1, 2), (3, 0, 1, 2)])
+    fill = tf.function(model.fill_templates, reduce_retracing=True)
+    for batch in (narrow, wide):
+        args = (batch["source"], batch["source_mask"], model.template_table,
+                model.template_lengths)
+        for got, expected in zip(fill(*args), model.fill_templates(*args)):
+            np.testing.assert_array_equal(got.numpy(), expected.numpy())
