@@ -375,6 +375,13 @@ def _with_backward_pass(initial: tf.Tensor, factor: tf.Tensor, emissions: tf.Ten
     return ForwardResult(*chain(initial, factor, emissions))
 
 
+def _is_zero(t: tf.Tensor) -> bool:
+    """Whether t is known, without running anything, to be all zeros: the upstream gradient
+    autodiff passes for an output that nothing used (a constant in a graph, a tensor in eager)."""
+    value = tf.get_static_value(t)
+    return value is not None and not np.any(value)
+
+
 def _backward_pass(fwd: _Pass, factor: tf.Tensor, mask, scaled, d_log_z, d_log_filtered):
     """The vector-Jacobian product of `_forward_pass` (one factor) for upstream gradients
     d_log_z [B] and d_log_filtered [T, B, S]: gradients w.r.t. (initial, factor, emissions)."""
@@ -382,7 +389,8 @@ def _backward_pass(fwd: _Pass, factor: tf.Tensor, mask, scaled, d_log_z, d_log_f
     init_pot, (factor_pot,), emission_pot = fwd.potentials
     dtype = alphas.dtype
     d_log_z = tf.zeros_like(fwd.log_z) if d_log_z is None else d_log_z
-    d_log_filtered = (tf.zeros_like(alphas) if d_log_filtered is None else d_log_filtered)
+    if d_log_filtered is not None and _is_zero(d_log_filtered):
+        d_log_filtered = None  # log Z alone (log p, its gradient, marginals): no direct term
     # Rows of probability 0 get no gradient; nor do log α_t = −inf entries.
     d_log_z = tf.where(tf.equal(fwd.log_z, -np.inf), tf.zeros_like(d_log_z), d_log_z)
     counted = tf.cast(log_norms > -np.inf, dtype)  # [T, B] c_t > 0
@@ -391,14 +399,14 @@ def _backward_pass(fwd: _Pass, factor: tf.Tensor, mask, scaled, d_log_z, d_log_f
     else:
         pushed = counted * d_log_z
     probs = _select(scaled, lambda: alphas, lambda: tf.exp(alphas))  # α_t [T, B, S]
-    live = alphas > _select(scaled, lambda: tf.constant(0, dtype),
-                            lambda: tf.constant(-np.inf, dtype))  # log α_t > −inf
-    d_filtered = tf.where(live, d_log_filtered, tf.zeros_like(d_log_filtered))
     # The carried adjoint: w.r.t. α_t for "scaled" (d log α / α), w.r.t. log α_t for "log".
-    direct = _select(scaled, lambda: tf.where(live, d_filtered / tf.where(live, probs,
-                                                                          tf.ones_like(probs)),
-                                              tf.zeros_like(probs)),
-                     lambda: d_filtered)
+    direct = None
+    if d_log_filtered is not None:
+        live = alphas > _select(scaled, lambda: tf.constant(0, dtype),
+                                lambda: tf.constant(-np.inf, dtype))  # log α_t > −inf
+        d_filtered = tf.where(live, d_log_filtered, tf.zeros_like(d_log_filtered))
+        direct = _select(scaled, lambda: tf.where(live, d_filtered / tf.where(
+            live, probs, tf.ones_like(probs)), tf.zeros_like(probs)), lambda: d_filtered)
     safe_norms = tf.exp(tf.where(counted > 0, log_norms, tf.zeros_like(log_norms)))  # c_t or 1
     shared = factor.shape.rank < 4
     k = factor.shape[-1] or tf.shape(factor)[-1]
@@ -449,14 +457,15 @@ def _backward_pass(fwd: _Pass, factor: tf.Tensor, mask, scaled, d_log_z, d_log_f
     def body(t, h, acc, qs, vs, *gs):
         def run(is_scaled):
             q, back, v, g = step_grads(h, t, acc, is_scaled)
-            return q, back + direct[t - 1], v, g
+            return q, back if direct is None else back + direct[t - 1], v, g
         q, h_prev, v, g = _select(scaled, lambda: run(True), lambda: run(False))
         qs, vs = qs.write(t, q), vs.write(t - 1, v)
         if shared:
             return (t - 1, h_prev, g, qs, vs)
         return (t - 1, h_prev, acc, qs, vs, gs[0].write(t - 1, g))
 
-    loop_vars = (steps - 1, direct[-1], acc0, q_array, v_array) + (
+    h_last = tf.zeros_like(alphas[-1]) if direct is None else direct[-1]
+    loop_vars = (steps - 1, h_last, acc0, q_array, v_array) + (
         () if shared else (g_array,))
     t, h, acc, q_array, v_array, *g_arrays = tf.while_loop(
         lambda t, *_: t > 0, body, loop_vars, maximum_iterations=steps - 1)
