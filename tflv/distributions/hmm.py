@@ -134,8 +134,8 @@ def _log_softmax_columns(logits: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
         shift = tf.where(tf.math.is_finite(shift), shift, tf.zeros_like(shift))
         probs = tf.exp(logits - shift)  # softmax · normaliser, [K, V]
         total = tf.reduce_sum(probs, axis=-1, keepdims=True)
-        log_total = shift + tf.math.log(total)  # [K, 1]
-        scores = tf.transpose(tf.gather(logits, tokens, axis=1), [1, 2, 0]) - log_total[:, 0]
+        log_probs = logits - (shift + tf.math.log(total))  # log softmax, [K, V]
+        scores = tf.transpose(tf.gather(log_probs, tokens, axis=1), [1, 2, 0])
 
         def grad(upstream):  # [T, B, K]
             num_states = tf.shape(logits)[0]
