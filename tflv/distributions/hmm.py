@@ -260,13 +260,15 @@ class HMM:
     def name(self) -> str:
         return self._name
 
-    def _log_parameters(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """log π [..., K], log A [..., K, K], log E [..., K, V] (or the potentials as given)."""
+    def _log_parameters(self, emission: bool = True) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """log π [..., K], log A [..., K, K], log E [..., K, V] (or the potentials as given);
+        emission=False leaves the emission logits unnormalised."""
         checks = _checks.same_size(self._sizes, "number of states K", self._validate_args)
         params = _checks.after(checks, *self._params)
         if self._per_position:
             return params
-        return tuple(tf.nn.log_softmax(p, axis=-1) for p in params)
+        return tuple(tf.nn.log_softmax(p, axis=-1) if i < 2 or emission else p
+                     for i, p in enumerate(params))
 
     def _chain(self, x, mask, params=None, transitions: str = "native") -> _Chain:
         """Flattens a batch into a time-major chain.
@@ -278,9 +280,9 @@ class HMM:
         """
         emission_logits = None
         if params is None:
-            params = self._log_parameters()
-            if not self._per_position and self._params[2].shape.rank == 2:
-                emission_logits = self._params[2]
+            lookup = not self._per_position and self._params[2].shape.rank == 2
+            params = self._log_parameters(emission=not lookup)
+            emission_logits = params[2] if lookup else None
         initial, transition, emission = params
         trans_rank = 3 if self._per_step else 2
         if self._per_position:
