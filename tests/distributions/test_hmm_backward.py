@@ -50,35 +50,44 @@ def reference(initial, transition, emission, mask, semiring):
     return _forward._recursion(initial, [transition], [per_step], emission, mask, semiring)
 
 
-def first_and_second_order(chain, args, weights):
-    """L = Σ w·log Z + Σ w'·log α (finite entries); returns L, ∂L/∂θ and ∂(Σ θ·∂L/∂θ)/∂θ."""
+def first_and_second_order(chain, args, weights, filtered_too=True):
+    """L = Σ w·log Z + Σ w'·log α (finite entries; the second term only if filtered_too);
+    returns L, ∂L/∂θ and ∂(Σ θ·∂L/∂θ)/∂θ."""
     with tf.GradientTape() as outer:
         outer.watch(args)
         with tf.GradientTape() as inner:
             inner.watch(args)
             result = chain(*args)
             filtered = tf.where(tf.math.is_finite(result.log_filtered), result.log_filtered, 0.0)
-            loss = (tf.reduce_sum(weights[0] * result.log_z)
-                    + tf.reduce_sum(weights[1] * filtered))
+            loss = tf.reduce_sum(weights[0] * result.log_z)
+            if filtered_too:
+                loss += tf.reduce_sum(weights[1] * filtered)
         grads = inner.gradient(loss, args)
         directional = sum(tf.reduce_sum(tf.where(tf.math.is_finite(a), a, 0.0) * g)
                           for a, g in zip(args, grads))
     return [loss, *grads, *outer.gradient(directional, args)]
 
 
-@pytest.mark.parametrize("mode,cases", [("eager", CASES), ("graph", COMPILED_CASES),
-                                        ("xla", COMPILED_CASES)])
-def test_backward_pass_matches_autodiff_through_the_loop(mode, cases):
+@pytest.mark.parametrize("mode,cases,filtered_too", [
+    ("eager", CASES, True), ("graph", COMPILED_CASES, True), ("xla", COMPILED_CASES, True),
+    ("eager", CASES, False),
+    pytest.param("graph", COMPILED_CASES, False, marks=pytest.mark.slow),
+    pytest.param("xla", COMPILED_CASES, False, marks=pytest.mark.slow)])
+def test_backward_pass_matches_autodiff_through_the_loop(mode, cases, filtered_too):
+    """filtered_too=False: log Z alone (log p, its gradient, the marginals), where autodiff's
+    upstream gradient of log α_t is a constant zero and the backward pass drops that term."""
     for seed, (transitions, minus_inf, masked, large, semiring) in enumerate(cases):
         args, mask, weights = potentials(seed, transitions, minus_inf, masked, large)
         mask = None if mask is None else tf.constant(mask)
         scaled = semiring == "auto" and not (large or minus_inf)
         want = first_and_second_order(
-            lambda *a: reference(*a, mask, "scaled" if scaled else "log"), args, weights)
+            lambda *a: reference(*a, mask, "scaled" if scaled else "log"), args, weights,
+            filtered_too)
 
         def run(*args):
             return first_and_second_order(
-                lambda *a: _forward.forward(a[0], [a[1]], a[2], mask, semiring), args, weights)
+                lambda *a: _forward.forward(a[0], [a[1]], a[2], mask, semiring), args, weights,
+                filtered_too)
 
         if mode != "eager":
             run = tf.function(run, jit_compile=mode == "xla")
@@ -104,3 +113,42 @@ def test_float32_gradients_are_those_of_float64():
         grads[dtype] = tape.gradient(log_z, args)
     for g32, g64 in zip(grads[tf.float32], grads[tf.float64]):
         np.testing.assert_allclose(g32, g64, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("mode", ["eager", "xla"])
+def test_emission_lookup_gradient_matches_autodiff(mode):
+    """hmm._log_softmax_columns (log softmax of [K, V] logits read at the tokens, hand-written
+    gradient) against autodiff through tf.nn.log_softmax and tf.gather, float64: values, first
+    and second order, with repeated tokens, a token no state emits and a −inf logit."""
+    from tflv.distributions.hmm import _log_softmax_columns
+
+    rng = np.random.default_rng(3)
+    k, v, b, t = 4, 9, 3, 5
+    logits = rng.normal(size=(k, v)) * 3
+    logits[1, 2] = -np.inf  # state 1 cannot emit token 2
+    logits[:, 8] = -np.inf  # token 8: no state emits it
+    tokens = rng.integers(0, 8, size=(b, t))
+    tokens[0, :3] = 2
+    weights = tf.constant(rng.normal(size=(t, b, k)))
+    tokens, logits = tf.constant(tokens), tf.constant(logits)
+
+    def reference(logits):
+        return tf.transpose(tf.gather(tf.nn.log_softmax(logits), tf.transpose(tokens), axis=1),
+                            [1, 2, 0])
+
+    def derivatives(lookup, logits):
+        with tf.GradientTape() as outer:
+            outer.watch(logits)
+            with tf.GradientTape() as inner:
+                inner.watch(logits)
+                scores = lookup(logits)
+                loss = tf.reduce_sum(tf.where(tf.math.is_finite(scores), scores, 0.0) * weights)
+            grad = inner.gradient(loss, logits)
+            curvature = tf.reduce_sum(tf.sin(grad))
+        return scores, grad, outer.gradient(curvature, logits)
+
+    want = derivatives(reference, logits)
+    run = derivatives if mode == "eager" else tf.function(derivatives, jit_compile=True)
+    got = run(lambda l: _log_softmax_columns(l, tokens), logits)
+    for name, g, w in zip(["scores", "gradient", "second order"], got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12, err_msg=name)

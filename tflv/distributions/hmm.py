@@ -104,6 +104,52 @@ class _Chain(NamedTuple):
     batch: _checks.BatchShape
 
 
+def _log_softmax_columns(logits: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
+    """log softmax(logits)[:, x_tb], time-major: logits [K, V], tokens int [B, T] -> [T, B, K].
+
+    The same values as `tf.gather(tf.nn.log_softmax(logits), tokens)` (transposed), with the
+    gradient written by hand: for an upstream gradient g [T, B, K],
+
+        ∂L/∂logits[k, v] = Σ_{(t, b): x_tb = v} g[t, b, k] − softmax(logits)[k, v] Σ_{t, b} g[t, b, k],
+
+    the softmax kept from the forward pass (its exps give the normaliser anyway) and the first
+    term one row scatter-add into the dense second term, viewed as [V, K]. Autodiff through
+    log_softmax and the gather instead scatters into [V, K] zeros and reads that transposed
+    in an elementwise pass that recomputes the exps; under XLA:CPU at K = 256, V = 10000 this
+    backward pass takes ~2× as long (bench/hmm_forward.py, log p + grad). Differentiable again
+    (the gradient is linear in g, the softmax a function of the logits).
+
+    Example:
+      >>> logits = tf.constant([[0.0, 1.0, 2.0], [1.0, 0.0, 0.0]])
+      >>> _log_softmax_columns(logits, tf.constant([[2, 0]])).shape
+      TensorShape([2, 1, 2])
+    """
+    logits = tf.convert_to_tensor(logits)
+    tokens = tf.transpose(tokens)  # [T, B]
+
+    @tf.custom_gradient
+    def lookup(logits):
+        # −inf logits are exact zeros of the softmax; a row of −inf only gives −inf scores.
+        shift = tf.stop_gradient(tf.reduce_max(logits, axis=-1, keepdims=True))  # [K, 1]
+        shift = tf.where(tf.math.is_finite(shift), shift, tf.zeros_like(shift))
+        probs = tf.exp(logits - shift)  # softmax · normaliser, [K, V]
+        total = tf.reduce_sum(probs, axis=-1, keepdims=True)
+        log_probs = logits - (shift + tf.math.log(total))  # log softmax, [K, V]
+        scores = tf.transpose(tf.gather(log_probs, tokens, axis=1), [1, 2, 0])
+
+        def grad(upstream):  # [T, B, K]
+            num_states = tf.shape(logits)[0]
+            dense = -probs * (tf.reduce_sum(upstream, [0, 1])[:, None] / total)  # [K, V]
+            rows = tf.tensor_scatter_nd_add(
+                tf.transpose(dense), tf.reshape(tokens, [-1, 1]),
+                tf.reshape(upstream, [-1, num_states]))  # [V, K]
+            return tf.transpose(rows)
+
+        return scores, grad
+
+    return lookup(logits)
+
+
 def _gumbel(shape, seed, dtype: tf.DType) -> tf.Tensor:
     """Standard Gumbel noise from a stateless seed."""
     uniform = tf.random.stateless_uniform(shape, seed, minval=np.finfo(dtype.as_numpy_dtype).tiny,
@@ -214,20 +260,29 @@ class HMM:
     def name(self) -> str:
         return self._name
 
-    def _log_parameters(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """log π [..., K], log A [..., K, K], log E [..., K, V] (or the potentials as given)."""
+    def _log_parameters(self, emission: bool = True) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """log π [..., K], log A [..., K, K], log E [..., K, V] (or the potentials as given);
+        emission=False leaves the emission logits unnormalised."""
         checks = _checks.same_size(self._sizes, "number of states K", self._validate_args)
         params = _checks.after(checks, *self._params)
         if self._per_position:
             return params
-        return tuple(tf.nn.log_softmax(p, axis=-1) for p in params)
+        return tuple(tf.nn.log_softmax(p, axis=-1) if i < 2 or emission else p
+                     for i, p in enumerate(params))
 
-    def _chain(self, x, mask, params, transitions: str = "native") -> _Chain:
+    def _chain(self, x, mask, params=None, transitions: str = "native") -> _Chain:
         """Flattens a batch into a time-major chain.
 
-        transitions: "native" keeps shared transitions [K, K] (one matmul per step), "per_row"
-        gives at least [B, K, K] (a gradient per row).
+        params: the normalised log-parameters (`_log_parameters()`), or None for those
+        computed here, a single [K, V] emission matrix then read by `_log_softmax_columns`
+        from its logits (the faster gradient). transitions: "native" keeps shared transitions
+        [K, K] (one matmul per step), "per_row" gives at least [B, K, K] (a gradient per row).
         """
+        emission_logits = None
+        if params is None:
+            lookup = not self._per_position and self._params[2].shape.rank == 2
+            params = self._log_parameters(emission=not lookup)
+            emission_logits = params[2] if lookup else None
         initial, transition, emission = params
         trans_rank = 3 if self._per_step else 2
         if self._per_position:
@@ -257,7 +312,9 @@ class HMM:
             tokens = batch.flatten(x, 1)  # [B, T]
             if mask is not None:
                 tokens = tf.where(tf.transpose(flat_mask), tokens, tf.zeros_like(tokens))
-            if emission.shape.rank == 2:  # one [K, V] matrix: gather its columns
+            if emission_logits is not None:
+                emissions = _log_softmax_columns(emission_logits, tokens)  # [T, B, K]
+            elif emission.shape.rank == 2:  # one [K, V] matrix: gather its columns
                 emissions = tf.transpose(tf.gather(emission, tf.transpose(tokens), axis=1),
                                          [1, 2, 0])  # [K, T, B] -> [T, B, K]
             else:
@@ -274,7 +331,7 @@ class HMM:
     def log_prob(self, x=None, mask=None) -> tf.Tensor:
         """log p(x) [...] (x: int [..., T], mask: [..., T]); x=None for a potentials-HMM."""
         with tf.name_scope(f"{self._name}_log_prob"):
-            chain = self._chain(x, mask, self._log_parameters())
+            chain = self._chain(x, mask)
             log_z = forward(chain.initial, [chain.transition], chain.emissions, chain.mask,
                             self._semiring).log_z
             return chain.batch.unflatten(log_z)
@@ -287,7 +344,7 @@ class HMM:
         same forward pass (`_backtrack.pairwise_marginals`), equal to ∂ log Z / ∂ θ_t.
         """
         with tf.name_scope(f"{self._name}_posterior"):
-            chain = self._chain(x, mask, self._log_parameters())
+            chain = self._chain(x, mask)
             result, grads = log_partition_gradients(chain.initial, [chain.transition],
                                                     chain.emissions, chain.mask, self._semiring)
             unary = grads["emissions"]  # [T, B, K]
@@ -311,7 +368,7 @@ class HMM:
         it compiles under XLA in every semiring).
         """
         with tf.name_scope(f"{self._name}_posterior_entropy"):
-            chain = self._chain(x, mask, self._log_parameters(), "per_row")
+            chain = self._chain(x, mask, transitions="per_row")
             result, grads = log_partition_gradients(
                 chain.initial, [chain.transition], chain.emissions, chain.mask, self._semiring,
                 ("initial", "transitions", "emissions"))
@@ -349,7 +406,7 @@ class HMM:
     def viterbi(self, x=None, mask=None) -> tf.Tensor:
         """argmax_z p(z | x): int32 [..., T], 0 at padded positions."""
         with tf.name_scope(f"{self._name}_viterbi"):
-            chain = self._chain(x, mask, self._log_parameters())
+            chain = self._chain(x, mask)
             scores = forward(chain.initial, [chain.transition], chain.emissions, chain.mask,
                              "max").log_filtered
             path = backtrack(scores, chain.transition, chain.mask)  # [T, B]
@@ -358,7 +415,7 @@ class HMM:
     def posterior_sample(self, x=None, mask=None, n: int = 1, seed=None) -> tf.Tensor:
         """n exact draws z ~ p(z | x) by forward-filtering backward-sampling: int32 [n, ..., T]."""
         with tf.name_scope(f"{self._name}_posterior_sample"):
-            chain = self._chain(x, mask, self._log_parameters())
+            chain = self._chain(x, mask)
             filtered = forward(chain.initial, [chain.transition], chain.emissions, chain.mask,
                                self._semiring).log_filtered
             filtered = tf.tile(filtered, [1, n, 1])  # [T, n * B, K], sample-major
