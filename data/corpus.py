@@ -134,6 +134,17 @@ class Corpus:
             raise ValueError(f"corpus {self.name!r} has no reference sets")
         return self._reference_sets(split)
 
+    def reference_set_batches(self, split: str, batch_size: int, limit: int = 0):
+        """`reference_sets(split)` (the first `limit`; 0: all) in batches of `batch_size`: yields
+        (source ids int32 [b, S] of each source text, 0-padded; its (text, references) pairs)."""
+        pairs = self.reference_sets(split)
+        pairs = pairs[:limit] if limit else pairs
+        for i in range(0, len(pairs), batch_size):
+            chunk = pairs[i:i + batch_size]
+            rows = [self.source_vocab.encode(text.split()) for text, _ in chunk]
+            width = max(len(r) for r in rows)
+            yield np.array([list(r) + [0] * (width - len(r)) for r in rows], np.int32), chunk
+
     def _check_split(self, split: str) -> None:
         if split not in self.splits:
             raise ValueError(f"corpus {self.name!r} has no split {split!r}; its splits are "

@@ -578,25 +578,21 @@ class NeuralTemplate(LatentVariableModel):
         self.set_templates(templates)
         table, lengths = self.template_table, self.template_lengths
         fill = tf.function(self.fill_templates, reduce_retracing=True)
-        pairs = corpus.reference_sets(split)
-        if self.config["bleu_max_examples"]:
-            pairs = pairs[:self.config["bleu_max_examples"]]
-        hypotheses, shown = [], []
-        for i in range(0, len(pairs), batch_size):
-            rows = [corpus.source_vocab.encode(text.split()) for text, _ in pairs[i:i + batch_size]]
-            width = max(len(r) for r in rows)
-            source = np.array([list(r) + [0] * (width - len(r)) for r in rows], np.int32)
+        hypotheses, references, shown = [], [], []
+        for source, pairs in corpus.reference_set_batches(split, batch_size,
+                                                          self.config["bleu_max_examples"]):
             ids, _, chosen = fill(source, (source > 0).astype(np.float32), table, lengths)
             hypotheses += self.ids_to_text(ids.numpy(), source, corpus)
+            references += [r for _, r in pairs]
             if not shown:
                 shown = [[text, " ".join(map(str, templates[c])), line] for (text, _), c, line in
-                         zip(pairs[i:i + 8], chosen.numpy(),
+                         zip(pairs[:8], chosen.numpy(),
                              self.ids_to_text(ids.numpy(), source, corpus, segments=True))]
         for text, template, line in shown:
             print(f"generate  {text}\n      ->  {line}   (template {template})", flush=True)
         summaries.text_table(f"generations/{split}", ["record set", "template", "generation"],
                              shown)
-        return challenge_scores(hypotheses, [r for _, r in pairs])
+        return challenge_scores(hypotheses, references)
 
     def get_config(self):
         return {**super().get_config(), **self.config}

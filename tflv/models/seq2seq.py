@@ -488,17 +488,13 @@ class EncoderDecoder(LatentVariableModel):
         `tflv.text_metrics.challenge_scores`) of the translations of each distinct source of
         `split` against all its references (`corpus.reference_sets`)."""
         from tflv.text_metrics import challenge_scores
-        pairs = corpus.reference_sets(split)
-        if self.config["bleu_max_examples"]:
-            pairs = pairs[:self.config["bleu_max_examples"]]
-        hypotheses = []
-        for i in range(0, len(pairs), batch_size):
-            rows = [corpus.source_vocab.encode(text.split()) for text, _ in pairs[i:i + batch_size]]
-            width = max(len(r) for r in rows)
-            source = np.array([list(r) + [0] * (width - len(r)) for r in rows], np.int32)
+        hypotheses, references = [], []
+        for source, pairs in corpus.reference_set_batches(split, batch_size,
+                                                          self.config["bleu_max_examples"]):
             ids = translate(source, (source > 0).astype(np.float32)).numpy()
             hypotheses += self.ids_to_text(ids, source, corpus)
-        return challenge_scores(hypotheses, [r for _, r in pairs])
+            references += [r for _, r in pairs]
+        return challenge_scores(hypotheses, references)
 
     def get_config(self):
         return {**super().get_config(), **self.config}
