@@ -18,7 +18,7 @@ import keras
 
 from tflv.layers.mixture_of_softmaxes import MoSDecoder
 from tflv.models import config as cfg
-from tflv.models.rnnlm import RNNLM
+from tflv.models.rnnlm import LSTMLanguageModelConfig, RNNLM
 
 
 @keras.saving.register_keras_serializable(package="tflv")
@@ -31,12 +31,8 @@ class MoSLM(RNNLM):
     """
 
     @dataclasses.dataclass(frozen=True)
-    class Config(cfg.ModelConfig):
+    class Config(LSTMLanguageModelConfig):
         """`MoSLM`'s hyperparameters (`MoSLM.from_corpus(corpus, config)`)."""
-        embed_dim: int = cfg.EMBED_DIM()
-        hidden_dim: int = cfg.HIDDEN_DIM()
-        num_layers: int = cfg.NUM_LAYERS()
-        dropout: float = cfg.DROPOUT()
         num_softmaxes: int = cfg.hparam(5, "Mixture components K of the output softmax.",
                                         at_least=1)
 

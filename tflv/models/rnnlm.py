@@ -39,6 +39,15 @@ def lm_metrics(sums) -> dict[str, float]:
     return {"nll": nll, "ppl": metrics.exp_nats(nll), "tokens": sums["tokens"]}
 
 
+@dataclasses.dataclass(frozen=True)
+class LSTMLanguageModelConfig(cfg.ModelConfig):
+    """The hyperparameters an LSTM language model's `Config` starts from (`RNNLM`, `MoSLM`)."""
+    embed_dim: int = cfg.EMBED_DIM()
+    hidden_dim: int = cfg.HIDDEN_DIM()
+    num_layers: int = cfg.NUM_LAYERS()
+    dropout: float = cfg.DROPOUT()
+
+
 @keras.saving.register_keras_serializable(package="tflv")
 class RNNLM(LatentVariableModel):
     """LSTM language model on a token stream.
@@ -51,12 +60,8 @@ class RNNLM(LatentVariableModel):
     """
 
     @dataclasses.dataclass(frozen=True)
-    class Config(cfg.ModelConfig):
+    class Config(LSTMLanguageModelConfig):
         """`RNNLM`'s hyperparameters (`RNNLM.from_corpus(corpus, config)`)."""
-        embed_dim: int = cfg.EMBED_DIM()
-        hidden_dim: int = cfg.HIDDEN_DIM()
-        num_layers: int = cfg.NUM_LAYERS()
-        dropout: float = cfg.DROPOUT()
         tie_embeddings: bool = cfg.hparam(False, "Share input embeddings and output projection.")
 
     input_form = "stream"
