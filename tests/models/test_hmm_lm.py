@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import data
+from data.word_clusters import bigram_counts, class_bigram_log_likelihood, exchange_clusters
 from tests.training import adam_step
 from tflv.distributions import HMM
 from tflv.models import HMMLM, get_model_class
@@ -55,13 +56,29 @@ def test_loss_falls_on_synthetic_hmm():
     read = set()
     model = HMMLM.from_corpus(corpus, num_states=16, num_blocks=4, embed_dim=16, hidden_dim=16,
                               state_dropout=0.25, read=read)
-    assert read == {"num_states", "num_blocks", "embed_dim", "hidden_dim", "state_dropout"}
+    assert read == {"num_states", "num_blocks", "embed_dim", "hidden_dim", "state_dropout",
+                    "word_assignment"}
     blocks = np.array(model.config["word_blocks"])
     assert np.bincount(blocks).max() - np.bincount(blocks).min() <= 1  # round robin
     step = adam_step(model, 0.05)
     batches = iter(corpus.dataset("train", "stream", 16, shuffle=True, seed=0).repeat())
     losses = [float(step(next(batches))) for _ in range(30)]
     assert np.mean(losses[-5:]) < losses[0] - 0.25, losses
+
+
+def test_cluster_assignment_is_the_exchange_algorithms_classes():
+    corpus = data.load("synthetic_hmm")
+    model = HMMLM.from_corpus(corpus, num_states=16, num_blocks=4, embed_dim=4, hidden_dim=4,
+                              word_assignment="clusters")
+    v = corpus.info["vocab_size"]
+    bigrams = bigram_counts(corpus.dataset("train", "stream", 1024), v)
+    clusters = exchange_clusters(*bigrams, v, 4)
+    np.testing.assert_array_equal(model.config["word_blocks"], clusters.classes)
+    frequency = HMMLM.word_blocks(corpus, 4, "frequency").block_of
+    # The clusters are a better class bigram model of the training text than the round robin.
+    assert clusters.log_likelihood > class_bigram_log_likelihood(*bigrams, frequency, 4) + 100
+    with pytest.raises(ValueError, match="word_assignment must be"):
+        HMMLM.word_blocks(corpus, 4, "brown")
 
 
 def test_bad_block_count_is_a_clear_error():
@@ -73,6 +90,7 @@ def test_bad_block_count_is_a_clear_error():
 @pytest.mark.slow
 def test_trainer_trains_and_exports_score(tmp_path):
     flags = ["--model=hmm_lm", "--dataset=synthetic_hmm", "--num_states=8", "--num_blocks=2",
+             "--word_assignment=clusters",
              "--embed_dim=8", "--hidden_dim=8", "--state_dropout=0.5", "--batch_size=8",
              "--seq_len=10", "--eval_batch_size=32", "--log_every=1", "--train_steps=3",
              f"--model_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'export'}"]

@@ -3,9 +3,12 @@
 Chiu & Rush (2020): p(x) = Σ_z π[z_1] Π_t A[z_{t-1}, z_t] Π_t E[z_t, x_t] with K states in M
 blocks, each word emitted by the states of one block only (`tflv.distributions.BlockedHMM`),
 π, A and E computed from state and word embeddings (`BlockedNeuralHMM`), trained by the exact
-log-likelihood. Words are assigned to blocks by frequency: the training targets' words sorted
-by decreasing count are dealt round-robin to the M blocks (rank r → block r mod M), so every
-block emits a mix of frequent and rare words (`WordBlocks.by_frequency`).
+log-likelihood. Words are assigned to blocks (`word_assignment`) by frequency: the training
+targets' words sorted by decreasing count are dealt round-robin to the M blocks (rank r → block
+r mod M), so every block emits a mix of frequent and rare words (`WordBlocks.by_frequency`); or
+by clusters, as Chiu & Rush do with Brown clusters: M word classes of the training bigrams by
+the exchange algorithm (`data.word_clusters`), so a block's states emit words that occur in
+like contexts.
 
 On the continuous stream (form `stream`, e.g. PTB) every window of T target tokens is one
 sequence whose chain starts from π (no state carried between windows, like `rnnlm`'s zero
@@ -35,6 +38,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from data.word_clusters import bigram_counts, exchange_clusters
 from tflv.distributions.blocked_hmm import WordBlocks
 from tflv.layers.blocked_hmm_parameters import BlockedNeuralHMM, kept_count
 from tflv.models import serving
@@ -63,8 +67,13 @@ class HMMLM(LatentVariableModel):
         """`HMMLM`'s hyperparameters (`HMMLM.from_corpus(corpus, config)`)."""
         num_states: int = cfg.NUM_STATES()
         num_blocks: int = cfg.hparam(1, "Blocks M of states (a divisor of num_states); each word "
-                                     "is emitted by one block, assigned round-robin by "
-                                     "frequency.", at_least=1)
+                                     "is emitted by one block (see word_assignment).",
+                                     at_least=1)
+        word_assignment: str = cfg.hparam(
+            "frequency", "How words are assigned to the M blocks: 'frequency' deals the "
+            "frequency-ranked words round-robin; 'clusters' makes M word classes of the training "
+            "bigrams by the exchange algorithm (Brown-style clusters, as Chiu & Rush).",
+            choices=("frequency", "clusters"))
         embed_dim: int = cfg.EMBED_DIM()
         hidden_dim: int = cfg.HIDDEN_DIM()
         state_dropout: float = cfg.hparam(0.0, "Fraction of each block's states dropped per "
@@ -93,11 +102,23 @@ class HMMLM(LatentVariableModel):
             raise cfg.ConfigError(f"num_blocks={num_blocks} must divide num_states={num_states} "
                                   f"and be at most the vocabulary size {vocab_size}",
                                   "num_blocks", "num_states")
-        counts = token_counts(corpus.dataset("train", cls.input_form, 1024), vocab_size)
-        blocks = WordBlocks.by_frequency(counts, num_blocks)
+        blocks = cls.word_blocks(corpus, num_blocks, config.word_assignment)
         return cls(num_states, blocks.block_of.tolist(), num_blocks,
                    embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
                    state_dropout=config.state_dropout)
+
+    @classmethod
+    def word_blocks(cls, corpus, num_blocks: int, assignment: str = "frequency") -> WordBlocks:
+        """The block of every word, from the training split's unigram counts ('frequency') or
+        its bigram counts ('clusters', `data.word_clusters.exchange_clusters`)."""
+        vocab_size = corpus.info["vocab_size"]
+        train = corpus.dataset("train", cls.input_form, 1024)
+        if assignment == "frequency":
+            return WordBlocks.by_frequency(token_counts(train, vocab_size), num_blocks)
+        if assignment == "clusters":
+            clusters = exchange_clusters(*bigram_counts(train, vocab_size), vocab_size, num_blocks)
+            return WordBlocks(clusters.classes, num_blocks)
+        raise ValueError(f"word_assignment must be 'frequency' or 'clusters', got {assignment!r}")
 
     def log_likelihood(self, tokens, mask, training: bool = False) -> tf.Tensor:
         """Exact log p(x) [B] (of the kept-state HMM under state dropout when training)."""
