@@ -14,6 +14,7 @@ metrics prefixed `valid_`).
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import sys
 import time
@@ -37,6 +38,13 @@ from trainers.run_record import claim_model_dir
 from trainers.strategy import is_chief, is_worker_failure, make_strategy, split_cpu, task_id
 
 FLAGS = tflv_flags.FLAGS
+
+
+def print_eval(step: int, metrics: dict) -> None:
+    """One progress line for a validation run during training (--eval_every)."""
+    shown = "  ".join(f"{name} {value:.6g}" for name, value in metrics.items()
+                      if isinstance(value, numbers.Real))
+    print(f"eval at step {step}: {shown}", flush=True)
 
 
 def check_hparams_used(run: dict) -> None:
@@ -160,8 +168,8 @@ def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir:
                   Progress(FLAGS.train_steps, trainer.step, writer, FLAGS.log_every,
                            print_fn=lambda line: print(line, flush=True)),
                   FLAGS.checkpoint_every, eval_every=FLAGS.eval_every,
-                  on_eval=lambda step: evaluate_splits(trainer, corpus, writer, run["sequence"],
-                                                       ("valid",), **eval_sizes))
+                  on_eval=lambda step: print_eval(step, evaluate_splits(
+                      trainer, corpus, writer, run["sequence"], ("valid",), **eval_sizes)))
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
               "train_seconds": round(time.perf_counter() - start, 1),
               **evaluate_splits(trainer, corpus, writer, run["sequence"], **eval_sizes)}

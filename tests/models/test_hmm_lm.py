@@ -93,6 +93,7 @@ def test_trainer_trains_and_exports_score(tmp_path):
              "--word_assignment=clusters",
              "--embed_dim=8", "--hidden_dim=8", "--state_dropout=0.5", "--batch_size=8",
              "--seq_len=10", "--eval_batch_size=32", "--log_every=1", "--train_steps=3",
+             "--eval_every=2",
              f"--model_dir={tmp_path / 'run'}", f"--export_dir={tmp_path / 'export'}"]
     proc = subprocess.run([sys.executable, "-m", "trainers.train", *flags], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
@@ -100,6 +101,8 @@ def test_trainer_trains_and_exports_score(tmp_path):
     result = [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines()
               if line.startswith("RESULT ")]
     assert len(result) == 1 and result[0]["step"] == 3, proc.stdout
+    evals = [line for line in proc.stdout.splitlines() if line.startswith("eval at step 2: ")]
+    assert len(evals) == 1 and "valid_ppl " in evals[0], proc.stdout
     assert np.isfinite(result[0]["nll"]), result
     loaded = tf.saved_model.load(str(tmp_path / "export"))
     out = loaded.signatures["score"](text=tf.constant(["s1 s2 s3", "s4"]))
