@@ -180,8 +180,8 @@ def describe(row: dict) -> str:
     if row["model"] == "hmm_lm":
         k = h["num_states"]
         return (f"hmm_lm K = 2^{int(math.log2(k))} = {k}, M = {h['num_blocks']} "
-                f"(S = {k // h['num_blocks']}), D = {h['embed_dim']}, "
-                f"state dropout {h['state_dropout']}")
+                f"{h.get('word_assignment', 'frequency')} blocks (S = {k // h['num_blocks']}), "
+                f"D = {h['embed_dim']}, state dropout {h['state_dropout']}")
     return (f"{row['model']} embed {h.get('embed_dim')}, hidden {h.get('hidden_dim')}, "
             f"dropout {h.get('dropout')}")
 
@@ -197,7 +197,7 @@ def table(rows: list[dict], kn: dict | None) -> str:
     for r in rows:
         tokens = r["steps"] * r["batch"] * r["window"]
         budget = (f"{r['steps']} × ({r['batch']} × {r['window']}) = {tokens / 1e6:.2f} M "
-                  f"({tokens / 929_589:.1f})")
+                  f"({tokens / 929_589:.1f}), lr {r['training'].get('learning_rate')}")
         if r["unfinished"]:
             budget += (f", unfinished: checkpoint of step {r['steps']} of "
                        f"{r['training']['train_steps']}")
