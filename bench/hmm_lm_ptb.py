@@ -180,7 +180,7 @@ def describe(row: dict) -> str:
     if row["model"] == "hmm_lm":
         k = h["num_states"]
         return (f"hmm_lm K = 2^{int(math.log2(k))} = {k}, M = {h['num_blocks']} "
-                f"{h.get('word_assignment', 'frequency')} blocks (S = {k // h['num_blocks']}), "
+                f"blocks by {h.get('word_assignment', 'frequency')} (S = {k // h['num_blocks']}), "
                 f"D = {h['embed_dim']}, state dropout {h['state_dropout']}")
     return (f"{row['model']} embed {h.get('embed_dim')}, hidden {h.get('hidden_dim')}, "
             f"dropout {h.get('dropout')}")
