@@ -118,13 +118,13 @@ def exchange_clusters(first, second, count, vocab_size: int, num_clusters: int,
                          f"got {num_clusters!r}")
     forward = _bigram_matrix(first, second, count, vocab_size)
     backward = forward.T.tocsr()
-    frequency = np.asarray(forward.sum(1)).ravel() + np.asarray(forward.sum(0)).ravel()
+    word_left = np.asarray(forward.sum(1)).ravel()   # n_left(w): bigrams that start with w
+    word_right = np.asarray(forward.sum(0)).ravel()  # n_right(w)
+    frequency = word_left + word_right
     order = np.argsort(-frequency, kind="stable")
     classes = np.empty(vocab_size, np.int64)
     classes[order] = np.arange(vocab_size) % num_clusters
     size = np.bincount(classes, minlength=num_clusters)
-    word_left = np.asarray(forward.sum(1)).ravel()   # n_left(w): bigrams that start with w
-    word_right = np.asarray(forward.sum(0)).ravel()  # n_right(w)
     coo = forward.tocoo()
     between = np.zeros((num_clusters, num_clusters))
     np.add.at(between, (classes[coo.row], classes[coo.col]), coo.data)
