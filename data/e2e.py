@@ -19,7 +19,9 @@ Splits: `train` (42,061 pairs), `valid` (4,672 pairs, 547 distinct record sets) 
 distinct MRs, checked field by field against `src_test.txt`).
 
 Forms: `parallel` (train, valid): source = the record-set tokens as written in `src_*.txt`
-(field markers included), target = the sentence (its `<eos>` is the form's); `sentences` (train,
+(field markers included), target = the sentence (its `<eos>` is the form's), and
+`target_span_lengths` int [B, T] aligned with `target_targets`: m at the first token of an
+annotated span of m tokens, 0 elsewhere (the spans as segmentation constraints); `sentences` (train,
 valid); `records` (all splits): the record-set tokens only (`source`, `source_lengths`,
 `source_mask`). `examples(data_dir, split)` gives the parsed `Example`s (records, tokens, spans).
 Vocabularies (built on train, `min_count` option): `source_vocab` over record-set tokens,
@@ -32,7 +34,7 @@ tokenised (`<eos>` dropped); test: the raw human references of `testset_w_refs.c
 
 Bad files raise `DataFormatError` naming file:line: a record without its `__end_FIELD__`, a
 token outside any record, an unknown or repeated field, an empty value, a sentence line without
-`|||`, a malformed triple, a span outside the sentence or an unknown label.
+`|||`, a malformed triple, a span outside the sentence, overlapping spans or an unknown label.
 
 #### References
 Novikova, Dušek & Rieser (2017), "The E2E Dataset: New Challenges for End-to-End Generation",
@@ -144,6 +146,9 @@ def parse_sentence(line: str, path: str, number: int) -> tuple[tuple[str, ...], 
         if span.label >= len(SPAN_LABELS):
             raise DataFormatError(path, number, f"a span label below {len(SPAN_LABELS)}, not "
                                   f"{triple!r}", line)
+        if any(span.start < other.end and other.start < span.end for other in spans):
+            raise DataFormatError(path, number, f"spans that do not overlap, not {triple!r} "
+                                  f"over an earlier span", line)
         spans.append(span)
     if not tokens or tokens[-1] != EOS:
         raise DataFormatError(path, number, f"a sentence ending in {EOS}", line)
@@ -243,7 +248,7 @@ def reference_sets(data_dir: str) -> list[list[str]]:
 def load(data_dir: str, min_count: int = 1) -> Corpus:
     """E2E under `data_dir/e2e/` (module docstring)."""
     folder = _folder(data_dir)
-    vocabs, source, target = _parse(folder, min_count)
+    vocabs, source, target, span_lengths = _parse(folder, min_count)
     paired = {split: s for split, s in target.items()}
 
     def only_paired(builder):
@@ -279,7 +284,8 @@ def load(data_dir: str, min_count: int = 1) -> Corpus:
 
     return Corpus(
         "e2e", tuple(FILES), vocabs["target"],
-        {"parallel": only_paired(forms.parallel(source, target)),
+        {"parallel": only_paired(forms.parallel(source, target,
+                                                {"target_span_lengths": span_lengths})),
          "sentences": only_paired(forms.sentences(target)), "records": records_form},
         {"vocab_size": len(vocabs["target"]), "source_vocab_size": len(vocabs["source"]),
          "target_vocab_size": len(vocabs["target"]), "num_fields": len(FIELDS),
@@ -294,7 +300,8 @@ def load(data_dir: str, min_count: int = 1) -> Corpus:
 
 @functools.lru_cache(maxsize=None)
 def _parse(folder: str, min_count: int):
-    """Vocabularies (built on train) and the record-set and sentence ids of each split."""
+    """Vocabularies (built on train), the record-set and sentence ids of each split, and per
+    sentence token (`<eos>` included) the length of the span starting there (0: none)."""
     splits = {split: read_split(folder, split) for split in FILES}
     src = {split: [source_tokens(e.records) for e in ex] for split, ex in splits.items()}
     tgt = {split: [list(e.tokens[:-1]) for e in ex] for split, ex in splits.items()
@@ -305,4 +312,13 @@ def _parse(folder: str, min_count: int):
               for split, lines in src.items()}
     target = {split: Sequences.from_rows(vocabs["target"].encode(t) for t in lines)
               for split, lines in tgt.items()}
-    return vocabs, source, target
+    span_lengths = {split: Sequences.from_rows(_span_lengths(e) for e in ex)
+                    for split, ex in splits.items() if split in target}
+    return vocabs, source, target, span_lengths
+
+
+def _span_lengths(example: Example) -> list[int]:
+    row = [0] * len(example.tokens)
+    for span in example.spans:
+        row[span.start] = span.end - span.start
+    return row

@@ -72,14 +72,25 @@ def tokens(words: Mapping[str, Sequences],
     return _sequence_form(fields, {"mask": ("lengths", "tokens")})
 
 
-def parallel(source: Mapping[str, Sequences], target: Mapping[str, Sequences]) -> FormBuilder:
-    """The `parallel` form of aligned source and target sentences (see the module docstring)."""
+def parallel(source: Mapping[str, Sequences], target: Mapping[str, Sequences],
+             target_extras: Mapping[str, Mapping[str, Sequences]] | None = None) -> FormBuilder:
+    """The `parallel` form of aligned source and target sentences (see the module docstring).
+
+    Args:
+      target_extras: per field name, per split, sequences aligned with `target_targets` (one
+        value per target word and one for `<eos>`), batched beside it (padded with 0).
+    """
 
     def fields(split: str) -> tuple[dict[str, Field], np.ndarray]:
         x, y = source[split], target[split]
+        extra = {name: per_split[split] for name, per_split in (target_extras or {}).items()}
+        for name, values in extra.items():
+            if not np.array_equal(values.lengths, y.lengths + 1):
+                raise ValueError(f"target extra {name!r} of split {split!r} is not aligned with "
+                                 f"the targets (one value per word and one for <eos>)")
         return {"source": x, "source_lengths": x.lengths,
                 "target_inputs": y.wrap(prefix=BOS_ID), "target_targets": y.wrap(suffix=EOS_ID),
-                "target_lengths": y.lengths + 1}, np.maximum(x.lengths, y.lengths)
+                "target_lengths": y.lengths + 1, **extra}, np.maximum(x.lengths, y.lengths)
 
     return _sequence_form(fields, {"source_mask": ("source_lengths", "source"),
                                    "target_mask": ("target_lengths", "target_inputs")})

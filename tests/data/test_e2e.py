@@ -71,6 +71,14 @@ def test_parallel_batches_read_back_the_files(corpus, data_dir):
             w if w in corpus.source_vocab else "<unk>" for w in sources[i]]
         assert corpus.vocab.decode(batch["target_targets"][i, :m].numpy()) == [
             w if w in corpus.vocab else "<unk>" for w in sentences[i]]
+    # each annotated span's length at its first token (`<eos>` has its own span)
+    examples = e2e.examples(data_dir, "valid")[:4]
+    for i, example in enumerate(examples):
+        want = np.zeros(batch["target_targets"].shape[1], np.int64)
+        for span in example.spans:
+            want[span.start] = span.end - span.start
+        np.testing.assert_array_equal(batch["target_span_lengths"][i], want)
+        assert want[len(example.tokens) - 1] == 1
     records = next(iter(corpus.dataset("test", "records", 2)))
     assert set(records) == {"source", "source_lengths", "source_mask"}
     assert np.sum(records["source_mask"]) == np.sum(records["source_lengths"])
@@ -100,6 +108,7 @@ def test_bad_record_lines_are_named_by_file_and_line(tmp_path, line, expected):
     ("2,2,0", "a span inside the sentence"),
     ("0,1", "a span start,end,label of integers"),
     ("0,1,9", "a span label below 9"),
+    ("0,2,0 1,3,1", "spans that do not overlap, not '1,3,1'"),
 ])
 def test_bad_spans_are_named_by_file_and_line(tmp_path, annotation, expected):
     folder = tmp_path / "e2e"

@@ -143,3 +143,19 @@ def test_bow_batches_equal_dense_reference():
     np.testing.assert_array_equal(np.concatenate([b["labels"] for b in batches]), labels)
     np.testing.assert_array_equal(np.concatenate([b["lengths"] for b in batches]), dense.sum(1))
     assert batches[0]["counts"].dtype == np.float32 and batches[0]["labels"].dtype == np.int32
+
+
+def test_parallel_target_extras_align_with_the_targets():
+    """A target extra has one value per target word and one for `<eos>`; it is batched (and
+    dropped by `max_length`) with its example; a misaligned one is refused by name."""
+    from data import forms
+    source = {"train": Sequences.from_rows([[5, 6], [7], [5, 6, 7]])}
+    target = {"train": Sequences.from_rows([[8], [9, 10], [8, 9, 10, 11]])}
+    extra = {"train": Sequences.from_rows([[1, 2], [3, 4, 5], [6, 7, 8, 9, 10]])}
+    build = forms.parallel(source, target, {"marks": extra})
+    batch = next(iter(build("train", Batching(3, shuffle=False), max_length=3)))
+    np.testing.assert_array_equal(batch["marks"], [[1, 2, 0], [3, 4, 5]])
+    np.testing.assert_array_equal(batch["target_targets"], [[8, EOS_ID, 0], [9, 10, EOS_ID]])
+    bad = forms.parallel(source, target, {"marks": {"train": target["train"]}})
+    with pytest.raises(ValueError, match="target extra 'marks' of split 'train' is not aligned"):
+        bad("train", Batching(3))
