@@ -14,7 +14,7 @@ import scipy.special
 import scipy.stats
 import tensorflow as tf
 
-from tflv.distributions import HMM, Segmentation, SemiMarkovChain
+from tflv.distributions import HMM, Segmentation, SemiMarkovChain, segments_keeping_spans
 
 
 def compositions(n, max_len):
@@ -225,3 +225,51 @@ def test_one_position_chains():
     np.testing.assert_allclose(post.log_partition, scipy.special.logsumexp(scores), rtol=1e-12)
     np.testing.assert_allclose(post.states[0], scipy.special.softmax(scores), atol=1e-12)
     assert np.all(post.segments.numpy()[:, 1:] == 0)
+
+
+def keeps_spans(lengths, spans):
+    """Whether a segmentation (segment lengths) has every span (start, length) as a segment."""
+    starts = np.cumsum((0,) + tuple(lengths))[:-1].tolist()
+    return all((a, m) in set(zip(starts, lengths)) for a, m in spans)
+
+
+@pytest.mark.parametrize("semiring", ["scaled", "log"])
+def test_span_constraints_keep_exactly_the_segmentations_with_whole_spans(semiring):
+    """−inf on the segments `segments_keeping_spans` rejects leaves log Z = the log-sum over
+    the enumerated segmentations in which every span is a segment; a span longer than L is
+    not a constraint; the constrained Viterbi keeps the spans."""
+    rng = np.random.default_rng(5)
+    b, t, max_len, k = 3, 7, 3, 2
+    initial, transition, segment, length = random_chain(rng, b, t, max_len, k)
+    span_rows = [[(1, 2), (4, 3)], [(0, 1), (2, 1), (3, 2)], [(2, 4)]]  # (start, length)
+    n = np.array([7, 6, 5])
+    span_lengths = np.zeros((b, t), np.int32)
+    for row, spans in enumerate(span_rows):
+        for a, m in spans:
+            span_lengths[row, a] = m
+    keep = segments_keeping_spans(span_lengths, max_len).numpy()
+    constrained = np.where(keep[..., None], segment, -np.inf)
+    mask = np.arange(t)[None] < n[:, None]
+    chain = SemiMarkovChain(initial, transition, constrained, length, semiring=semiring)
+    log_z = chain.log_partition(mask).numpy()
+    best = chain.viterbi(mask)
+    for row in range(b):
+        honored = [(a, m) for a, m in span_rows[row] if m <= max_len]
+        scores, kept = [], []
+        for lengths in compositions(n[row], max_len):
+            if not keeps_spans(lengths, honored):
+                continue
+            kept.append(lengths)
+            ends = np.cumsum(lengths) - 1
+            for states in itertools.product(range(k), repeat=len(lengths)):
+                scores.append(initial[row, states[0]]
+                              + sum(transition[row, x, y] for x, y in zip(states, states[1:]))
+                              + sum(length[row, s, l - 1] + segment[row, e, l - 1, s]
+                                    for s, l, e in zip(states, lengths, ends)))
+        every = len(list(compositions(n[row], max_len)))
+        assert 0 < len(kept) < every if honored else len(kept) == every
+        np.testing.assert_allclose(log_z[row], scipy.special.logsumexp(scores), rtol=1e-10)
+        found = tuple(int(l) for l in best.ends[row].numpy() if l > 0)
+        assert found in kept
+    # the 4-token span of row 2 is no constraint with L = 3
+    assert np.array_equal(keep[2], np.ones((t, max_len), bool))

@@ -18,6 +18,8 @@ log Z = log Σ_z exp score(z) (Murphy 2002; Sarawagi & Cohen 2004).
 * `viterbi(mask)`: argmax_z score(z), max-semiring forward pass and backtrace.
 * `sample(n, mask, seed)`: exact draws z ~ p(z) by forward-filtering backward-sampling.
 * `log_prob(z, mask)` = score(z) - log Z, `score(z, mask)`.
+* `segments_keeping_spans(span_lengths, L)`: the segments that leave given spans whole, to
+  restrict a chain (by −inf segment potentials) to the segmentations that keep them.
 
 A segmentation is a `Segmentation(states, ends)` of int32 [..., T] tensors: `states[t]` the state
 of the segment covering t, `ends[t]` = l where a segment of length l ends at t and 0 elsewhere
@@ -107,6 +109,37 @@ def state_marginals(segments: tf.Tensor) -> tf.Tensor:
             pad = [[0, 0]] * (rank - 3) + [[0, offset], [0, 0]]
             total += tf.pad(shifted, pad)[..., :steps, :]
     return total
+
+
+def segments_keeping_spans(span_lengths, max_length: int) -> tf.Tensor:
+    """Which segments leave given spans whole: bool [..., T, L], entry [e, l-1] true when the
+    segment of length l ending at e either equals or avoids every span.
+
+    A span is given by its length m ≥ 1 at its first position a (span_lengths [..., T], 0
+    elsewhere) and covers a..a+m-1. Spans longer than `max_length` cannot be one segment and
+    constrain nothing. Setting the segment log-potentials of the false entries to −inf
+    restricts a chain to the segmentations in which every span is a segment; Wiseman et al.
+    (2018) train neural templates so, the spans being the sentence's copies of record values.
+    With non-overlapping spans at least one segmentation remains.
+
+    >>> keep = segments_keeping_spans(tf.constant([0, 2, 0]), 2)   # span = positions 1..2
+    >>> keep.numpy().astype(int).tolist()   # rows e = 0, 1, 2; columns l = 1, 2
+    [[1, 1], [0, 0], [0, 1]]
+
+    (Entry [0, 1], a segment that would start at −1, is the chain's to ignore.)
+    """
+    span_lengths = tf.convert_to_tensor(span_lengths)
+    span_lengths = tf.cast(span_lengths, tf.int32)
+    positions = tf.range(tf.shape(span_lengths)[-1])
+    lengths = tf.range(1, max_length + 1)
+    ends = positions[:, None, None]  # [T(e), 1, 1]
+    starts = ends - lengths[None, :, None] + 1  # [T, L, 1]
+    span_start = positions[None, None, :]  # [1, 1, T(a)]
+    m = span_lengths[..., None, None, :]  # [..., 1, 1, T(a)]
+    avoids = (span_start + m - 1 < starts) | (span_start > ends)
+    equals = (span_start == starts) & (m == lengths[None, :, None])
+    ignored = (m == 0) | (m > max_length)
+    return tf.reduce_all(ignored | avoids | equals, axis=-1)
 
 
 class SemiMarkovChain:
