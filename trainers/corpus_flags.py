@@ -10,7 +10,8 @@ refused for a bundled one (whose preprocessing is fixed):
     --valid_fraction=F  --test_fraction=F  --split_seed=N   (a missing split is cut from train)
     --tag_column=C (tagged:DIR only)  --tfds_data_dir=DIR (tfds: only)
 
-(`data.text_corpus` states what each one does). The run records the dataset with DIR made
+(`data.text_corpus` states what each one does). One applies to a bundled corpus: `--min_count`
+to e2e (Wiseman et al. keep target words seen at least 10 times: `--min_count=10`). The run records the dataset with DIR made
 absolute and every option's value, so that evaluation, sampling and export rebuild the same
 corpus. A model reads batches of one form (`input_form`); any corpus that offers that form fits
 it, and `check_model_fits` says which forms are missing when one does not.
@@ -54,6 +55,8 @@ CORPUS_FLAGS = ("tokenizer", "lowercase", "unicode_form", "vocab_size", "min_cou
 _NOT_FOR = {"text": {"tag_column", "tfds_data_dir"}, "parallel": {"tag_column", "tfds_data_dir"},
             "tagged": {"tokenizer", "tfds_data_dir"}, "tfds": {"tag_column"}}
 _NONE_IF_ZERO = ("vocab_size", "max_line_tokens")
+# Bundled corpora that take some corpus flags: passed when given (else the loader's default).
+_BUNDLED = {"e2e": ("min_count",)}
 
 
 def dataset_options(dataset: str) -> dict:
@@ -63,14 +66,15 @@ def dataset_options(dataset: str) -> dict:
       app.UsageError: for a corpus flag given with a dataset it does not apply to.
     """
     prefix, folder = data.split_name(dataset)
-    applies = () if folder is None else tuple(name for name in CORPUS_FLAGS
-                                              if name not in _NOT_FOR[prefix])
+    applies = (_BUNDLED.get(dataset, ()) if folder is None else
+               tuple(name for name in CORPUS_FLAGS if name not in _NOT_FOR[prefix]))
     misplaced = [name for name in CORPUS_FLAGS if FLAGS[name].present and name not in applies]
     if misplaced:
         raise app.UsageError(", ".join(f"--{name}" for name in misplaced) + f" does not apply to "
                              f"--dataset={dataset} (" + _where(misplaced) + ")")
     if folder is None:
-        return {"variant": FLAGS.news20_variant} if dataset == "news20" else {}
+        given = {name: FLAGS[name].value for name in applies if FLAGS[name].present}
+        return {"variant": FLAGS.news20_variant, **given} if dataset == "news20" else given
     return {name: (FLAGS[name].value or None) if name in _NONE_IF_ZERO else FLAGS[name].value
             for name in applies}
 
@@ -84,7 +88,7 @@ def _where(names) -> str:
         return "--tokenizer is for text:DIR and parallel:DIR corpora; tagged:DIR is tokenized " \
                "by its columns"
     return "corpus flags shape text:DIR, parallel:DIR and tagged:DIR corpora; a bundled " \
-           "corpus' preprocessing is fixed"
+           "corpus' preprocessing is fixed (but e2e takes --min_count)"
 
 
 def canonical_dataset(dataset: str) -> str:

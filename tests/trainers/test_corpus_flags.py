@@ -91,6 +91,14 @@ def test_bundled_options_unchanged(flags_parsed):
     flags_parsed("--news20_variant=prodlda")
     assert corpus_flags.dataset_options("news20") == {"variant": "prodlda"}
     assert corpus_flags.dataset_options("ptb") == {}
+    assert corpus_flags.dataset_options("e2e") == {}  # the loader's default, as old runs
+
+
+def test_e2e_takes_min_count(flags_parsed):
+    flags_parsed("--min_count=10")
+    assert corpus_flags.dataset_options("e2e") == {"min_count": 10}
+    with pytest.raises(app.UsageError, match="--min_count does not apply to --dataset=ptb"):
+        corpus_flags.dataset_options("ptb")
 
 
 def hparams(model_cls):
