@@ -21,13 +21,13 @@ TARGET = ["<pad>", "<unk>", "<bos>", "<eos>", "serves", ".", "Blue", "Spice", "Z
           "The", "Mill", "Italian", "fast", "food", "French", "Indian"]
 
 
-def build(num_states=3, max_segment_length=2, autoregressive=False, dim=8):
+def build(num_states=3, max_segment_length=2, autoregressive=False, dim=8, **options):
     index = {w: i for i, w in enumerate(TARGET)}
     start_field, marker = source_structure(SOURCE)
     return NeuralTemplate(len(SOURCE), len(TARGET), [index.get(w, -1) for w in SOURCE],
                           start_field, marker, num_states=num_states,
                           max_segment_length=max_segment_length, embed_dim=dim, hidden_dim=dim,
-                          autoregressive=autoregressive, beam_size=2)
+                          autoregressive=autoregressive, beam_size=2, **options)
 
 
 def example(name, food):
@@ -101,18 +101,54 @@ def joints_by_decoder(model, batch, row, segmentations):
     return total
 
 
-@pytest.mark.parametrize("autoregressive", [False, True])
-def test_likelihood_is_the_sum_over_segmentations(autoregressive):
+@pytest.mark.parametrize("autoregressive, copies, self_transitions",
+                         [(False, 1, False), (True, 1, True), (False, 2, False)])
+def test_likelihood_is_the_sum_over_segmentations(autoregressive, copies, self_transitions):
+    """Also with C = 2 copies of each of K = 2 decoders (4 chain states), and with and without
+    self transitions (forbidden ones have joint probability 0 on the decoder's path too)."""
     tf.keras.utils.set_random_seed(3)
-    model = build(num_states=2, max_segment_length=2, autoregressive=autoregressive)
+    model = build(num_states=2, max_segment_length=2, autoregressive=autoregressive,
+                  state_copies=copies, self_transitions=self_transitions)
     batch, _ = batch_of([(["Zizzi"], ["Italian"]), (["Blue", "Spice"], ["French"])])
     nll = model.objective(batch).stats["nll"].numpy()
     for row in range(2):
         n = int(batch["target_mask"][row].sum())
         segmentations = [(lengths, states) for lengths in compositions(n, 2)
-                         for states in itertools.product(range(2), repeat=len(lengths))]
+                         for states in itertools.product(range(2 * copies),
+                                                         repeat=len(lengths))]
         joints = joints_by_decoder(model, batch, row, segmentations)
+        repeats = [any(a == b for a, b in zip(z, z[1:])) for _, z in segmentations]
+        np.testing.assert_array_equal(np.isneginf(joints),
+                                      np.array(repeats) & (not self_transitions))
         np.testing.assert_allclose(-nll[row], logsumexp(joints), rtol=1e-5)
+
+
+def test_training_keeps_annotated_spans_whole():
+    """With `target_span_lengths`, training's −log-likelihood is the log-sum over the
+    segmentations in which every span is one segment (the decoder's joints, enumerated);
+    evaluation's is over all of them; Viterbi (`segment`) keeps the spans."""
+    tf.keras.utils.set_random_seed(4)
+    model = build(num_states=2, max_segment_length=2)
+    batch, _ = batch_of([(["Blue", "Spice"], ["fast", "food"])])  # Blue Spice serves fast food .
+    spans = [(0, 2), (3, 2), (5, 1)]  # (start, length): the values and `.`
+    batch["target_span_lengths"] = np.zeros_like(batch["target_targets"])
+    for a, m in spans:
+        batch["target_span_lengths"][0, a] = m
+    n = int(batch["target_mask"][0].sum())
+    segmentations = [(lengths, states) for lengths in compositions(n, 2)
+                     for states in itertools.product(range(2), repeat=len(lengths))]
+    joints = joints_by_decoder(model, batch, 0, segmentations)
+    starts = [tuple(zip(np.cumsum((0,) + lengths)[:-1], lengths)) for lengths, _ in segmentations]
+    whole = np.array([all(span in z for span in spans) for z in starts])
+    assert 0 < whole.sum() < len(whole)
+    trained = model.objective(batch, training=True).stats["nll"].numpy()[0]
+    exact = model.objective(batch).stats["nll"].numpy()[0]
+    np.testing.assert_allclose(-trained, logsumexp(joints[whole]), rtol=1e-5)
+    np.testing.assert_allclose(-exact, logsumexp(joints), rtol=1e-5)
+    ends = model.segment(batch).ends.numpy()[0]
+    found = np.nonzero(ends)[0]
+    kept = set(zip((found - ends[found] + 1).tolist(), ends[found].tolist()))
+    assert all(span in kept for span in spans)
 
 
 FIELDS = {"name": [["Blue", "Spice"], ["Zizzi"], ["Aromi"]],
