@@ -43,6 +43,8 @@ class Corpus:
         data-to-text corpus with all its references (E2E), in the split's order.
       form_splits: per form offered only on some splits, those splits (E2E's test split has
         record sets but no aligned sentence); other forms are offered on every split.
+      detokenize: `text -> text`, a model's output (tokens joined by spaces) written in the
+        conventions of the raw references (E2E: `data.e2e.detokenize`); None: unchanged.
 
     Examples:
       >>> import data
@@ -60,7 +62,8 @@ class Corpus:
                  true_params: Mapping[str, np.ndarray] | None = None,
                  references: Callable[[str, bool], list[str]] | None = None,
                  reference_sets: Callable[[str], list[tuple[str, list[str]]]] | None = None,
-                 form_splits: Mapping[str, tuple[str, ...]] | None = None):
+                 form_splits: Mapping[str, tuple[str, ...]] | None = None,
+                 detokenize: Callable[[str], str] | None = None):
         self.name = name
         self.splits = tuple(splits)
         self.vocab = vocab
@@ -74,6 +77,7 @@ class Corpus:
         self._references = references
         self._reference_sets = reference_sets
         self._form_splits = dict(form_splits or {})
+        self._detokenize = detokenize
         empty = [split for split in self.splits
                  if not self._example_counts.get(split) or not self._token_counts.get(split)]
         if empty:  # a metric over zero tokens would look perfect (NLL 0, perplexity 1)
@@ -118,6 +122,11 @@ class Corpus:
         if self._references is None:
             raise ValueError(f"corpus {self.name!r} has no reference translations")
         return self._references(split, raw)
+
+    def detokenize(self, text: str) -> str:
+        """A model's output text (tokens joined by spaces) in the references' conventions (the
+        corpus' detokeniser, E2E's `data.e2e.detokenize`; else unchanged)."""
+        return self._detokenize(text) if self._detokenize is not None else text
 
     def offers(self, split: str, form: str) -> bool:
         """Whether `dataset(split, form, …)` has batches (the form exists on that split)."""

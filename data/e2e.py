@@ -27,7 +27,9 @@ valid); `records` (all splits): the record-set tokens only (`source`, `source_le
 Vocabularies (built on train, `min_count` option): `source_vocab` over record-set tokens,
 `target_vocab` (= `vocab`) over sentence words. `Corpus.reference_sets(split)`: each distinct
 record set (as `src_*.txt` text) with all its references — valid: its aligned sentences,
-tokenised (`<eos>` dropped); test: the raw human references of `testset_w_refs.csv`. The
+`detokenize`d (`<eos>` dropped; they then equal devset.csv's raw references up to spacing);
+test: the raw human references of `testset_w_refs.csv`. `Corpus.detokenize` (`detokenize`)
+writes a model's output the same way before it is scored. The
 `parallel` and `sentences` forms exist on train and valid only (`Corpus.offers`).
 `num_tokens(split)`: sentence tokens with their
 `<eos>` (train, valid) or record-set tokens (test), the counts of the data README.
@@ -70,6 +72,12 @@ SOURCE = ("https://github.com/harvardnlp/neural-template-gen (data/e2e_aligned.t
 _START, _END = re.compile(r"__start_(\w+)__"), re.compile(r"__end_(\w+)__")
 _SPAN = re.compile(r"(\d+),(\d+),(\d+)")
 _MR_PART = re.compile(r"\s*([A-Za-z ]+?)\[([^\]]*)\]\s*")
+# Wiseman et al.'s tokenisation undone: (pattern, replacement), applied in order
+_DETOKENIZE = ((re.compile(r"(?<=\w) - (?=\w)"), "-"),  # family - friendly, 20 - 25
+               (re.compile(r"£ (?=\d)"), "£"),  # £ 20
+               (re.compile(r" (?='(?:s|re|ll|ve|d|m)\b)"), ""),  # it 's
+               (re.compile(r"n 't\b"), "n't"),  # isn 't
+               (re.compile(r" (?=[.,!?;:](?:\s|$))"), ""))  # centre , Alimentum .
 
 
 class Record(NamedTuple):
@@ -173,6 +181,21 @@ def read_split(folder: str, split: str) -> tuple[Example, ...]:
                               f"aligned with {source_file} and {sentence_file}", "<end of file>")
     return tuple(Example(r, *parse_sentence(line, sentence_path, number))
                  for number, (r, line) in enumerate(zip(record_sets, lines), 1))
+
+
+def detokenize(text: str) -> str:
+    """Text in Wiseman et al.'s tokenisation (tokens joined by spaces) written as the raw E2E
+    references write it: `family - friendly` → `family-friendly`, `£ 20 - 25` → `£20-25`,
+    `it 's` → `it's`, `isn 't` → `isn't`, no space before `.`, `,`, `!`, `?`, `;`, `:`. The
+    challenge's tokenisers (13a, PTB) keep `family-friendly`, `£20` and `it's` (13a) whole, so
+    a tokenised hypothesis would miss those n-grams of the raw references.
+
+    >>> detokenize("Aromi is a family - friendly pub , near £ 20 - 25 . It 's nice")
+    "Aromi is a family-friendly pub, near £20-25. It's nice"
+    """
+    for pattern, replacement in _DETOKENIZE:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def source_tokens(records: tuple[Record, ...]) -> list[str]:
@@ -279,7 +302,7 @@ def load(data_dir: str, min_count: int = 1) -> Corpus:
         by_source: dict[str, list[str]] = {}
         for e in read_split(folder, split):
             by_source.setdefault(" ".join(source_tokens(e.records)), []).append(
-                " ".join(e.tokens[:-1]))
+                detokenize(" ".join(e.tokens[:-1])))
         return list(by_source.items())
 
     return Corpus(
@@ -295,7 +318,8 @@ def load(data_dir: str, min_count: int = 1) -> Corpus:
         {split: len(s) for split, s in source.items()},
         source_vocab=vocabs["source"], target_vocab=vocabs["target"], references=references,
         reference_sets=grouped,
-        form_splits={form: tuple(paired) for form in ("parallel", "sentences")})
+        form_splits={form: tuple(paired) for form in ("parallel", "sentences")},
+        detokenize=detokenize)
 
 
 @functools.lru_cache(maxsize=None)

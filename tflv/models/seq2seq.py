@@ -492,7 +492,7 @@ class EncoderDecoder(LatentVariableModel):
         for source, pairs in corpus.reference_set_batches(split, batch_size,
                                                           self.config["bleu_max_examples"]):
             ids = translate(source, (source > 0).astype(np.float32)).numpy()
-            hypotheses += self.ids_to_text(ids, source, corpus)
+            hypotheses += [corpus.detokenize(h) for h in self.ids_to_text(ids, source, corpus)]
             references += [r for _, r in pairs]
         return challenge_scores(hypotheses, references)
 
