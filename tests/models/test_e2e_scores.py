@@ -59,11 +59,13 @@ def test_e2e_evaluation_reports_the_challenge_metrics_of_its_generations(name, c
     score = text_metrics.challenge_scores
     monkeypatch.setattr(text_metrics, "challenge_scores",
                         lambda h, r: seen.append((list(h), r)) or score(h, r))
+    monkeypatch.setattr(corpus, "detokenize", lambda text: "detok " + text)
     scores = model.evaluate_corpus(corpus, "test", 4)
     assert set(scores) == set(text_metrics.METRICS)
     (hypotheses, references), = seen
     assert references == list(TEST_REFERENCES.values())  # every reference of each record set
     assert len(hypotheses) == len(TEST_REFERENCES)
+    assert all(h.startswith("detok ") for h in hypotheses)  # written as the references are
     assert scores["bleu"] == text_metrics.multi_reference_bleu(
         hypotheses, references, tokenized=False, lowercase=True)
     assert scores["nist"] == text_metrics.nist(hypotheses, references)

@@ -629,7 +629,8 @@ class NeuralTemplate(LatentVariableModel):
         for source, pairs in corpus.reference_set_batches(split, batch_size,
                                                           self.config["bleu_max_examples"]):
             ids, _, chosen = fill(source, (source > 0).astype(np.float32), table, lengths)
-            hypotheses += self.ids_to_text(ids.numpy(), source, corpus)
+            hypotheses += [corpus.detokenize(h) for h in self.ids_to_text(ids.numpy(), source,
+                                                                           corpus)]
             references += [r for _, r in pairs]
             if not shown:
                 shown = [[text, " ".join(map(str, templates[c])), line] for (text, _), c, line in
