@@ -218,6 +218,16 @@ class NeuralTemplate(LatentVariableModel):
         self.combine = keras.layers.Dense(hidden_dim, activation="tanh", name="combine")
         self.projection = keras.layers.Dense(target_vocab_size, name="projection")
         self.gate = keras.layers.Dense(1, name="copy_gate")
+        # per segment decoder: a bias of its attention query, its word logits and its copy
+        # gate (random values, so that the decoders differ from the first step)
+        self.query_bias = self.add_weight(
+            shape=(num_states, hidden_dim), name="query_bias",
+            initializer=keras.initializers.RandomNormal(stddev=0.5))
+        self.word_bias = self.add_weight(
+            shape=(num_states, target_vocab_size), name="word_bias",
+            initializer=keras.initializers.RandomNormal(stddev=0.1))
+        self.copy_bias = self.add_weight(shape=(num_states,), name="copy_bias",
+                                         initializer=keras.initializers.RandomNormal(stddev=0.1))
         self.drop = keras.layers.Dropout(dropout)
         # the templates `generate` fills: rows of states padded with -1, and their lengths; set
         # by `evaluate_corpus` (the most frequent Viterbi templates of the training data) and
@@ -317,20 +327,27 @@ class NeuralTemplate(LatentVariableModel):
         parts = [tf.broadcast_to(p, tf.concat([shape, tf.shape(p)[-1:]], 0)) for p in parts]
         return self.start_state(tf.concat(parts, axis=-1))
 
-    def word_log_probs(self, h, inputs, encoded, targets=None):
-        """Copy-attention outputs of decoder states h [B, N, H] (inputs int [B, N]): with
-        `targets` int [B, N], (log p(targets) [B, N], log p(⟨/seg⟩) [B, N]); without, the whole
-        log-distribution over the extended vocabulary [B, N, V + S]."""
+    def word_log_probs(self, h, inputs, decoders, encoded, targets=None):
+        """Copy-attention outputs of decoder states h [B, N, H] (inputs int [B, N]) of segment
+        decoders int [B, N]: with `targets` int [B, N], (log p(targets) [B, N], log p(⟨/seg⟩)
+        [B, N]); without, the whole log-distribution over the extended vocabulary [B, N, V + S].
+        Each decoder has its own attention-query bias [H], word bias [V] and copy-gate bias
+        (in place of Wiseman et al.'s state-specific attention and output gates): decoders
+        attend to different records and prefer different words from the first step."""
         memory = encoded["memory"]
-        scores = full_precision(tf.einsum("bnh,bsh->bns", self.query(h), memory))
+        decoders = tf.cast(decoders, tf.int32)
+        query = self.query(h) + tf.cast(tf.gather(self.query_bias, decoders), h.dtype)
+        scores = full_precision(tf.einsum("bnh,bsh->bns", query, memory))
         log_alignment = tf.nn.log_softmax(
             tf.where(encoded["value_mask"][:, None, :], scores, copy_lib.NO_MATCH))
         context = tf.cast(tf.einsum("bns,bsh->bnh", tf.exp(log_alignment),
                                     full_precision(memory)), h.dtype)
-        generate = tf.nn.log_softmax(full_precision(self.projection(self.combine(
-            tf.concat([h, context], axis=-1)))))  # [B, N, V]
+        logits = full_precision(self.projection(self.combine(tf.concat([h, context], axis=-1))))
+        generate = tf.nn.log_softmax(
+            logits + tf.gather(full_precision(self.word_bias), decoders))  # [B, N, V]
         gate = full_precision(self.gate(tf.concat(
             [h, context, self.embedding(self._in_vocab(inputs))], axis=-1)))[..., 0]
+        gate += tf.gather(full_precision(self.copy_bias), decoders)
         end = tf.math.log_sigmoid(-gate) + generate[..., SEGMENT_END]
         if targets is None:
             return copy_lib.copy_distribution(generate, log_alignment, encoded["extended_ids"],
@@ -372,7 +389,9 @@ class NeuralTemplate(LatentVariableModel):
         h = self.drop(tf.reshape(h, [b, t * k * (big_l + 1), -1]), training=training)
         flat = lambda x: tf.reshape(tf.broadcast_to(x[:, :, None], tf.stack([b, t, k, big_l + 1])),
                                     [b, -1])
-        word_lp, end_lp = self.word_log_probs(h, flat(inputs), encoded, flat(words))
+        decoders = tf.reshape(tf.broadcast_to(tf.range(k)[None, None, :, None],
+                                              tf.stack([b, t, k, big_l + 1])), [b, -1])
+        word_lp, end_lp = self.word_log_probs(h, flat(inputs), decoders, encoded, flat(words))
         word_lp = tf.reshape(word_lp, [b, t, k, big_l + 1])
         end_lp = tf.reshape(end_lp, [b, t, k, big_l + 1])
         by_start = tf.cumsum(word_lp[..., :big_l], axis=-1) + end_lp[..., 1:]  # [B, T, K, L]
@@ -456,7 +475,8 @@ class NeuralTemplate(LatentVariableModel):
         step_input = tf.concat([self.embedding(self._in_vocab(tokens)),
                                 self.state_embedding(self.decoder_of(k))], axis=-1)
         out, (h, c) = self.cell(step_input, [h, c])
-        words, end = self.word_log_probs(out[:, None], tokens[:, None], state)
+        words, end = self.word_log_probs(out[:, None], tokens[:, None],
+                                         self.decoder_of(k)[:, None], state)
         words, end = words[:, 0], end[:, 0]  # [N, V + S], [N]
         length = tf.nn.log_softmax(full_precision(self.length_logits))  # [K, L]
         used = tf.clip_by_value(position - 1, 0, self.max_length - 1)  # words so far, as index
