@@ -19,7 +19,10 @@ decoders, each shared by C copies of a state, `state_copies`; the paper's K × K
   embedding; the first input of a segment is e(⟨bos⟩)), its start state h_0 = tanh(W_h [x̄; e_k])
   — with `autoregressive=True` (NTemp+AR) h_0 = tanh(W_h [x̄; e_k; c_s]), c_s an LSTM over all the
   words before the segment; every word by copy attention over the value words
-  (`tflv.layers.copy`: p(y) = (1 − g) p_gen(y) + g Σ_s α_s [x_s = y]), and the segment closed by
+  (`tflv.layers.copy`: p(y) = (1 − g) p_gen(y) + g Σ_s α_s [x_s = y]) whose attention query,
+  generator logits and copy gate each carry a bias of decoder k (q_k [H], u_k [V], g_k; random
+  at the start, in place of the paper's state-specific attention and output gates: without
+  them one decoder came to explain every segment), and the segment closed by
   ⟨/seg⟩, scored as the generator's probability of the id of ⟨bos⟩ (which no sentence word
   takes) times 1 − g. The model is deficient (segments longer than L have no mass), as the paper's.
 
