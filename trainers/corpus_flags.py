@@ -11,10 +11,11 @@ refused for a bundled one (whose preprocessing is fixed):
     --tag_column=C (tagged:DIR only)  --tfds_data_dir=DIR (tfds: only)
 
 (`data.text_corpus` states what each one does). One applies to a bundled corpus: `--min_count`
-to e2e (Wiseman et al. keep target words seen at least 10 times: `--min_count=10`). The run records the dataset with DIR made
-absolute and every option's value, so that evaluation, sampling and export rebuild the same
-corpus. A model reads batches of one form (`input_form`); any corpus that offers that form fits
-it, and `check_model_fits` says which forms are missing when one does not.
+to e2e (Wiseman et al. keep target words seen at least 10 times: `--min_count=10`). The run
+records the dataset with DIR made absolute and every option's value, so that evaluation,
+sampling and export rebuild the same corpus. A model reads batches of one form (`input_form`);
+any corpus that offers that form fits it, and `check_model_fits` says which forms are missing
+when one does not.
 """
 from __future__ import annotations
 

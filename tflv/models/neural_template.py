@@ -115,6 +115,11 @@ class NeuralTemplate(LatentVariableModel):
       embed_dim, hidden_dim: E (words, states, fields, offsets) and H (LSTMs, memory).
       dropout: on embeddings and decoder states (training only).
       autoregressive: NTemp+AR (segment decoders start from an LSTM over the words so far).
+      state_copies: C, chain states per segment decoder (K·C states; state j uses decoder
+        j mod K).
+      self_transitions: allow p(k | k, x) > 0.
+      span_constraints: train on (and segment for templates under) the segmentations that keep
+        the batch's `target_span_lengths` spans whole.
       beam_size: beams per template in `generate`; num_templates: templates tried per record
         set; template_examples: training sentences segmented to count templates (0: all).
       max_decode_length: most tokens (⟨/seg⟩ markers included) of a generation.
@@ -157,7 +162,8 @@ class NeuralTemplate(LatentVariableModel):
                  num_states: int = 16, max_segment_length: int = 4, embed_dim: int = 64,
                  hidden_dim: int = 64, dropout: float = 0.0, autoregressive: bool = False,
                  state_copies: int = 1, self_transitions: bool = False,
-                 span_constraints: bool = True, beam_size: int = 5, num_templates: int = 5, template_examples: int = 1000,
+                 span_constraints: bool = True, beam_size: int = 5, num_templates: int = 5,
+                 template_examples: int = 1000,
                  max_decode_length: int = 80, bleu_max_examples: int = 0, **kwargs):
         super().__init__(**kwargs)
         for name, table in (("source_to_target", source_to_target),
