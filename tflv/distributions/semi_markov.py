@@ -128,7 +128,6 @@ def segments_keeping_spans(span_lengths, max_length: int) -> tf.Tensor:
 
     (Entry [0, 1], a segment that would start at −1, is the chain's to ignore.)
     """
-    span_lengths = tf.convert_to_tensor(span_lengths)
     span_lengths = tf.cast(span_lengths, tf.int32)
     positions = tf.range(tf.shape(span_lengths)[-1])
     lengths = tf.range(1, max_length + 1)
