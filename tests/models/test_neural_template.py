@@ -12,7 +12,8 @@ from scipy.special import logsumexp
 
 from tests.training import adam_step
 from tflv.models import get_model_class
-from tflv.models.neural_template import BOS_ID, SEGMENT_END, NeuralTemplate, source_structure
+from tflv.models.neural_template import (BOS_ID, EOS_ID, SEGMENT_END, UNK_ID, NeuralTemplate,
+                                         source_structure)
 
 SOURCE = ["<pad>", "<unk>", "<bos>", "<eos>", "__start_name__", "__end_name__",
           "__start_food__", "__end_food__", "Blue", "Spice", "Zizzi", "Aromi", "The", "Mill",
@@ -239,3 +240,50 @@ def test_generation_in_a_graph_retraced_for_a_wider_record_set():
                 model.template_lengths)
         for got, expected in zip(fill(*args), model.fill_templates(*args)):
             np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+def replayed_score(model, source, mask, template, ids):
+    """Wiseman et al.'s score of one realisation ids (⟨/seg⟩ markers, the end id) of template,
+    replayed token by token through `decode_step`: log p(z | x) / |z| + log p(y | z, x) / n,
+    n the tokens (words, markers and the end)."""
+    encoded = model.encode(source[None], mask[None])
+    table = tf.constant([list(template)], tf.int32)
+    count = tf.constant([len(template)], tf.int32)
+    state = model.decoder_state(encoded, table, count)
+    words, previous = 0.0, SEGMENT_END
+    for token in ids:
+        log_probs, state = model.decode_step(tf.constant([previous], tf.int32), state)
+        words += float(log_probs[0, token])
+        previous = token
+    path = float(model.template_log_prob(encoded["pooled"], table, count)[0])
+    return path / len(template) + words / len(ids)
+
+
+def test_generation_is_well_formed_and_picks_the_best_normalised_template():
+    """Every generation closes its template's last segment with `<eos>` and nothing else
+    (no `<eos>` inside, no `<unk>`), and the chosen template is the one whose realisation
+    has the highest length-normalised score, which equals the score replayed step by step."""
+    tf.keras.utils.set_random_seed(3)
+    model = build(num_states=4)
+    batch, _ = batch_of([(["Blue", "Spice"], ["Italian"]), (["The", "Mill"], ["fast", "food"]),
+                         (["Zizzi"], ["French"]), (["Aromi"], ["Indian"])])
+    model.objective(batch)
+    templates = [(0, 1, 2), (1, 2), (3, 0, 1, 2), (2, 3)]
+    source, mask = batch["source"], batch["source_mask"]
+    end_id = model.vocab_size + source.shape[1]
+    alone = np.stack([model.fill_templates(source, mask, tf.constant([t]),
+                                           tf.constant([len(t)]))[1].numpy()
+                      for t in templates], axis=1)  # [B, M]
+    width = max(map(len, templates))
+    table = tf.constant([list(t) + [-1] * (width - len(t)) for t in templates])
+    ids, score, chosen = model.fill_templates(source, mask, table,
+                                              tf.constant([len(t) for t in templates]))
+    np.testing.assert_array_equal(chosen.numpy(), alone.argmax(axis=1))
+    np.testing.assert_allclose(score.numpy(), alone.max(axis=1), rtol=1e-5)
+    for row, (generated, best) in enumerate(zip(ids.numpy(), chosen.numpy())):
+        tokens = list(generated[:list(generated).index(end_id) + 1])
+        assert tokens[-2] == EOS_ID and EOS_ID not in tokens[:-2] and UNK_ID not in tokens
+        assert tokens.count(SEGMENT_END) == len(templates[best]) - 1
+        np.testing.assert_allclose(
+            replayed_score(model, source[row], mask[row], templates[best], tokens),
+            score.numpy()[row], rtol=1e-4)

@@ -38,8 +38,9 @@ training sentence (under the same constraints) gives its *template*, the sequenc
 segments' states; `templates` counts them over a split, and
 `generate` fills a template (the state sequence fixed) by beam search over the words of each
 segment with copy (`tflv.decoding.beam_search`; a segment ends by emitting ⟨/seg⟩, at most L
-words), choosing for each record set, among the `num_templates` most frequent templates, the
-output of highest log p(y, z | x).
+words; no `<unk>`, and `<eos>` only to close the last segment), choosing for each record set,
+among the `num_templates` most frequent templates, the output of highest length-normalised
+score log p(z | x) / |z| + log p(y | z, x) / (|y| + |z|), as Wiseman et al. do.
 
 Defaults are small for CPU training (K = 16 decoders, C = 1, L = 4, E = H = 64); the paper uses
 K = 55 decoders × C = 5 copies, L = 4 and 300-unit networks.
@@ -513,11 +514,33 @@ class NeuralTemplate(LatentVariableModel):
         real = tf.range(1, tf.shape(templates)[1])[None, :] < num_segments[:, None]
         return first + tf.reduce_sum(tf.where(real, steps, 0.0), axis=1)
 
+    def generation_step(self, tokens, state):
+        """`decode_step` restricted to well-formed realisations, as Wiseman et al. generate:
+        no `<unk>`; `<eos>` only in the template's last segment, which it closes within its
+        L words (after `<eos>` only the template's end, which nothing else precedes)."""
+        log_probs, state = self.decode_step(tokens, state)
+        columns = tf.range(tf.shape(log_probs)[-1])
+        end_column = columns == tf.shape(log_probs)[-1] - 1
+        after_eos = tf.equal(tf.cast(tokens, tf.int32), EOS_ID)[:, None]
+        in_last = (state["segment"] >= state["num_segments"] - 1)[:, None]
+        no_room = in_last & (state["position"] >= self.max_length)[:, None]  # L-1 words so far
+        banned = ((columns == UNK_ID)[None] | ((columns == EOS_ID)[None] & ~in_last)
+                  | (no_room & ((columns != EOS_ID) & ~end_column)[None])  # last word `<eos>`
+                  | (after_eos != end_column[None]))
+        return tf.where(banned, float("-inf"), log_probs), state
+
     def fill_templates(self, source, source_mask, templates, num_segments):
         """Beam-search realisations of templates int [M, T_max] (M templates, each padded with
-        -1 after its num_segments int [M] states) for every record set: the best of the M per
-        row by log p(y, z | x). Returns (ids int32 [B, max_decode_length] with ⟨/seg⟩ markers
-        (id ⟨bos⟩) between segments and the end id V + S, score [B], chosen template [B])."""
+        -1 after its num_segments int [M] states) for every record set (`generation_step`),
+        the best of the M per row by Wiseman et al.'s length-normalised score
+
+            score(y, z) = log p(z | x) / |z| + log p(y | z, x) / (|y| + |z|),
+
+        the template's log-probability per segment plus the words' (segment lengths and
+        ⟨/seg⟩ markers included) per token, ⟨/seg⟩ markers and the end counted as tokens
+        (their `gen_wts` 1, 1); a realisation that does not end within `max_decode_length`
+        scores −inf. Returns (ids int32 [B, max_decode_length] with ⟨/seg⟩ markers (id ⟨bos⟩)
+        between segments and the end id V + S, score [B], chosen template [B])."""
         encoded = self.encode(source, source_mask)
         b, m = tf.shape(source)[0], tf.shape(templates)[0]
         tile = lambda x: tf.repeat(x, m, axis=0)  # [B, ...] -> [B*M, ...]
@@ -527,9 +550,13 @@ class NeuralTemplate(LatentVariableModel):
         state = self.decoder_state(rows, row_templates, row_segments)
         end_id = self.vocab_size + tf.shape(source)[1]
         ids, log_prob = decoding.beam_search(
-            self.decode_step, state, tf.fill([b * m], SEGMENT_END),
+            self.generation_step, state, tf.fill([b * m], SEGMENT_END),
             self.config["max_decode_length"], end_id, self.config["beam_size"])
-        score = log_prob + self.template_log_prob(rows["pooled"], row_templates, row_segments)
+        tokens = tf.reduce_sum(tf.cast(ids != PAD_ID, tf.float32), axis=1)
+        segments = tf.cast(row_segments, tf.float32)
+        score = (self.template_log_prob(rows["pooled"], row_templates, row_segments) / segments
+                 + log_prob / tf.maximum(tokens, 1.0))
+        score = tf.where(tf.reduce_any(tf.equal(ids, end_id), axis=1), score, float("-inf"))
         score = tf.reshape(score, [b, m])
         best = tf.argmax(score, axis=1, output_type=tf.int32)
         chosen = tf.gather(tf.reshape(ids, [b, m, -1]), best, batch_dims=1)
