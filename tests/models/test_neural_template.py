@@ -124,6 +124,41 @@ def test_likelihood_is_the_sum_over_segmentations(autoregressive, copies, self_t
         np.testing.assert_allclose(-nll[row], logsumexp(joints), rtol=1e-5)
 
 
+def test_word_context_joins_after_autoregressive_after_training_steps():
+    """NTemp+AR with `autoregressive_after=3`: for its first 3 training steps log p(y | x)
+    does not depend on the word LSTM (the model is NTemp), after them it does; before and
+    after, it is the log-sum of the generation decoder's joints (which gates alike)."""
+    tf.keras.utils.set_random_seed(5)
+    model = build(num_states=2, autoregressive=True, autoregressive_after=3)
+    batch, _ = batch_of([(["Zizzi"], ["Italian"]), (["Blue", "Spice"], ["French"])])
+    nll = lambda: model.objective(batch).stats["nll"].numpy()
+    n = int(batch["target_mask"][0].sum())
+    segmentations = [(lengths, states) for lengths in compositions(n, 2)
+                     for states in itertools.product(range(2), repeat=len(lengths))]
+
+    def moved_by_the_word_lstm():
+        before = nll()
+        np.testing.assert_allclose(-before[0], logsumexp(
+            joints_by_decoder(model, batch, 0, segmentations)), rtol=1e-5)
+        saved = [w.numpy() for w in model.word_cell.weights]
+        for w in model.word_cell.weights:
+            w.assign(w + tf.random.normal(w.shape))
+        after = nll()
+        for w, value in zip(model.word_cell.weights, saved):
+            w.assign(value)
+        return np.abs(after - before).max()
+
+    nll()  # builds the model
+    assert moved_by_the_word_lstm() == 0.0
+    for _ in range(2):
+        model.objective(batch, training=True)
+    assert int(model.step.value) == 2 and moved_by_the_word_lstm() == 0.0
+    model.objective(batch, training=True)
+    assert int(model.step.value) == 3 and moved_by_the_word_lstm() > 1e-3
+    with pytest.raises(ValueError, match="autoregressive_after"):
+        build(autoregressive=False, autoregressive_after=3)
+
+
 def test_training_keeps_annotated_spans_whole():
     """With `target_span_lengths`, training's −log-likelihood is the log-sum over the
     segmentations in which every span is one segment (the decoder's joints, enumerated);

@@ -18,7 +18,9 @@ decoders, each shared by C copies of a state, `state_copies`; the paper's K × K
   the states, its input [e(y_{t-1}); e_k] (the state's
   embedding; the first input of a segment is e(⟨bos⟩)), its start state h_0 = tanh(W_h [x̄; e_k])
   — with `autoregressive=True` (NTemp+AR) h_0 = tanh(W_h [x̄; e_k; c_s]), c_s an LSTM over all the
-  words before the segment; every word by copy attention over the value words
+  words before the segment (held at 0 for the first `autoregressive_after` training steps, as
+  Wiseman et al. switch it on at the first learning-rate decay); every word by copy attention
+  over the value words
   (`tflv.layers.copy`: p(y) = (1 − g) p_gen(y) + g Σ_s α_s [x_s = y]) whose attention query,
   generator logits and copy gate each carry a bias of decoder k (q_k [H], u_k [V], g_k; random
   at the start, in place of the paper's state-specific attention and output gates: without
@@ -77,6 +79,7 @@ import tensorflow as tf
 from tflv import decoding, summaries
 from tflv.distributions.semi_markov import SemiMarkovChain, segments_keeping_spans
 from tflv.layers import copy as copy_lib
+from tflv.layers.training_step import TrainingStep
 from tflv.models import config as cfg
 from tflv.models.base import LatentVariableModel, Objective, full_precision
 from tflv.models.rnnlm import lm_metrics
@@ -116,6 +119,9 @@ class NeuralTemplate(LatentVariableModel):
       embed_dim, hidden_dim: E (words, states, fields, offsets) and H (LSTMs, memory).
       dropout: on embeddings and decoder states (training only).
       autoregressive: NTemp+AR (segment decoders start from an LSTM over the words so far).
+      autoregressive_after: with `autoregressive`, the training steps (objective calls with
+        training=True, counted by a checkpointed `TrainingStep`) during which c_s is held at 0,
+        so that the model trains as NTemp first (Wiseman et al.'s `-ar_after_decay`; 0: none).
       state_copies: C, chain states per segment decoder (K·C states; state j uses decoder
         j mod K).
       self_transitions: allow p(k | k, x) > 0.
@@ -140,6 +146,10 @@ class NeuralTemplate(LatentVariableModel):
         dropout: float = cfg.DROPOUT()
         template_autoregressive: bool = cfg.hparam(
             False, "NTemp+AR: segment decoders also conditioned on the words before the segment.")
+        template_autoregressive_after: int = cfg.hparam(
+            0, "NTemp+AR: training steps before the segment decoders see the words before the "
+            "segment (Wiseman et al. switch them on at the first learning-rate decay; 0: from "
+            "the start).", at_least=0)
         state_copies: int = cfg.hparam(
             1, "Chain states per segment decoder: the chain has num_states x state_copies "
             "states, each group of copies sharing one decoder (Wiseman et al.'s Kmul).",
@@ -162,7 +172,7 @@ class NeuralTemplate(LatentVariableModel):
                  source_to_target: list[int], start_field: list[int], marker: list[int],
                  num_states: int = 16, max_segment_length: int = 4, embed_dim: int = 64,
                  hidden_dim: int = 64, dropout: float = 0.0, autoregressive: bool = False,
-                 state_copies: int = 1, self_transitions: bool = False,
+                 autoregressive_after: int = 0, state_copies: int = 1, self_transitions: bool = False,
                  span_constraints: bool = True, beam_size: int = 5, num_templates: int = 5,
                  template_examples: int = 1000,
                  max_decode_length: int = 80, bleu_max_examples: int = 0, **kwargs):
@@ -177,6 +187,9 @@ class NeuralTemplate(LatentVariableModel):
                             ("num_templates", num_templates)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if autoregressive_after < 0 or (autoregressive_after and not autoregressive):
+            raise ValueError("autoregressive_after must be >= 0 and needs autoregressive=True, "
+                             f"got {autoregressive_after} (autoregressive={autoregressive})")
         if not self_transitions and num_states * state_copies < 2:
             raise ValueError("without self transitions the chain needs num_states x "
                              f"state_copies >= 2 states, got {num_states} x {state_copies}")
@@ -186,7 +199,7 @@ class NeuralTemplate(LatentVariableModel):
             start_field=[int(i) for i in start_field], marker=[int(i) for i in marker],
             num_states=num_states, max_segment_length=max_segment_length, embed_dim=embed_dim,
             hidden_dim=hidden_dim, dropout=dropout, autoregressive=autoregressive,
-            state_copies=state_copies, self_transitions=self_transitions,
+            autoregressive_after=autoregressive_after, state_copies=state_copies, self_transitions=self_transitions,
             span_constraints=span_constraints, beam_size=beam_size, num_templates=num_templates,
             template_examples=template_examples, max_decode_length=max_decode_length,
             bleu_max_examples=bleu_max_examples)
@@ -224,6 +237,8 @@ class NeuralTemplate(LatentVariableModel):
             self.word_cell = keras.layers.LSTMCell(hidden_dim, name="word_cell")
             self.word_rnn = keras.layers.RNN(self.word_cell, return_sequences=True,
                                              name="word_rnn")
+        if autoregressive_after:  # training steps so far (only then: older checkpoints load)
+            self.step = TrainingStep(name="training_step")
         self.query = keras.layers.Dense(hidden_dim, use_bias=False, name="query")
         self.combine = keras.layers.Dense(hidden_dim, activation="tanh", name="combine")
         self.projection = keras.layers.Dense(target_vocab_size, name="projection")
@@ -265,6 +280,8 @@ class NeuralTemplate(LatentVariableModel):
                    max_segment_length=config.max_segment_length,
                    embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
                    dropout=config.dropout, autoregressive=config.template_autoregressive,
+                   autoregressive_after=(config.template_autoregressive_after
+                                         if config.template_autoregressive else 0),
                    state_copies=config.state_copies, self_transitions=config.self_transitions,
                    span_constraints=config.span_constraints,
                    beam_size=config.beam_size, num_templates=config.num_templates,
@@ -327,9 +344,13 @@ class NeuralTemplate(LatentVariableModel):
         return tf.where(ids < self.vocab_size, ids, UNK_ID)  # copied words enter as <unk>
 
     def start_states(self, pooled, states, context=None):
-        """h_0 of the segment decoder of `states` int [...] for rows pooled [..., H] (and c_s)."""
+        """h_0 of the segment decoder of `states` int [...] for rows pooled [..., H] (and c_s,
+        held at 0 for the first `autoregressive_after` training steps)."""
         parts = [pooled, self.state_embedding(states)]
         if context is not None:
+            if self.config["autoregressive_after"]:
+                on = self.step.value >= self.config["autoregressive_after"]
+                context = context * tf.cast(on, context.dtype)
             parts.append(context)
         shape = tf.shape(parts[0])[:-1]
         for p in parts[1:]:
@@ -429,6 +450,8 @@ class NeuralTemplate(LatentVariableModel):
         −log p(y | x), every segmentation."""
         mask = tf.cast(batch["target_mask"], tf.bool)
         log_likelihood = self.chain(batch, training, constrained=training).log_partition(mask)
+        if training and self.config["autoregressive_after"]:
+            self.step.increment()
         tokens = tf.reduce_sum(tf.cast(mask, tf.float32), axis=1)
         nll = -log_likelihood
         return Objective(loss=nll / tf.maximum(tokens, 1.0), stats={"nll": nll, "tokens": tokens})
