@@ -206,3 +206,17 @@ def challenge_scores(hypotheses: Sequence[str],
     else:
         scores.update(coco_scores(hypotheses, reference_sets))
     return scores
+
+
+def reference_set_scores(corpus, split: str, batch_size: int, limit: int,
+                         realise) -> dict[str, float]:
+    """`challenge_scores` of a model's outputs for each distinct input of a corpus split
+    against all its references: `realise(source, pairs)` maps a batch of
+    `corpus.reference_set_batches(split, batch_size, limit)` (source ids int32 [b, S], their
+    (text, references) pairs) to b tokenised output texts, which `corpus.detokenize` writes
+    in the references' conventions before scoring."""
+    hypotheses, references = [], []
+    for source, pairs in corpus.reference_set_batches(split, batch_size, limit):
+        hypotheses += [corpus.detokenize(text) for text in realise(source, pairs)]
+        references += [r for _, r in pairs]
+    return challenge_scores(hypotheses, references)

@@ -694,7 +694,7 @@ class NeuralTemplate(LatentVariableModel):
         distinct record set of `split`; templates from the training data (`_top_templates`)."""
         if not getattr(corpus, "has_reference_sets", False):
             return {}
-        from tflv.text_metrics import challenge_scores
+        from tflv.text_metrics import reference_set_scores
         # valid and test after one training: the templates of the same weights, counted once
         weights = lambda: tuple(float(tf.reduce_sum(v)) for v in self.trainable_variables)
         if getattr(self, "_templates_of", (None,))[0] != weights():
@@ -704,22 +704,24 @@ class NeuralTemplate(LatentVariableModel):
         self.set_templates(templates)
         table, lengths = self.template_table, self.template_lengths
         fill = tf.function(self.fill_templates, reduce_retracing=True)
-        hypotheses, references, shown = [], [], []
-        for source, pairs in corpus.reference_set_batches(split, batch_size,
-                                                          self.config["bleu_max_examples"]):
+        shown = []
+
+        def realise(source, pairs):
             ids, _, chosen = fill(source, (source > 0).astype(np.float32), table, lengths)
-            hypotheses += [corpus.detokenize(h) for h in self.ids_to_text(ids.numpy(), source,
-                                                                           corpus)]
-            references += [r for _, r in pairs]
             if not shown:
-                shown = [[text, " ".join(map(str, templates[c])), line] for (text, _), c, line in
-                         zip(pairs[:8], chosen.numpy(),
-                             self.ids_to_text(ids.numpy(), source, corpus, segments=True))]
+                shown.extend([text, " ".join(map(str, templates[c])), line]
+                             for (text, _), c, line in zip(pairs[:8], chosen.numpy(),
+                                                           self.ids_to_text(ids.numpy(), source,
+                                                                            corpus, True)))
+            return self.ids_to_text(ids.numpy(), source, corpus)
+
+        scores = reference_set_scores(corpus, split, batch_size,
+                                      self.config["bleu_max_examples"], realise)
         for text, template, line in shown:
             print(f"generate  {text}\n      ->  {line}   (template {template})", flush=True)
         summaries.text_table(f"generations/{split}", ["record set", "template", "generation"],
                              shown)
-        return challenge_scores(hypotheses, references)
+        return scores
 
     def get_config(self):
         return {**super().get_config(), **self.config}

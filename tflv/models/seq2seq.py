@@ -487,14 +487,11 @@ class EncoderDecoder(LatentVariableModel):
         """The E2E challenge's metrics (BLEU, NIST, METEOR, ROUGE-L, CIDEr:
         `tflv.text_metrics.challenge_scores`) of the translations of each distinct source of
         `split` against all its references (`corpus.reference_sets`)."""
-        from tflv.text_metrics import challenge_scores
-        hypotheses, references = [], []
-        for source, pairs in corpus.reference_set_batches(split, batch_size,
-                                                          self.config["bleu_max_examples"]):
-            ids = translate(source, (source > 0).astype(np.float32)).numpy()
-            hypotheses += [corpus.detokenize(h) for h in self.ids_to_text(ids, source, corpus)]
-            references += [r for _, r in pairs]
-        return challenge_scores(hypotheses, references)
+        from tflv.text_metrics import reference_set_scores
+        realise = lambda source, pairs: self.ids_to_text(
+            translate(source, (source > 0).astype(np.float32)).numpy(), source, corpus)
+        return reference_set_scores(corpus, split, batch_size, self.config["bleu_max_examples"],
+                                    realise)
 
     def get_config(self):
         return {**super().get_config(), **self.config}
