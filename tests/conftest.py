@@ -1,4 +1,5 @@
-"""Shared pytest set-up: quiet TensorFlow, two logical CPU devices, seeds, the data root.
+"""Shared pytest set-up: quiet TensorFlow, one TensorFlow thread per pool under xdist, two logical
+CPU devices, seeds, the data root.
 
 Two logical CPU devices are configured before TensorFlow initialises so that tests of
 `tf.distribute.MirroredStrategy` run on any machine (no GPU needed). Every test starts from the
@@ -9,6 +10,13 @@ suite and under Bazel (one process per file).
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One TensorFlow thread per pool in each xdist worker (and the processes its tests start):
+    # `make test` runs a worker per core, and workers whose thread pools each span every core
+    # oversubscribe them. Measured on 2 cores: the suite 9 min 35 s → 8 min 15 s, and a
+    # 200-draw gradient z-test 55 s → under 3 s (it makes many tiny ops).
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
