@@ -11,7 +11,9 @@ import tensorflow as tf
 from scipy.special import logsumexp
 
 from tests.training import adam_step
+from trainers.flags import as_flags
 from tflv.models import get_model_class
+from tflv.models.config import ConfigError
 from tflv.models.neural_template import (BOS_ID, EOS_ID, SEGMENT_END, UNK_ID, NeuralTemplate,
                                          source_structure)
 
@@ -157,6 +159,13 @@ def test_word_context_joins_after_autoregressive_after_training_steps():
     assert int(model.step.value) == 3 and moved_by_the_word_lstm() > 1e-3
     with pytest.raises(ValueError, match="autoregressive_after"):
         build(autoregressive=False, autoregressive_after=3)
+    # the trainer's flags: named, never silently dropped
+    with pytest.raises(ConfigError, match="needs template_autoregressive") as err:
+        NeuralTemplate.Config(template_autoregressive_after=3)
+    assert as_flags(err.value).startswith("--template_autoregressive_after needs "
+                                          "--template_autoregressive")
+    assert NeuralTemplate.Config(template_autoregressive=True,
+                                 template_autoregressive_after=3).template_autoregressive_after == 3
 
 
 def test_training_keeps_annotated_spans_whole():

@@ -165,6 +165,14 @@ class NeuralTemplate(LatentVariableModel):
         bleu_max_examples: int = cfg.hparam(0, "Translate at most this many sentences per split "
                                             "for BLEU (0: all).", at_least=0)
 
+        def __post_init__(self):
+            super().__post_init__()
+            if self.template_autoregressive_after and not self.template_autoregressive:
+                raise cfg.ConfigError(
+                    "template_autoregressive_after needs template_autoregressive, got "
+                    f"{self.template_autoregressive_after} without it",
+                    "template_autoregressive_after", "template_autoregressive")
+
     input_form = "parallel"
     datasets = ("e2e",)
 
@@ -172,7 +180,8 @@ class NeuralTemplate(LatentVariableModel):
                  source_to_target: list[int], start_field: list[int], marker: list[int],
                  num_states: int = 16, max_segment_length: int = 4, embed_dim: int = 64,
                  hidden_dim: int = 64, dropout: float = 0.0, autoregressive: bool = False,
-                 autoregressive_after: int = 0, state_copies: int = 1, self_transitions: bool = False,
+                 autoregressive_after: int = 0, state_copies: int = 1,
+                 self_transitions: bool = False,
                  span_constraints: bool = True, beam_size: int = 5, num_templates: int = 5,
                  template_examples: int = 1000,
                  max_decode_length: int = 80, bleu_max_examples: int = 0, **kwargs):
@@ -199,7 +208,8 @@ class NeuralTemplate(LatentVariableModel):
             start_field=[int(i) for i in start_field], marker=[int(i) for i in marker],
             num_states=num_states, max_segment_length=max_segment_length, embed_dim=embed_dim,
             hidden_dim=hidden_dim, dropout=dropout, autoregressive=autoregressive,
-            autoregressive_after=autoregressive_after, state_copies=state_copies, self_transitions=self_transitions,
+            autoregressive_after=autoregressive_after, state_copies=state_copies,
+            self_transitions=self_transitions,
             span_constraints=span_constraints, beam_size=beam_size, num_templates=num_templates,
             template_examples=template_examples, max_decode_length=max_decode_length,
             bleu_max_examples=bleu_max_examples)
@@ -280,8 +290,7 @@ class NeuralTemplate(LatentVariableModel):
                    max_segment_length=config.max_segment_length,
                    embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
                    dropout=config.dropout, autoregressive=config.template_autoregressive,
-                   autoregressive_after=(config.template_autoregressive_after
-                                         if config.template_autoregressive else 0),
+                   autoregressive_after=config.template_autoregressive_after,
                    state_copies=config.state_copies, self_transitions=config.self_transitions,
                    span_constraints=config.span_constraints,
                    beam_size=config.beam_size, num_templates=config.num_templates,
@@ -708,12 +717,13 @@ class NeuralTemplate(LatentVariableModel):
 
         def realise(source, pairs):
             ids, _, chosen = fill(source, (source > 0).astype(np.float32), table, lengths)
+            ids = ids.numpy()
             if not shown:
                 shown.extend([text, " ".join(map(str, templates[c])), line]
                              for (text, _), c, line in zip(pairs[:8], chosen.numpy(),
-                                                           self.ids_to_text(ids.numpy(), source,
-                                                                            corpus, True)))
-            return self.ids_to_text(ids.numpy(), source, corpus)
+                                                           self.ids_to_text(ids, source, corpus,
+                                                                            segments=True)))
+            return self.ids_to_text(ids, source, corpus)
 
         scores = reference_set_scores(corpus, split, batch_size,
                                       self.config["bleu_max_examples"], realise)
