@@ -53,24 +53,35 @@ class LSTM(keras.layers.LSTM):
                                 and tf.config.list_logical_devices("GPU")):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         kernel = tf.cast(cell.kernel, sequences.dtype)
-        recurrent_kernel = tf.cast(cell.recurrent_kernel, sequences.dtype)
         projected = tf.einsum("btd,dk->btk", sequences, kernel)  # [B, T, 4H]
         if cell.use_bias:
             projected += tf.cast(cell.bias, sequences.dtype)
-        activation, gate = cell.activation, cell.recurrent_activation
-
-        def step(projected_t, states):
-            h, c = states
-            z = projected_t + tf.matmul(h, recurrent_kernel)  # [B, 4H]
-            i, f, g, o = tf.split(z, 4, axis=-1)
-            c = gate(f) * c + gate(i) * activation(g)
-            h = gate(o) * activation(c)
-            return h, [h, c]
-
         if not isinstance(initial_state, (list, tuple)):
             initial_state = [initial_state]
-        return keras.src.backend.rnn(
-            step, projected, list(initial_state), go_backwards=self.go_backwards, mask=mask,
-            unroll=self.unroll, input_length=sequences.shape[1],
-            zero_output_for_mask=self.zero_output_for_mask,
-            return_all_outputs=self.return_sequences)
+        return recurrence(cell, projected, list(initial_state), go_backwards=self.go_backwards,
+                          mask=mask, unroll=self.unroll,
+                          zero_output_for_mask=self.zero_output_for_mask,
+                          return_all_outputs=self.return_sequences)
+
+
+def recurrence(cell: keras.layers.LSTMCell, projected, initial_state, **rnn_options):
+    """The recursion of `cell` over inputs already multiplied by its kernel (bias included):
+    projected [B, T, 4H] (a_t above), initial_state [h_0, c_0] ([B, H] each) →
+    `keras.src.backend.rnn`'s (last output, outputs [B, T, H], last states), taking its options
+    (`mask`, `go_backwards`, `unroll`, …). A caller whose inputs share parts across rows (e.g.
+    the same word under several segment decoders, `tflv.models.neural_template`) projects each
+    part once and adds them.
+    """
+    recurrent_kernel = tf.cast(cell.recurrent_kernel, projected.dtype)
+    activation, gate = cell.activation, cell.recurrent_activation
+
+    def step(projected_t, states):
+        h, c = states
+        z = projected_t + tf.matmul(h, recurrent_kernel)  # [B, 4H]
+        i, f, g, o = tf.split(z, 4, axis=-1)
+        c = gate(f) * c + gate(i) * activation(g)
+        h = gate(o) * activation(c)
+        return h, [h, c]
+
+    return keras.src.backend.rnn(step, projected, list(initial_state),
+                                 input_length=projected.shape[1], **rnn_options)

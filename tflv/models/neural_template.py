@@ -79,6 +79,7 @@ import tensorflow as tf
 from tflv import decoding, summaries
 from tflv.distributions.semi_markov import SemiMarkovChain, segments_keeping_spans
 from tflv.layers import copy as copy_lib
+from tflv.layers import lstm
 from tflv.layers.training_step import TrainingStep
 from tflv.models import config as cfg
 from tflv.models.base import LatentVariableModel, Objective, full_precision
@@ -242,7 +243,6 @@ class NeuralTemplate(LatentVariableModel):
         self.embedding = keras.layers.Embedding(target_vocab_size, embed_dim, name="embedding")
         self.start_state = keras.layers.Dense(hidden_dim, activation="tanh", name="start_state")
         self.cell = keras.layers.LSTMCell(hidden_dim, name="segment_cell")
-        self.segment_rnn = keras.layers.RNN(self.cell, return_sequences=True, name="segment_rnn")
         if autoregressive:
             self.word_cell = keras.layers.LSTMCell(hidden_dim, name="word_cell")
             self.word_rnn = keras.layers.RNN(self.word_cell, return_sequences=True,
@@ -382,18 +382,35 @@ class NeuralTemplate(LatentVariableModel):
             tf.where(encoded["value_mask"][:, None, :], scores, copy_lib.NO_MATCH))
         context = tf.cast(tf.einsum("bns,bsh->bnh", tf.exp(log_alignment),
                                     full_precision(memory)), h.dtype)
-        logits = full_precision(self.projection(self.combine(tf.concat([h, context], axis=-1))))
-        generate = tf.nn.log_softmax(
-            logits + tf.gather(full_precision(self.word_bias), decoders))  # [B, N, V]
+        combined = self.combine(tf.concat([h, context], axis=-1))  # [B, N, H]
+        word_bias = full_precision(self.word_bias)
+        logits = full_precision(self.projection(combined)) + tf.gather(word_bias, decoders)
         gate = full_precision(self.gate(tf.concat(
             [h, context, self.embedding(self._in_vocab(inputs))], axis=-1)))[..., 0]
         gate += tf.gather(full_precision(self.copy_bias), decoders)
-        end = tf.math.log_sigmoid(-gate) + generate[..., SEGMENT_END]
         if targets is None:
+            generate = tf.nn.log_softmax(logits)  # [B, N, V]
+            end = tf.math.log_sigmoid(-gate) + generate[..., SEGMENT_END]
             return copy_lib.copy_distribution(generate, log_alignment, encoded["extended_ids"],
                                               gate), end
-        log_prob, _ = copy_lib.copy_log_prob(targets, generate, log_alignment,
-                                             encoded["extended_ids"], gate)
+        # the targets' and ⟨/seg⟩'s log p_gen from their own logits (kernel columns gathered)
+        # and the log normaliser: no [B, N, V] log-softmax, nor its gradient's scatter
+        normaliser = tf.reduce_logsumexp(logits, axis=-1)  # [B, N]
+        columns = tf.transpose(full_precision(self.projection.kernel))  # [V, H]
+
+        def logit_of(ids):  # int [B, N] in the vocabulary → their logits [B, N]
+            return (tf.einsum("bnh,bnh->bn", full_precision(combined), tf.gather(columns, ids))
+                    + tf.gather(full_precision(self.projection.bias), ids)
+                    + tf.gather_nd(word_bias, tf.stack([decoders, ids], axis=-1)))
+
+        targets = tf.cast(targets, tf.int32)
+        in_vocab = targets < self.vocab_size
+        generated = tf.where(in_vocab, logit_of(tf.where(in_vocab, targets, 0)) - normaliser,
+                             copy_lib.NO_MATCH)
+        end = (tf.math.log_sigmoid(-gate)
+               + logit_of(tf.fill(tf.shape(targets), SEGMENT_END)) - normaliser)
+        log_prob, _ = copy_lib.mixed_log_prob(targets, generated, log_alignment,
+                                              encoded["extended_ids"], gate)
         return log_prob, end
 
     def segment_log_potentials(self, batch, training=False,
@@ -411,21 +428,24 @@ class NeuralTemplate(LatentVariableModel):
         inputs = tf.concat([tf.fill([b, t, 1], BOS_ID), window], axis=-1)  # [B, T, L+1]
         words = tf.concat([window, tf.zeros([b, t, 1], tf.int32)], axis=-1)  # targets of step i
         embedded = self.drop(self.embedding(self._in_vocab(inputs)), training=training)
-        state_vectors = self.state_embedding(tf.range(k))  # [K, E]
-        shape = tf.stack([b, t, k, big_l + 1, -1])
-        step_inputs = tf.concat([
-            tf.broadcast_to(embedded[:, :, None], tf.concat([shape[:4], tf.shape(embedded)[-1:]],
-                                                            0)),
-            tf.broadcast_to(state_vectors[None, None, :, None],
-                            tf.concat([shape[:4], tf.shape(state_vectors)[-1:]], 0))], axis=-1)
+        # the cell's input [e(y); e_k] times its kernel, each part once: words per (start,
+        # step), states per decoder, added for the T·K·(L+1) steps (`lstm.recurrence`)
+        embed_dim = self.config["embed_dim"]
+        if not self.cell.built:
+            self.cell.build((None, 2 * embed_dim))
+        kernel = tf.cast(self.cell.kernel, embedded.dtype)  # [2E, 4H]
+        word_gates = tf.einsum("btle,eg->btlg", embedded, kernel[:embed_dim])  # [B, T, L+1, 4H]
+        state_gates = (tf.matmul(self.state_embedding(tf.range(k)), kernel[embed_dim:])
+                       + tf.cast(self.cell.bias, embedded.dtype))  # [K, 4H]
+        projected = word_gates[:, :, None] + state_gates[None, None, :, None]  # [B,T,K,L+1,4H]
         context = self.word_context(batch["target_inputs"], batch["target_mask"], training)
         h0 = self.start_states(encoded["pooled"][:, None, None],
                                tf.range(k)[None, None, :],
                                None if context is None else context[:, :, None])  # [B,T,K,H]
         h0 = tf.broadcast_to(h0, tf.stack([b, t, k, tf.shape(h0)[-1]]))
         flat_h0 = tf.reshape(h0, [b * t * k, -1])
-        h = self.segment_rnn(tf.reshape(step_inputs, [b * t * k, big_l + 1, -1]),
-                             initial_state=[flat_h0, tf.zeros_like(flat_h0)], training=training)
+        _, h, _ = lstm.recurrence(self.cell, tf.reshape(projected, [b * t * k, big_l + 1, -1]),
+                                  [flat_h0, tf.zeros_like(flat_h0)])
         h = self.drop(tf.reshape(h, [b, t * k * (big_l + 1), -1]), training=training)
         flat = lambda x: tf.reshape(tf.broadcast_to(x[:, :, None], tf.stack([b, t, k, big_l + 1])),
                                     [b, -1])
