@@ -58,6 +58,10 @@ flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into this many logical
 flags.DEFINE_enum("news20_variant", "nvdm", ["nvdm", "prodlda"], "20 Newsgroups vocabulary.")
 flags.DEFINE_integer("seq_len", 35, "Window length of the continuous LM stream (form `stream`).")
 flags.DEFINE_integer("max_length", 0, "Drop training sentences longer than this (0: keep all).")
+flags.DEFINE_integer("bucket_width", 0, "Batch training sentences (and sentence pairs) with "
+                     "lengths in the same bucket of this width, so batches carry less padding "
+                     "(0: shuffled batches of any lengths). Fixes the batch order: recorded with "
+                     "the run.")
 
 # Model hyperparameters: one flag per field of the models' configs (`tflv.models.config`), with
 # the field's type, default and documentation; a name several models share must agree on its
@@ -148,7 +152,7 @@ def as_flags(err: ConfigError) -> str:
 # (Model hyperparameters: the bounds their config fields declare, below.)
 _AT_LEAST = {"train_steps": 1, "batch_size": 1, "eval_batch_size": 1, "log_every": 1,
              "checkpoint_every": 1, "eval_every": 0, "max_eval_batches": 0, "num_cpu_devices": 0,
-             "seq_len": 1, "max_length": 0, "clip_norm": 0}
+             "seq_len": 1, "max_length": 0, "bucket_width": 0, "clip_norm": 0}
 _POSITIVE = ["learning_rate", "worker_timeout"]
 _UNIT_INTERVAL: list[str] = []  # probabilities in [0, 1)
 

@@ -47,6 +47,8 @@ SEQUENCE_FORMS = ("sentences", "tokens", "tagged", "parallel")
 # Hyperparameters whose default is not, for some models, the behaviour from before they existed:
 # per model, the value a run recorded without them was built with (prodlda trained by NVDM's
 # settings before issue 19).
+# lengths up to which `bucket_width` makes buckets (longer sentences share the last one)
+BUCKETED_LENGTHS = 256
 BEFORE_IT_EXISTED = {"topic_recipe": {"prodlda": "nvdm"}}
 
 
@@ -57,9 +59,11 @@ class RunError(ValueError):
 def describe_run(model: str, dataset: str, *, dataset_options: Mapping[str, Any] | None = None,
                  hparams: Mapping[str, Any], batch_size: int, seed: int, seq_len: int,
                  max_length: int | None, train_steps: int, learning_rate: float,
-                 learning_rate_schedule: str, clip_norm: float) -> dict:
+                 learning_rate_schedule: str, clip_norm: float, bucket_width: int = 0) -> dict:
     """The description of a run: model, dataset, the settings that shape the weights and fix the
-    data position, and the training settings (which may change on resume)."""
+    data position, and the training settings (which may change on resume). `bucket_width`
+    (sentences; 0: none): training batches drawn from buckets of that many lengths
+    (`form_options`); recorded only when set, so records written before it still match."""
     return {
         "model": model,
         "dataset": dataset,
@@ -67,28 +71,40 @@ def describe_run(model: str, dataset: str, *, dataset_options: Mapping[str, Any]
         "hparams": dict(hparams),
         "batch_size": batch_size,
         "seed": seed,
-        "sequence": {"seq_len": seq_len, "max_length": max_length},
+        "sequence": {"seq_len": seq_len, "max_length": max_length,
+                     **({"bucket_width": bucket_width} if bucket_width else {})},
         "training": {"train_steps": train_steps, "learning_rate": learning_rate,
                      "learning_rate_schedule": learning_rate_schedule, "clip_norm": clip_norm},
     }
 
 
 def sequence_settings(form: str, sequence: Mapping[str, Any]) -> dict:
-    """The sequence settings a form uses: a stream's `seq_len`, sentences' `max_length`."""
+    """The sequence settings a form uses: a stream's `seq_len`, sentences' `max_length` (and
+    `bucket_width` where set)."""
     if form == "stream":
         return {"seq_len": sequence["seq_len"]}
     if form in SEQUENCE_FORMS:
-        return {"max_length": sequence["max_length"]}
+        return {"max_length": sequence["max_length"],
+                **({"bucket_width": sequence["bucket_width"]}
+                   if sequence.get("bucket_width") else {})}
     return {}
 
 
 def form_options(form: str, train: bool, sequence: Mapping[str, Any]) -> dict:
-    """Options of `Corpus.dataset` for a form: window length, or the training length cut-off."""
+    """Options of `Corpus.dataset` for a form: window length, or for training sentences the
+    length cut-off and the length buckets: with `bucket_width` W, examples whose length (the
+    longest of their sequences) falls in the same [iW, (i+1)W) are batched together (the
+    longest share the last bucket), so a batch pads less; each still comes once per epoch."""
     if form == "stream":
         return {"seq_len": sequence["seq_len"]}
+    options = {}
     if form in SEQUENCE_FORMS and train and sequence.get("max_length"):
-        return {"max_length": sequence["max_length"]}
-    return {}
+        options["max_length"] = sequence["max_length"]
+    if form in SEQUENCE_FORMS and train and sequence.get("bucket_width"):
+        width = sequence["bucket_width"]
+        longest = max(sequence.get("max_length") or 0, BUCKETED_LENGTHS)
+        options["bucket_boundaries"] = list(range(width, longest + 1, width))
+    return options
 
 
 def with_new_hparams(run: dict, defaults: Mapping[str, Any]) -> dict:

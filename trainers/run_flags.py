@@ -27,7 +27,7 @@ def run_description() -> dict:
         batch_size=FLAGS.batch_size, seed=FLAGS.seed, seq_len=FLAGS.seq_len,
         max_length=FLAGS.max_length, train_steps=FLAGS.train_steps,
         learning_rate=FLAGS.learning_rate, learning_rate_schedule=FLAGS.learning_rate_schedule,
-        clip_norm=FLAGS.clip_norm)
+        clip_norm=FLAGS.clip_norm, bucket_width=FLAGS.bucket_width)
 
 
 def hparam_defaults() -> dict:

@@ -52,3 +52,35 @@ def test_a_directory_without_a_run_or_checkpoint_is_refused_by_name(tmp_path):
     (tmp_path / "tflv_run.json").write_text('{"model": "rnnlm", "dataset": "ptb"}')
     with pytest.raises(run_lib.RunError, match="lacks dataset_options, batch_size, seed"):
         run_lib.restore_run(str(tmp_path))
+
+
+def test_bucket_width_batches_sentences_of_one_length_bucket_and_is_recorded_only_when_set(
+        tmp_path):
+    from trainers import run_flags
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "train.txt").write_text("\n".join(
+        " ".join(rng.choice(WORDS, rng.integers(1, 25))) for _ in range(200)) + "\n")
+    hparams = {**run_flags.hparam_defaults(), "embed_dim": 8, "hidden_dim": 8}
+
+    def described(width):
+        return run_lib.describe_run(
+            "sentence_vae", f"text:{folder}", hparams=hparams, batch_size=8, seed=0, seq_len=6,
+            max_length=None, train_steps=10, learning_rate=1e-2,
+            learning_rate_schedule="constant", clip_norm=5.0, bucket_width=width)
+
+    assert "bucket_width" not in described(0)["sequence"]  # records from before it still match
+    widths = {}
+    for width in (0, 5):
+        run = described(width)
+        _, _, dataset = run_lib.make_trainer(run, run_lib.load_corpus(run),
+                                             tf.distribute.get_strategy())
+        assert run["sequence"] == {"max_length": None, **({"bucket_width": 5} if width else {})}
+        lengths = [b["mask"].numpy().sum(1) if "mask" in b else b["lengths"].numpy()
+                   for b in dataset.take(50)]
+        widths[width] = np.mean([batch.max() for batch in lengths])
+        if width:  # each batch's lengths (<eos> included) within one bucket [5i, 5i + 5)
+            assert all(len(set(batch // width)) == 1 for batch in lengths), lengths
+    assert widths[5] < 0.8 * widths[0]  # padded width per batch
