@@ -30,8 +30,10 @@ decoders, each shared by C copies of a state, `state_copies`; the paper's K × K
 
 The exact log marginal likelihood log p(y | x) = log Σ_z p(y, z | x) is the log-partition of
 `tflv.distributions.SemiMarkovChain` with segment potentials φ_e[l, k] =
-log p(y_{e-l+1:e}, ⟨/seg⟩ | k, x) and length potentials log p(l | k); all T·K·(L+1)
-segment-decoder steps of a batch run as one LSTM over [B·T·K, L+1] (the C copies reuse them).
+log p(y_{e-l+1:e}, ⟨/seg⟩ | k, x) and length potentials log p(l | k); the K·(L+1)
+segment-decoder steps from every start where a segment can begin (M ≤ B·T of them: inside the
+sentence, and in training not inside a record value) run as one LSTM over [M·K, L+1] (the C
+copies reuse them).
 Training maximises it over the segmentations that keep each annotated span whole (E2E: the
 sentence's copies of record values, `target_span_lengths`; `span_constraints`), as Wiseman et
 al. do: a lower bound of log p(y | x) that ties segments to record values from the first step.
@@ -422,45 +424,59 @@ class NeuralTemplate(LatentVariableModel):
         b, t = tf.unstack(tf.shape(targets))
         k, big_l = self.num_states, self.max_length
         encoded = self.encode(batch["source"], batch["source_mask"], training)
+        keep = None
+        if (constrained and self.config["span_constraints"]
+                and "target_span_lengths" in batch):
+            keep = segments_keeping_spans(batch["target_span_lengths"], big_l)  # [B, T, L]
+        # the decoders run from the starts s of the M segments that can be used: inside the
+        # sentence and, constrained, where a kept segment begins (one of length l + 1 ending
+        # at s + l); no other potential enters log p(y | x) (−inf, or past the sentence)
+        starts = tf.cast(batch["target_mask"], tf.bool)
+        if keep is not None:
+            starts &= tf.reduce_any(tf.stack(
+                [tf.pad(keep[:, l:, l], [[0, 0], [0, l]]) for l in range(big_l)], -1), -1)
+        rows = tf.where(starts)  # int64 [M, 2]: (example, start)
+        m, example = tf.shape(rows)[0], rows[:, 0]
         padded = tf.pad(targets, [[0, 0], [0, big_l]])
-        window = tf.gather(padded, tf.range(t)[:, None] + tf.range(big_l)[None, :],
-                           axis=1)  # [B, T, L]: y_{s+i}
-        inputs = tf.concat([tf.fill([b, t, 1], BOS_ID), window], axis=-1)  # [B, T, L+1]
-        words = tf.concat([window, tf.zeros([b, t, 1], tf.int32)], axis=-1)  # targets of step i
+        window = tf.gather_nd(tf.gather(padded, tf.range(t)[:, None] + tf.range(big_l)[None, :],
+                                        axis=1), rows)  # [M, L]: y_{s+i}
+        inputs = tf.concat([tf.fill([m, 1], BOS_ID), window], axis=-1)  # [M, L+1]
+        words = tf.concat([window, tf.zeros([m, 1], tf.int32)], axis=-1)  # targets of step i
         embedded = self.drop(self.embedding(self._in_vocab(inputs)), training=training)
         # the cell's input [e(y); e_k] times its kernel, each part once: words per (start,
-        # step), states per decoder, added for the T·K·(L+1) steps (`lstm.recurrence`)
+        # step), states per decoder, added for the M·K·(L+1) steps (`lstm.recurrence`)
         embed_dim = self.config["embed_dim"]
         if not self.cell.built:
             self.cell.build((None, 2 * embed_dim))
         kernel = tf.cast(self.cell.kernel, embedded.dtype)  # [2E, 4H]
-        word_gates = tf.einsum("btle,eg->btlg", embedded, kernel[:embed_dim])  # [B, T, L+1, 4H]
+        word_gates = tf.einsum("mle,eg->mlg", embedded, kernel[:embed_dim])  # [M, L+1, 4H]
         state_gates = (tf.matmul(self.state_embedding(tf.range(k)), kernel[embed_dim:])
                        + tf.cast(self.cell.bias, embedded.dtype))  # [K, 4H]
-        projected = word_gates[:, :, None] + state_gates[None, None, :, None]  # [B,T,K,L+1,4H]
+        projected = word_gates[:, None] + state_gates[None, :, None]  # [M, K, L+1, 4H]
         context = self.word_context(batch["target_inputs"], batch["target_mask"], training)
-        h0 = self.start_states(encoded["pooled"][:, None, None],
-                               tf.range(k)[None, None, :],
-                               None if context is None else context[:, :, None])  # [B,T,K,H]
-        h0 = tf.broadcast_to(h0, tf.stack([b, t, k, tf.shape(h0)[-1]]))
-        flat_h0 = tf.reshape(h0, [b * t * k, -1])
-        _, h, _ = lstm.recurrence(self.cell, tf.reshape(projected, [b * t * k, big_l + 1, -1]),
-                                  [flat_h0, tf.zeros_like(flat_h0)])
-        h = self.drop(tf.reshape(h, [b, t * k * (big_l + 1), -1]), training=training)
-        flat = lambda x: tf.reshape(tf.broadcast_to(x[:, :, None], tf.stack([b, t, k, big_l + 1])),
-                                    [b, -1])
-        decoders = tf.reshape(tf.broadcast_to(tf.range(k)[None, None, :, None],
-                                              tf.stack([b, t, k, big_l + 1])), [b, -1])
-        word_lp, end_lp = self.word_log_probs(h, flat(inputs), decoders, encoded, flat(words))
-        word_lp = tf.reshape(word_lp, [b, t, k, big_l + 1])
-        end_lp = tf.reshape(end_lp, [b, t, k, big_l + 1])
-        by_start = tf.cumsum(word_lp[..., :big_l], axis=-1) + end_lp[..., 1:]  # [B, T, K, L]
+        h0 = self.start_states(tf.gather(encoded["pooled"], example)[:, None],
+                               tf.range(k)[None, :],
+                               None if context is None else tf.gather_nd(context, rows)[:, None])
+        h0 = tf.broadcast_to(h0, tf.stack([m, k, tf.shape(h0)[-1]]))  # [M, K, H]
+        flat_h0 = tf.reshape(h0, [m * k, self.config["hidden_dim"]])
+        hidden = self.config["hidden_dim"]
+        _, h, _ = lstm.recurrence(
+            self.cell, tf.reshape(projected, [m * k, big_l + 1, 4 * hidden]),
+            [flat_h0, tf.zeros_like(flat_h0)])
+        h = self.drop(tf.reshape(h, [m, k * (big_l + 1), hidden]), training=training)
+        per_row = {name: tf.gather(encoded[name], example)
+                   for name in ("memory", "value_mask", "extended_ids")}
+        grid = tf.stack([m, k, big_l + 1])
+        flat = lambda x: tf.reshape(tf.broadcast_to(x[:, None], grid), [m, -1])
+        decoders = tf.reshape(tf.broadcast_to(tf.range(k)[None, :, None], grid), [m, -1])
+        word_lp, end_lp = self.word_log_probs(h, flat(inputs), decoders, per_row, flat(words))
+        word_lp, end_lp = tf.reshape(word_lp, grid), tf.reshape(end_lp, grid)
+        computed = tf.cumsum(word_lp[..., :big_l], axis=-1) + end_lp[..., 1:]  # [M, K, L]
+        by_start = tf.scatter_nd(rows, computed, tf.cast(tf.stack([b, t, k, big_l]), tf.int64))
         ends = [tf.pad(by_start[:, :, :, l], [[0, 0], [l, 0], [0, 0]])[:, :t]
                 for l in range(big_l)]  # segment of length l+1 ending at e starts at e - l
         segment = tf.tile(tf.stack(ends, axis=2), [1, 1, 1, self.config["state_copies"]])
-        if (constrained and self.config["span_constraints"]
-                and "target_span_lengths" in batch):
-            keep = segments_keeping_spans(batch["target_span_lengths"], big_l)  # [B, T, L]
+        if keep is not None:
             segment = tf.where(keep[..., None], segment, float("-inf"))
         return segment, encoded  # [B, T, L, K·C]
 
