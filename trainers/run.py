@@ -47,9 +47,9 @@ SEQUENCE_FORMS = ("sentences", "tokens", "tagged", "parallel")
 # Hyperparameters whose default is not, for some models, the behaviour from before they existed:
 # per model, the value a run recorded without them was built with (prodlda trained by NVDM's
 # settings before issue 19).
+BEFORE_IT_EXISTED = {"topic_recipe": {"prodlda": "nvdm"}}
 # lengths up to which `bucket_width` makes buckets (longer sentences share the last one)
 BUCKETED_LENGTHS = 256
-BEFORE_IT_EXISTED = {"topic_recipe": {"prodlda": "nvdm"}}
 
 
 class RunError(ValueError):
@@ -98,12 +98,13 @@ def form_options(form: str, train: bool, sequence: Mapping[str, Any]) -> dict:
     if form == "stream":
         return {"seq_len": sequence["seq_len"]}
     options = {}
-    if form in SEQUENCE_FORMS and train and sequence.get("max_length"):
-        options["max_length"] = sequence["max_length"]
-    if form in SEQUENCE_FORMS and train and sequence.get("bucket_width"):
-        width = sequence["bucket_width"]
-        longest = max(sequence.get("max_length") or 0, BUCKETED_LENGTHS)
-        options["bucket_boundaries"] = list(range(width, longest + 1, width))
+    if form in SEQUENCE_FORMS and train:
+        if sequence.get("max_length"):
+            options["max_length"] = sequence["max_length"]
+        if sequence.get("bucket_width"):
+            width = sequence["bucket_width"]
+            longest = max(sequence.get("max_length") or 0, BUCKETED_LENGTHS)
+            options["bucket_boundaries"] = list(range(width, longest + 1, width))
     return options
 
 

@@ -11,16 +11,23 @@ from trainers import run as run_lib
 WORDS = "the a cat dog sat ran on mat big small".split()
 
 
+def corpus_folder(tmp_path, seed: int, lengths: tuple[int, int], count: int):
+    """A `text:` folder whose train.txt holds `count` random sentences of WORDS, of lengths in
+    [lengths[0], lengths[1])."""
+    rng = np.random.default_rng(seed)
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "train.txt").write_text("\n".join(
+        " ".join(rng.choice(WORDS, rng.integers(*lengths))) for _ in range(count)) + "\n")
+    return folder
+
+
 def test_a_run_restores_from_its_directory_with_its_weights_and_metrics(tmp_path):
     from trainers import run_flags  # only for the hyperparameters' defaults
     from trainers.checkpoints import Checkpoints
     from trainers.run_record import claim_model_dir
 
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "train.txt").write_text("\n".join(
-        " ".join(rng.choice(WORDS, rng.integers(2, 9))) for _ in range(60)) + "\n")
+    folder = corpus_folder(tmp_path, seed=0, lengths=(2, 9), count=60)
     hparams = {**run_flags.hparam_defaults(), "embed_dim": 8, "hidden_dim": 8}
     described = run_lib.describe_run(
         "rnnlm", f"text:{folder}", hparams=hparams, batch_size=8, seed=0, seq_len=6,
@@ -58,11 +65,7 @@ def test_bucket_width_batches_sentences_of_one_length_bucket_and_is_recorded_onl
         tmp_path):
     from trainers import run_flags
 
-    rng = np.random.default_rng(1)
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "train.txt").write_text("\n".join(
-        " ".join(rng.choice(WORDS, rng.integers(1, 25))) for _ in range(200)) + "\n")
+    folder = corpus_folder(tmp_path, seed=1, lengths=(1, 25), count=200)
     hparams = {**run_flags.hparam_defaults(), "embed_dim": 8, "hidden_dim": 8}
 
     def described(width):
@@ -78,8 +81,7 @@ def test_bucket_width_batches_sentences_of_one_length_bucket_and_is_recorded_onl
         _, _, dataset = run_lib.make_trainer(run, run_lib.load_corpus(run),
                                              tf.distribute.get_strategy())
         assert run["sequence"] == {"max_length": None, **({"bucket_width": 5} if width else {})}
-        lengths = [b["mask"].numpy().sum(1) if "mask" in b else b["lengths"].numpy()
-                   for b in dataset.take(50)]
+        lengths = [b["lengths"].numpy() for b in dataset.take(50)]
         widths[width] = np.mean([batch.max() for batch in lengths])
         if width:  # each batch's lengths (<eos> included) within one bucket [5i, 5i + 5)
             assert all(len(set(batch // width)) == 1 for batch in lengths), lengths

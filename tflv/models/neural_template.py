@@ -399,9 +399,10 @@ class NeuralTemplate(LatentVariableModel):
         # and the log normaliser: no [B, N, V] log-softmax, nor its gradient's scatter
         normaliser = tf.reduce_logsumexp(logits, axis=-1)  # [B, N]
         columns = tf.transpose(full_precision(self.projection.kernel))  # [V, H]
+        combined = full_precision(combined)
 
         def logit_of(ids):  # int [B, N] in the vocabulary → their logits [B, N]
-            return (tf.einsum("bnh,bnh->bn", full_precision(combined), tf.gather(columns, ids))
+            return (tf.einsum("bnh,bnh->bn", combined, tf.gather(columns, ids))
                     + tf.gather(full_precision(self.projection.bias), ids)
                     + tf.gather_nd(word_bias, tf.stack([decoders, ids], axis=-1)))
 
@@ -458,8 +459,8 @@ class NeuralTemplate(LatentVariableModel):
                                tf.range(k)[None, :],
                                None if context is None else tf.gather_nd(context, rows)[:, None])
         h0 = tf.broadcast_to(h0, tf.stack([m, k, tf.shape(h0)[-1]]))  # [M, K, H]
-        flat_h0 = tf.reshape(h0, [m * k, self.config["hidden_dim"]])
         hidden = self.config["hidden_dim"]
+        flat_h0 = tf.reshape(h0, [m * k, hidden])
         _, h, _ = lstm.recurrence(
             self.cell, tf.reshape(projected, [m * k, big_l + 1, 4 * hidden]),
             [flat_h0, tf.zeros_like(flat_h0)])
