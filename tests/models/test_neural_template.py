@@ -104,14 +104,18 @@ def joints_by_decoder(model, batch, row, segmentations):
     return total
 
 
-@pytest.mark.parametrize("autoregressive, copies, self_transitions",
-                         [(False, 1, False), (True, 1, True), (False, 2, False)])
-def test_likelihood_is_the_sum_over_segmentations(autoregressive, copies, self_transitions):
-    """Also with C = 2 copies of each of K = 2 decoders (4 chain states), and with and without
-    self transitions (forbidden ones have joint probability 0 on the decoder's path too)."""
+@pytest.mark.parametrize("autoregressive, copies, self_transitions, uniform_lengths",
+                         [(False, 1, False, False), (True, 1, True, False),
+                          (False, 2, False, False), (True, 2, False, True)])
+def test_likelihood_is_the_sum_over_segmentations(autoregressive, copies, self_transitions,
+                                                  uniform_lengths):
+    """Also with C = 2 copies of each of K = 2 decoders (4 chain states), with and without
+    self transitions (forbidden ones have joint probability 0 on the decoder's path too), and
+    with uniform segment lengths."""
     tf.keras.utils.set_random_seed(3)
     model = build(num_states=2, max_segment_length=2, autoregressive=autoregressive,
-                  state_copies=copies, self_transitions=self_transitions)
+                  state_copies=copies, self_transitions=self_transitions,
+                  uniform_lengths=uniform_lengths)
     batch, _ = batch_of([(["Zizzi"], ["Italian"]), (["Blue", "Spice"], ["French"])])
     nll = model.objective(batch).stats["nll"].numpy()
     for row in range(2):
@@ -124,6 +128,25 @@ def test_likelihood_is_the_sum_over_segmentations(autoregressive, copies, self_t
         np.testing.assert_array_equal(np.isneginf(joints),
                                       np.array(repeats) & (not self_transitions))
         np.testing.assert_allclose(-nll[row], logsumexp(joints), rtol=1e-5)
+
+
+def test_uniform_lengths_are_one_over_L_and_not_learned():
+    """`uniform_lengths` gives the likelihood of learned lengths whose logits are all equal
+    (log p(l | k) = −log L), which learned ones leave once their logits move; it has no length
+    weights to train."""
+    batch, _ = batch_of([(["Zizzi"], ["Italian"]), (["Blue", "Spice"], ["French"])])
+    tf.keras.utils.set_random_seed(4)
+    learned = build(num_states=2, max_segment_length=3)
+    tf.keras.utils.set_random_seed(4)
+    uniform = build(num_states=2, max_segment_length=3, uniform_lengths=True)
+    nll = lambda model: model.objective(batch).stats["nll"].numpy()
+    np.testing.assert_allclose(nll(uniform), nll(learned), rtol=1e-6)  # logits start at 0
+    np.testing.assert_allclose(uniform.length_log_probs(), np.full((2, 3), -np.log(3)),
+                               rtol=1e-6)
+    learned.length_logits.assign([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    assert np.abs(nll(learned) - nll(uniform)).min() > 1e-3
+    assert "length_logits" not in {w.path.split("/")[-1] for w in uniform.trainable_weights}
+    assert "length_logits" in {w.path.split("/")[-1] for w in learned.trainable_weights}
 
 
 def test_word_context_joins_after_autoregressive_after_training_steps():

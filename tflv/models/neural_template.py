@@ -13,7 +13,9 @@ decoders, each shared by C copies of a state, `state_copies`; the paper's K × K
 - initial p(k | x) = softmax(W_0 x̄), transitions p(j | k, x) = softmax_j((u_k + W_T x̄)·v_j + b_j):
   conditioned on the source; no state follows itself (p(k | k, x) = 0) unless
   `self_transitions`, as in the paper;
-- lengths p(l | k) = softmax_l(λ_k), one per state;
+- lengths p(l | k) = softmax_l(λ_k), one per state, or with `uniform_lengths` p(l | k) = 1/L
+  (the paper's `-unif_lenps`): every segment then costs log L, so that a phrase is not cut
+  into one-word segments for free;
 - segment decoders (state k uses decoder k mod K; below k is that decoder): one LSTM shared by
   the states, its input [e(y_{t-1}); e_k] (the state's
   embedding; the first input of a segment is e(⟨bos⟩)), its start state h_0 = tanh(W_h [x̄; e_k])
@@ -128,6 +130,7 @@ class NeuralTemplate(LatentVariableModel):
       state_copies: C, chain states per segment decoder (K·C states; state j uses decoder
         j mod K).
       self_transitions: allow p(k | k, x) > 0.
+      uniform_lengths: p(l | k) = 1/L, not learned (Wiseman et al.'s `-unif_lenps`).
       span_constraints: train on (and segment for templates under) the segmentations that keep
         the batch's `target_span_lengths` spans whole.
       beam_size: beams per template in `generate`; num_templates: templates tried per record
@@ -159,6 +162,9 @@ class NeuralTemplate(LatentVariableModel):
             at_least=1)
         self_transitions: bool = cfg.hparam(
             False, "Allow a state to follow itself (Wiseman et al. forbid it).")
+        template_uniform_lengths: bool = cfg.hparam(
+            False, "Segment lengths uniform on 1..L (Wiseman et al.'s -unif_lenps) instead of "
+            "learned per state: every segment costs log L.")
         span_constraints: bool = cfg.hparam(
             True, "Train on (and take templates from) the segmentations that keep each "
             "annotated span of the data (e2e: the copied record values) one segment.")
@@ -184,7 +190,7 @@ class NeuralTemplate(LatentVariableModel):
                  num_states: int = 16, max_segment_length: int = 4, embed_dim: int = 64,
                  hidden_dim: int = 64, dropout: float = 0.0, autoregressive: bool = False,
                  autoregressive_after: int = 0, state_copies: int = 1,
-                 self_transitions: bool = False,
+                 self_transitions: bool = False, uniform_lengths: bool = False,
                  span_constraints: bool = True, beam_size: int = 5, num_templates: int = 5,
                  template_examples: int = 1000,
                  max_decode_length: int = 80, bleu_max_examples: int = 0, **kwargs):
@@ -212,7 +218,7 @@ class NeuralTemplate(LatentVariableModel):
             num_states=num_states, max_segment_length=max_segment_length, embed_dim=embed_dim,
             hidden_dim=hidden_dim, dropout=dropout, autoregressive=autoregressive,
             autoregressive_after=autoregressive_after, state_copies=state_copies,
-            self_transitions=self_transitions,
+            self_transitions=self_transitions, uniform_lengths=uniform_lengths,
             span_constraints=span_constraints, beam_size=beam_size, num_templates=num_templates,
             template_examples=template_examples, max_decode_length=max_decode_length,
             bleu_max_examples=bleu_max_examples)
@@ -237,8 +243,9 @@ class NeuralTemplate(LatentVariableModel):
         self.to_state = keras.layers.Dense(chain_states, name="to_state")  # v_j, b_j
         self.source_to_transition = keras.layers.Dense(hidden_dim, use_bias=False,
                                                        name="source_to_transition")
-        self.length_logits = self.add_weight(shape=(chain_states, max_segment_length),
-                                             initializer="zeros", name="length_logits")
+        if not uniform_lengths:
+            self.length_logits = self.add_weight(shape=(chain_states, max_segment_length),
+                                                 initializer="zeros", name="length_logits")
         # segment decoders
         self.state_embedding = keras.layers.Embedding(num_states, embed_dim,
                                                       name="state_embedding")
@@ -294,6 +301,7 @@ class NeuralTemplate(LatentVariableModel):
                    dropout=config.dropout, autoregressive=config.template_autoregressive,
                    autoregressive_after=config.template_autoregressive_after,
                    state_copies=config.state_copies, self_transitions=config.self_transitions,
+                   uniform_lengths=config.template_uniform_lengths,
                    span_constraints=config.span_constraints,
                    beam_size=config.beam_size, num_templates=config.num_templates,
                    bleu_max_examples=config.bleu_max_examples)
@@ -334,7 +342,13 @@ class NeuralTemplate(LatentVariableModel):
         if not self.config["self_transitions"]:
             logits += tf.linalg.diag(tf.fill([self.chain_states], float("-inf")))
         transition = tf.nn.log_softmax(logits)  # [B, K·C, K·C]
-        return initial, transition, tf.nn.log_softmax(full_precision(self.length_logits))
+        return initial, transition, self.length_log_probs()
+
+    def length_log_probs(self) -> tf.Tensor:
+        """log p(l | k) [K·C, L]: learned, or log 1/L with `uniform_lengths`."""
+        if self.config["uniform_lengths"]:
+            return tf.fill([self.chain_states, self.max_length], -float(np.log(self.max_length)))
+        return tf.nn.log_softmax(full_precision(self.length_logits))
 
     def decoder_of(self, states):
         """The segment decoder (0..K-1) of chain states (0..K·C-1): state j uses j mod K."""
@@ -557,7 +571,7 @@ class NeuralTemplate(LatentVariableModel):
         words, end = self.word_log_probs(out[:, None], tokens[:, None],
                                          self.decoder_of(k)[:, None], state)
         words, end = words[:, 0], end[:, 0]  # [N, V + S], [N]
-        length = tf.nn.log_softmax(full_precision(self.length_logits))  # [K, L]
+        length = self.length_log_probs()  # [K·C, L]
         used = tf.clip_by_value(position - 1, 0, self.max_length - 1)  # words so far, as index
         end += tf.gather(tf.gather(length, k), used, batch_dims=1)
         end = tf.where(position > 0, end, float("-inf"))  # a segment has a word
