@@ -104,17 +104,18 @@ def joints_by_decoder(model, batch, row, segmentations):
     return total
 
 
-@pytest.mark.parametrize("autoregressive, copies, self_transitions, uniform_lengths",
-                         [(False, 1, False, False), (True, 1, True, False),
-                          (False, 2, False, False), (True, 2, False, True)])
-def test_likelihood_is_the_sum_over_segmentations(autoregressive, copies, self_transitions,
-                                                  uniform_lengths):
+@pytest.mark.parametrize("autoregressive, history, copies, self_transitions, uniform_lengths",
+                         [(False, "words", 1, False, False), (True, "words", 1, True, False),
+                          (False, "words", 2, False, False), (True, "words", 2, False, True),
+                          (True, "fields", 1, False, False)])
+def test_likelihood_is_the_sum_over_segmentations(autoregressive, history, copies,
+                                                  self_transitions, uniform_lengths):
     """Also with C = 2 copies of each of K = 2 decoders (4 chain states), with and without
-    self transitions (forbidden ones have joint probability 0 on the decoder's path too), and
-    with uniform segment lengths."""
+    self transitions (forbidden ones have joint probability 0 on the decoder's path too), with
+    uniform segment lengths, and NTemp+AR over the copied fields."""
     tf.keras.utils.set_random_seed(3)
     model = build(num_states=2, max_segment_length=2, autoregressive=autoregressive,
-                  state_copies=copies, self_transitions=self_transitions,
+                  history=history, state_copies=copies, self_transitions=self_transitions,
                   uniform_lengths=uniform_lengths)
     batch, _ = batch_of([(["Zizzi"], ["Italian"]), (["Blue", "Spice"], ["French"])])
     nll = model.objective(batch).stats["nll"].numpy()
@@ -128,6 +129,27 @@ def test_likelihood_is_the_sum_over_segmentations(autoregressive, copies, self_t
         np.testing.assert_array_equal(np.isneginf(joints),
                                       np.array(repeats) & (not self_transitions))
         np.testing.assert_allclose(-nll[row], logsumexp(joints), rtol=1e-5)
+
+
+def test_field_history_reads_the_fields_a_token_copies():
+    """`history="fields"`: a token equal to value words reads the mean embedding of their
+    fields (one field's once, however many of its words match), another token field 0's,
+    ⟨bos⟩ its word embedding."""
+    source = ["__start_name__", "Blue", "Spice", "__end_name__", "__start_food__", "Blue",
+              "__end_food__"]
+    ids = lambda words, vocab: np.array([[vocab.index(w) for w in words]], np.int32)
+    batch = {"source": ids(source, SOURCE), "source_mask": np.ones([1, len(source)], np.float32)}
+    model = build(autoregressive=True, history="fields")
+    encoded = model.encode(batch["source"], batch["source_mask"])
+    read = model.history_embedding(ids(["<bos>", "Blue", "Spice", "serves"], TARGET),
+                                   encoded).numpy()[0]
+    table = model.field_embedding.embeddings.numpy()
+    name, food = (SOURCE.index(f"__start_{f}__") for f in ("name", "food"))
+    name, food = model.start_field.numpy()[name], model.start_field.numpy()[food]
+    np.testing.assert_allclose(read[0], model.embedding.embeddings.numpy()[BOS_ID])
+    np.testing.assert_allclose(read[1], (table[name] + table[food]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(read[2], table[name], rtol=1e-6)
+    np.testing.assert_allclose(read[3], table[0], rtol=1e-6)
 
 
 def test_uniform_lengths_are_one_over_L_and_not_learned():
@@ -187,6 +209,8 @@ def test_word_context_joins_after_autoregressive_after_training_steps():
         NeuralTemplate.Config(template_autoregressive_after=3)
     assert as_flags(err.value).startswith("--template_autoregressive_after needs "
                                           "--template_autoregressive")
+    with pytest.raises(ConfigError, match="needs template_autoregressive"):
+        NeuralTemplate.Config(template_history="fields")
     assert NeuralTemplate.Config(template_autoregressive=True,
                                  template_autoregressive_after=3).template_autoregressive_after == 3
 

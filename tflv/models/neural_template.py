@@ -20,7 +20,9 @@ decoders, each shared by C copies of a state, `state_copies`; the paper's K × K
   the states, its input [e(y_{t-1}); e_k] (the state's
   embedding; the first input of a segment is e(⟨bos⟩)), its start state h_0 = tanh(W_h [x̄; e_k])
   — with `autoregressive=True` (NTemp+AR) h_0 = tanh(W_h [x̄; e_k; c_s]), c_s an LSTM over all the
-  words before the segment (held at 0 for the first `autoregressive_after` training steps, as
+  tokens before the segment, reading their words (`history="words"`, the paper's `-word_ar`) or
+  the record fields they copy (`history="fields"`: the mean embedding of the fields of the
+  value words a token equals, a field of its own where none; the paper's E2E runs) (held at 0 for the first `autoregressive_after` training steps, as
   Wiseman et al. switch it on at the first learning-rate decay); every word by copy attention
   over the value words
   (`tflv.layers.copy`: p(y) = (1 − g) p_gen(y) + g Σ_s α_s [x_s = y]) whose attention query,
@@ -95,6 +97,7 @@ _START = re.compile(r"__start_(.+)__")
 _END = re.compile(r"__end_(.+)__")
 MAX_OFFSET = 16  # value-word offsets embedded (longer values share the last)
 DEFAULT_SEGMENTS = 6
+HISTORIES = ("words", "fields")  # what NTemp+AR's LSTM over the tokens so far reads
 
 
 def source_structure(source_tokens: list[str]) -> tuple[list[int], list[int]]:
@@ -123,7 +126,9 @@ class NeuralTemplate(LatentVariableModel):
       num_states: K; max_segment_length: L.
       embed_dim, hidden_dim: E (words, states, fields, offsets) and H (LSTMs, memory).
       dropout: on embeddings and decoder states (training only).
-      autoregressive: NTemp+AR (segment decoders start from an LSTM over the words so far).
+      autoregressive: NTemp+AR (segment decoders start from an LSTM over the tokens so far).
+      history: what that LSTM reads of each token: "words" (its embedding) or "fields" (the
+        embedding of the record fields it copies).
       autoregressive_after: with `autoregressive`, the training steps (objective calls with
         training=True, counted by a checkpointed `TrainingStep`) during which c_s is held at 0,
         so that the model trains as NTemp first (Wiseman et al.'s `-ar_after_decay`; 0: none).
@@ -152,6 +157,10 @@ class NeuralTemplate(LatentVariableModel):
         dropout: float = cfg.DROPOUT()
         template_autoregressive: bool = cfg.hparam(
             False, "NTemp+AR: segment decoders also conditioned on the words before the segment.")
+        template_history: str = cfg.hparam(
+            "words", "NTemp+AR: what the LSTM over the tokens before a segment reads of each: "
+            "its word (Wiseman et al.'s -word_ar) or the record fields it copies (their E2E "
+            "runs).", choices=HISTORIES)
         template_autoregressive_after: int = cfg.hparam(
             0, "NTemp+AR: training steps before the segment decoders see the words before the "
             "segment (Wiseman et al. switch them on at the first learning-rate decay; 0: from "
@@ -181,6 +190,10 @@ class NeuralTemplate(LatentVariableModel):
                     "template_autoregressive_after needs template_autoregressive, got "
                     f"{self.template_autoregressive_after} without it",
                     "template_autoregressive_after", "template_autoregressive")
+            if self.template_history != "words" and not self.template_autoregressive:
+                raise cfg.ConfigError(
+                    f"template_history={self.template_history} needs template_autoregressive",
+                    "template_history", "template_autoregressive")
 
     input_form = "parallel"
     datasets = ("e2e",)
@@ -189,6 +202,7 @@ class NeuralTemplate(LatentVariableModel):
                  source_to_target: list[int], start_field: list[int], marker: list[int],
                  num_states: int = 16, max_segment_length: int = 4, embed_dim: int = 64,
                  hidden_dim: int = 64, dropout: float = 0.0, autoregressive: bool = False,
+                 history: str = "words",
                  autoregressive_after: int = 0, state_copies: int = 1,
                  self_transitions: bool = False, uniform_lengths: bool = False,
                  span_constraints: bool = True, beam_size: int = 5, num_templates: int = 5,
@@ -205,6 +219,8 @@ class NeuralTemplate(LatentVariableModel):
                             ("num_templates", num_templates)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if history not in HISTORIES:
+            raise ValueError(f"history must be one of {HISTORIES}, got {history!r}")
         if autoregressive_after < 0 or (autoregressive_after and not autoregressive):
             raise ValueError("autoregressive_after must be >= 0 and needs autoregressive=True, "
                              f"got {autoregressive_after} (autoregressive={autoregressive})")
@@ -217,7 +233,7 @@ class NeuralTemplate(LatentVariableModel):
             start_field=[int(i) for i in start_field], marker=[int(i) for i in marker],
             num_states=num_states, max_segment_length=max_segment_length, embed_dim=embed_dim,
             hidden_dim=hidden_dim, dropout=dropout, autoregressive=autoregressive,
-            autoregressive_after=autoregressive_after, state_copies=state_copies,
+            history=history, autoregressive_after=autoregressive_after, state_copies=state_copies,
             self_transitions=self_transitions, uniform_lengths=uniform_lengths,
             span_constraints=span_constraints, beam_size=beam_size, num_templates=num_templates,
             template_examples=template_examples, max_decode_length=max_decode_length,
@@ -299,6 +315,7 @@ class NeuralTemplate(LatentVariableModel):
                    max_segment_length=config.max_segment_length,
                    embed_dim=config.embed_dim, hidden_dim=config.hidden_dim,
                    dropout=config.dropout, autoregressive=config.template_autoregressive,
+                   history=config.template_history,
                    autoregressive_after=config.template_autoregressive_after,
                    state_copies=config.state_copies, self_transitions=config.self_transitions,
                    uniform_lengths=config.template_uniform_lengths,
@@ -327,7 +344,7 @@ class NeuralTemplate(LatentVariableModel):
         memory = self.record_mlp(self.drop(features, training=training))  # [B, S, H]
         pooled = tf.reduce_max(tf.where(value[..., None], memory, -1e9), axis=1)
         pooled = tf.where(tf.reduce_any(value, axis=1, keepdims=True), pooled, 0.0)  # [B, H]
-        return {"memory": memory, "value_mask": value, "pooled": pooled,
+        return {"memory": memory, "value_mask": value, "pooled": pooled, "field": field,
                 "extended_ids": copy_lib.extended_source_ids(source, self.source_to_target,
                                                              self.vocab_size)}
 
@@ -354,11 +371,31 @@ class NeuralTemplate(LatentVariableModel):
         """The segment decoder (0..K-1) of chain states (0..K·C-1): state j uses j mod K."""
         return tf.math.floormod(tf.cast(states, tf.int32), self.num_states)
 
-    def word_context(self, target_inputs, target_mask=None, training=False):
-        """AR: c_t, an LSTM over y_<t (inputs ⟨bos⟩ y_1 … y_{T-1}) [B, T, H]; else None."""
+    def history_embedding(self, tokens, encoded):
+        """What the AR LSTM reads of tokens int [B, N] (extended ids; ⟨bos⟩ as its word): their
+        word embeddings, or with `history="fields"` the mean embedding of the fields of the
+        value words of `encoded` each equals (field 0, no record's, where none) [B, N, E]."""
+        tokens = tf.cast(tokens, tf.int32)
+        words = self.embedding(self._in_vocab(tokens))
+        if self.config["history"] == "words":
+            return words
+        table = self.field_embedding.embeddings  # [F, E]
+        match = (encoded["value_mask"][:, None, :]
+                 & tf.equal(encoded["extended_ids"][:, None, :], tokens[..., None]))  # [B, N, S]
+        fields = tf.equal(encoded["field"][..., None], tf.range(tf.shape(table)[0]))  # [B, S, F]
+        present = tf.cast(tf.reduce_any(match[..., None] & fields[:, None], axis=2),
+                          table.dtype)  # [B, N, F]
+        count = tf.reduce_sum(present, axis=-1, keepdims=True)
+        mean = tf.einsum("bnf,fe->bne", present, table) / tf.maximum(count, 1.0)
+        mean = tf.where(count > 0, mean, table[0])
+        return tf.where(tf.equal(tokens, BOS_ID)[..., None], words, tf.cast(mean, words.dtype))
+
+    def word_context(self, target_inputs, target_mask=None, training=False, encoded=None):
+        """AR: c_t, an LSTM over y_<t (inputs ⟨bos⟩ y_1 … y_{T-1}; `history_embedding`, which
+        for fields needs `encoded`) [B, T, H]; else None."""
         if not self.autoregressive:
             return None
-        embedded = self.drop(self.embedding(self._in_vocab(target_inputs)), training=training)
+        embedded = self.drop(self.history_embedding(target_inputs, encoded), training=training)
         mask = None if target_mask is None else tf.cast(target_mask, tf.bool)
         return self.word_rnn(embedded, mask=mask, training=training)
 
@@ -468,7 +505,8 @@ class NeuralTemplate(LatentVariableModel):
         state_gates = (tf.matmul(self.state_embedding(tf.range(k)), kernel[embed_dim:])
                        + tf.cast(self.cell.bias, embedded.dtype))  # [K, 4H]
         projected = word_gates[:, None] + state_gates[None, :, None]  # [M, K, L+1, 4H]
-        context = self.word_context(batch["target_inputs"], batch["target_mask"], training)
+        context = self.word_context(batch["target_inputs"], batch["target_mask"], training,
+                                    encoded)
         h0 = self.start_states(tf.gather(encoded["pooled"], example)[:, None],
                                tf.range(k)[None, :],
                                None if context is None else tf.gather_nd(context, rows)[:, None])
@@ -538,7 +576,8 @@ class NeuralTemplate(LatentVariableModel):
                  "h": tf.zeros([n, hidden]), "c": tf.zeros([n, hidden])}
         if self.autoregressive:  # the word LSTM has read ⟨bos⟩
             zeros = [tf.zeros([n, hidden]), tf.zeros([n, hidden])]
-            out, (wh, wc) = self.word_cell(self.embedding(tf.fill([n], BOS_ID)), zeros)
+            out, (wh, wc) = self.word_cell(
+                self.history_embedding(tf.fill([n, 1], BOS_ID), encoded)[:, 0], zeros)
             state.update(words=out, wh=wh, wc=wc)
         return state
 
@@ -552,7 +591,7 @@ class NeuralTemplate(LatentVariableModel):
         new = tf.equal(tokens, SEGMENT_END)
         state = dict(state)
         if self.autoregressive:  # the word LSTM reads each emitted word
-            out, (wh, wc) = self.word_cell(self.embedding(self._in_vocab(tokens)),
+            out, (wh, wc) = self.word_cell(self.history_embedding(tokens[:, None], state)[:, 0],
                                            [state["wh"], state["wc"]])
             word = ~new[:, None]
             state.update(words=tf.where(word, out, state["words"]),
