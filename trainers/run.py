@@ -46,8 +46,10 @@ from trainers.run_record import (RUN_FILE, load_run_vocab, vocabulary_difference
 SEQUENCE_FORMS = ("sentences", "tokens", "tagged", "parallel")
 # Hyperparameters whose default is not, for some models, the behaviour from before they existed:
 # per model, the value a run recorded without them was built with (prodlda trained by NVDM's
-# settings before issue 19).
-BEFORE_IT_EXISTED = {"topic_recipe": {"prodlda": "nvdm"}}
+# settings before issue 19; neural_template learned its segment lengths before they could be
+# uniform).
+BEFORE_IT_EXISTED = {"topic_recipe": {"prodlda": "nvdm"},
+                     "template_uniform_lengths": {"neural_template": False}}
 # lengths up to which `bucket_width` makes buckets (longer sentences share the last one)
 BUCKETED_LENGTHS = 256
 

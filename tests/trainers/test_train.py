@@ -355,3 +355,15 @@ def test_a_topic_run_recorded_before_recipes_keeps_the_recipe_it_was_built_with(
     hparams = with_new_hparams(old, {name: defaults[name] for name in ("topic_recipe",
                                                                        "num_topics")})["hparams"]
     assert hparams == {"num_topics": 5, "topic_recipe": recipe}
+
+
+def test_a_neural_template_run_recorded_before_uniform_lengths_keeps_learned_lengths():
+    # The default became the paper's uniform lengths; an older run has learned length weights
+    # in its checkpoints and must be rebuilt with them.
+    from trainers import run_flags  # imports the flags; parses none
+    from trainers.run import with_new_hparams
+    defaults = run_flags.hparam_defaults()
+    assert defaults["template_uniform_lengths"] is True
+    old = {"model": "neural_template", "dataset": "e2e", "hparams": {"num_states": 16}}
+    assert with_new_hparams(old, {"template_uniform_lengths": True})["hparams"] == {
+        "num_states": 16, "template_uniform_lengths": False}

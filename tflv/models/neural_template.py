@@ -172,8 +172,9 @@ class NeuralTemplate(LatentVariableModel):
         self_transitions: bool = cfg.hparam(
             False, "Allow a state to follow itself (Wiseman et al. forbid it).")
         template_uniform_lengths: bool = cfg.hparam(
-            False, "Segment lengths uniform on 1..L (Wiseman et al.'s -unif_lenps) instead of "
-            "learned per state: every segment costs log L.")
+            True, "Segment lengths uniform on 1..L (Wiseman et al.'s -unif_lenps) instead of "
+            "learned per state: every segment costs log L, so phrases are not cut into "
+            "one-word segments.")
         span_constraints: bool = cfg.hparam(
             True, "Train on (and take templates from) the segmentations that keep each "
             "annotated span of the data (e2e: the copied record values) one segment.")
