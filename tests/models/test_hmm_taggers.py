@@ -289,7 +289,9 @@ def test_config_round_trip(model):
 @pytest.mark.parametrize("model", [
     lambda: HMMTagger(HMMLogits(4, 16)),
     lambda: NeuralHMMTagger(NeuralHMMLogits(4, 16, 8, 16, "lstm")),
-    lambda: FactorialHMMTagger(16, num_chains=2, num_states=2),
+    # ~60 s on 2 cores, nearly all of it building the mean-field step's graph
+    pytest.param(lambda: FactorialHMMTagger(16, num_chains=2, num_states=2),
+                 marks=pytest.mark.slow),
 ], ids=["hmm", "neural_hmm", "factorial_hmm"])
 def test_gradient_steps_lower_the_loss(model):
     keras.utils.set_random_seed(8)
