@@ -78,6 +78,7 @@ def test_resume_is_exact(tmp_path):
     np.testing.assert_allclose(result_of(resumed)["nll"], straight["nll"], rtol=1e-5)
 
 
+@pytest.mark.slow  # ~25 s on 2 cores
 def test_sigkill_then_resume(tmp_path):
     # Also (issue 18): a second trainer on the busy model_dir is refused at once; the killed
     # run's lock is stale and taken over; a save killed midway leaves a ckpt-N_temp folder,
@@ -121,6 +122,7 @@ def test_corrupt_checkpoint_falls_back_by_name(tmp_path):
     assert "at step 2" in proc.stdout
 
 
+@pytest.mark.slow  # ~25 s on 2 cores
 def test_refuses_another_runs_model_dir_and_bad_names(tmp_path):
     train("--train_steps=1", f"--model_dir={tmp_path}")
     other = train("--train_steps=1", f"--model_dir={tmp_path}", "--hidden_dim=32", check=False)
