@@ -22,8 +22,9 @@ decoders, each shared by C copies of a state, `state_copies`; the paper's K × K
   — with `autoregressive=True` (NTemp+AR) h_0 = tanh(W_h [x̄; e_k; c_s]), c_s an LSTM over all the
   tokens before the segment, reading their words (`history="words"`, the paper's `-word_ar`) or
   the record fields they copy (`history="fields"`: the mean embedding of the fields of the
-  value words a token equals, a field of its own where none; the paper's E2E runs) (held at 0 for the first `autoregressive_after` training steps, as
-  Wiseman et al. switch it on at the first learning-rate decay); every word by copy attention
+  value words a token equals, a field of its own where none; the paper's E2E runs), held at 0
+  for the first `autoregressive_after` training steps, as Wiseman et al. switch it on at the
+  first learning-rate decay; every word by copy attention
   over the value words
   (`tflv.layers.copy`: p(y) = (1 − g) p_gen(y) + g Σ_s α_s [x_s = y]) whose attention query,
   generator logits and copy gate each carry a bias of decoder k (q_k [H], u_k [V], g_k; random
