@@ -104,19 +104,21 @@ def joints_by_decoder(model, batch, row, segmentations):
     return total
 
 
-@pytest.mark.parametrize("autoregressive, history, copies, self_transitions, uniform_lengths",
-                         [(False, "words", 1, False, False), (True, "words", 1, True, False),
-                          (False, "words", 2, False, False), (True, "words", 2, False, True),
-                          (True, "fields", 1, False, False)])
+@pytest.mark.parametrize(
+    "autoregressive, history, copies, self_transitions, uniform_lengths, copy",
+    [(False, "words", 1, False, False, "gate"), (True, "words", 1, True, False, "gate"),
+     (False, "words", 2, False, False, "gate"), (True, "words", 2, False, True, "gate"),
+     (True, "fields", 1, False, False, "gate"), (False, "words", 1, False, True, "joint"),
+     (True, "fields", 2, False, True, "joint")])
 def test_likelihood_is_the_sum_over_segmentations(autoregressive, history, copies,
-                                                  self_transitions, uniform_lengths):
+                                                  self_transitions, uniform_lengths, copy):
     """Also with C = 2 copies of each of K = 2 decoders (4 chain states), with and without
     self transitions (forbidden ones have joint probability 0 on the decoder's path too), with
-    uniform segment lengths, and NTemp+AR over the copied fields."""
+    uniform segment lengths, NTemp+AR over the copied fields, and the joint copy softmax."""
     tf.keras.utils.set_random_seed(3)
     model = build(num_states=2, max_segment_length=2, autoregressive=autoregressive,
                   history=history, state_copies=copies, self_transitions=self_transitions,
-                  uniform_lengths=uniform_lengths)
+                  uniform_lengths=uniform_lengths, copy=copy)
     batch, _ = batch_of([(["Zizzi"], ["Italian"]), (["Blue", "Spice"], ["French"])])
     nll = model.objective(batch).stats["nll"].numpy()
     for row in range(2):

@@ -26,8 +26,10 @@ decoders, each shared by C copies of a state, `state_copies`; the paper's K × K
   for the first `autoregressive_after` training steps, as Wiseman et al. switch it on at the
   first learning-rate decay; every word by copy attention
   over the value words
-  (`tflv.layers.copy`: p(y) = (1 − g) p_gen(y) + g Σ_s α_s [x_s = y]) whose attention query,
-  generator logits and copy gate each carry a bias of decoder k (q_k [H], u_k [V], g_k; random
+  (`tflv.layers.copy`: p(y) = (1 − g) p_gen(y) + g Σ_s α_s [x_s = y], or with `copy="joint"`
+  as Wiseman et al. one softmax over the word logits l and the raw attention scores e,
+  p(y) ∝ exp l_y + Σ_s exp e_s [x_s = y], so that a decoder whose query fits no record copies
+  little) whose attention query, generator logits and copy gate each carry a bias of decoder k (q_k [H], u_k [V], g_k; random
   at the start, in place of the paper's state-specific attention and output gates: without
   them one decoder came to explain every segment), and the segment closed by
   ⟨/seg⟩, scored as the generator's probability of the id of ⟨bos⟩ (which no sentence word
@@ -99,6 +101,7 @@ _END = re.compile(r"__end_(.+)__")
 MAX_OFFSET = 16  # value-word offsets embedded (longer values share the last)
 DEFAULT_SEGMENTS = 6
 HISTORIES = ("words", "fields")  # what NTemp+AR's LSTM over the tokens so far reads
+COPIES = ("gate", "joint")  # how a segment decoder mixes copying and generating
 
 
 def source_structure(source_tokens: list[str]) -> tuple[list[int], list[int]]:
@@ -176,6 +179,11 @@ class NeuralTemplate(LatentVariableModel):
             True, "Segment lengths uniform on 1..L (Wiseman et al.'s -unif_lenps) instead of "
             "learned per state: every segment costs log L, so phrases are not cut into "
             "one-word segments.")
+        template_copy: str = cfg.hparam(
+            "gate", "How the segment decoders copy: a gate mixing the copy attention with "
+            "the word softmax, or one softmax over the word logits and the raw attention "
+            "scores (Wiseman et al.; CopyNet), whose copy mass follows how well a record "
+            "fits.", choices=COPIES)
         span_constraints: bool = cfg.hparam(
             True, "Train on (and take templates from) the segmentations that keep each "
             "annotated span of the data (e2e: the copied record values) one segment.")
@@ -207,8 +215,8 @@ class NeuralTemplate(LatentVariableModel):
                  history: str = "words",
                  autoregressive_after: int = 0, state_copies: int = 1,
                  self_transitions: bool = False, uniform_lengths: bool = False,
-                 span_constraints: bool = True, beam_size: int = 5, num_templates: int = 5,
-                 template_examples: int = 1000,
+                 copy: str = "gate", span_constraints: bool = True, beam_size: int = 5,
+                 num_templates: int = 5, template_examples: int = 1000,
                  max_decode_length: int = 80, bleu_max_examples: int = 0, **kwargs):
         super().__init__(**kwargs)
         for name, table in (("source_to_target", source_to_target),
@@ -223,6 +231,8 @@ class NeuralTemplate(LatentVariableModel):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if history not in HISTORIES:
             raise ValueError(f"history must be one of {HISTORIES}, got {history!r}")
+        if copy not in COPIES:
+            raise ValueError(f"copy must be one of {COPIES}, got {copy!r}")
         if autoregressive_after < 0 or (autoregressive_after and not autoregressive):
             raise ValueError("autoregressive_after must be >= 0 and needs autoregressive=True, "
                              f"got {autoregressive_after} (autoregressive={autoregressive})")
@@ -236,7 +246,7 @@ class NeuralTemplate(LatentVariableModel):
             num_states=num_states, max_segment_length=max_segment_length, embed_dim=embed_dim,
             hidden_dim=hidden_dim, dropout=dropout, autoregressive=autoregressive,
             history=history, autoregressive_after=autoregressive_after, state_copies=state_copies,
-            self_transitions=self_transitions, uniform_lengths=uniform_lengths,
+            self_transitions=self_transitions, uniform_lengths=uniform_lengths, copy=copy,
             span_constraints=span_constraints, beam_size=beam_size, num_templates=num_templates,
             template_examples=template_examples, max_decode_length=max_decode_length,
             bleu_max_examples=bleu_max_examples)
@@ -279,7 +289,8 @@ class NeuralTemplate(LatentVariableModel):
         self.query = keras.layers.Dense(hidden_dim, use_bias=False, name="query")
         self.combine = keras.layers.Dense(hidden_dim, activation="tanh", name="combine")
         self.projection = keras.layers.Dense(target_vocab_size, name="projection")
-        self.gate = keras.layers.Dense(1, name="copy_gate")
+        if copy == "gate":
+            self.gate = keras.layers.Dense(1, name="copy_gate")
         # per segment decoder: a bias of its attention query, its word logits and its copy
         # gate (random values, so that the decoders differ from the first step)
         self.query_bias = self.add_weight(
@@ -288,8 +299,10 @@ class NeuralTemplate(LatentVariableModel):
         self.word_bias = self.add_weight(
             shape=(num_states, target_vocab_size), name="word_bias",
             initializer=keras.initializers.RandomNormal(stddev=0.1))
-        self.copy_bias = self.add_weight(shape=(num_states,), name="copy_bias",
-                                         initializer=keras.initializers.RandomNormal(stddev=0.1))
+        if copy == "gate":
+            self.copy_bias = self.add_weight(
+                shape=(num_states,), name="copy_bias",
+                initializer=keras.initializers.RandomNormal(stddev=0.1))
         self.drop = keras.layers.Dropout(dropout)
         # the templates `generate` fills: rows of states padded with -1, and their lengths; set
         # by `evaluate_corpus` (the most frequent Viterbi templates of the training data) and
@@ -321,6 +334,7 @@ class NeuralTemplate(LatentVariableModel):
                    autoregressive_after=config.template_autoregressive_after,
                    state_copies=config.state_copies, self_transitions=config.self_transitions,
                    uniform_lengths=config.template_uniform_lengths,
+                   copy=config.template_copy,
                    span_constraints=config.span_constraints,
                    beam_size=config.beam_size, num_templates=config.num_templates,
                    bleu_max_examples=config.bleu_max_examples)
@@ -428,7 +442,9 @@ class NeuralTemplate(LatentVariableModel):
         [B, N]); without, the whole log-distribution over the extended vocabulary [B, N, V + S].
         Each decoder has its own attention-query bias [H], word bias [V] and copy-gate bias
         (in place of Wiseman et al.'s state-specific attention and output gates): decoders
-        attend to different records and prefer different words from the first step."""
+        attend to different records and prefer different words from the first step. `copy`
+        "gate" mixes the word softmax and the attention by a gate, "joint" puts the word logits
+        and the raw attention scores in one softmax (`tflv.layers.copy`)."""
         memory = encoded["memory"]
         decoders = tf.cast(decoders, tf.int32)
         query = self.query(h) + tf.cast(tf.gather(self.query_bias, decoders), h.dtype)
@@ -440,17 +456,22 @@ class NeuralTemplate(LatentVariableModel):
         combined = self.combine(tf.concat([h, context], axis=-1))  # [B, N, H]
         word_bias = full_precision(self.word_bias)
         logits = full_precision(self.projection(combined)) + tf.gather(word_bias, decoders)
-        gate = full_precision(self.gate(tf.concat(
-            [h, context, self.embedding(self._in_vocab(inputs))], axis=-1)))[..., 0]
-        gate += tf.gather(full_precision(self.copy_bias), decoders)
+        # log p(word v) = logits_v + word_shift; log p(copy s) = copy_part[s]
+        if self.config["copy"] == "joint":
+            word_shift, copy_part = copy_lib.joint_parts(logits, scores, encoded["value_mask"])
+        else:
+            gate = full_precision(self.gate(tf.concat(
+                [h, context, self.embedding(self._in_vocab(inputs))], axis=-1)))[..., 0]
+            gate += tf.gather(full_precision(self.copy_bias), decoders)
+            word_shift, copy_part = copy_lib.gate_parts(log_alignment, gate)
+            word_shift -= tf.reduce_logsumexp(logits, axis=-1)
         if targets is None:
-            generate = tf.nn.log_softmax(logits)  # [B, N, V]
-            end = tf.math.log_sigmoid(-gate) + generate[..., SEGMENT_END]
-            return copy_lib.copy_distribution(generate, log_alignment, encoded["extended_ids"],
-                                              gate), end
-        # the targets' and ⟨/seg⟩'s log p_gen from their own logits (kernel columns gathered)
-        # and the log normaliser: no [B, N, V] log-softmax, nor its gradient's scatter
-        normaliser = tf.reduce_logsumexp(logits, axis=-1)  # [B, N]
+            word_part = logits + word_shift[..., None]  # [B, N, V]
+            return (copy_lib.extended_log_distribution(word_part, copy_part,
+                                                       encoded["extended_ids"]),
+                    word_part[..., SEGMENT_END])
+        # the targets' and ⟨/seg⟩'s logits from their own kernel columns: no [B, N, V]
+        # log-softmax, nor its gradient's scatter
         columns = tf.transpose(full_precision(self.projection.kernel))  # [V, H]
         combined = full_precision(combined)
 
@@ -461,12 +482,11 @@ class NeuralTemplate(LatentVariableModel):
 
         targets = tf.cast(targets, tf.int32)
         in_vocab = targets < self.vocab_size
-        generated = tf.where(in_vocab, logit_of(tf.where(in_vocab, targets, 0)) - normaliser,
+        generated = tf.where(in_vocab, logit_of(tf.where(in_vocab, targets, 0)) + word_shift,
                              copy_lib.NO_MATCH)
-        end = (tf.math.log_sigmoid(-gate)
-               + logit_of(tf.fill(tf.shape(targets), SEGMENT_END)) - normaliser)
-        log_prob, _ = copy_lib.mixed_log_prob(targets, generated, log_alignment,
-                                              encoded["extended_ids"], gate)
+        end = logit_of(tf.fill(tf.shape(targets), SEGMENT_END)) + word_shift
+        log_prob, _ = copy_lib.part_log_prob(targets, generated, copy_part,
+                                             encoded["extended_ids"])
         return log_prob, end
 
     def segment_log_potentials(self, batch, training=False,
