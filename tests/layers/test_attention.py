@@ -104,3 +104,31 @@ def test_copy_log_prob_enumerates_the_switch_and_matches_the_distribution():
         np.testing.assert_allclose(full[..., y][some], np.log(expected[some]), rtol=1e-5)
         np.testing.assert_allclose(np.exp(log_post)[some], (joint_copy / np.where(
             some, expected, 1))[some], rtol=1e-4, atol=1e-7)
+
+
+def test_joint_copy_is_one_softmax_over_words_and_allowed_positions():
+    """`joint_parts` (CopyNet, Wiseman et al.): p(v) = (exp l_v + Σ_s exp e_s [x̂_s = v]) / Z with
+    Z over the V logits and the unmasked scores, against float64; masked positions get no
+    mass; the whole distribution sums to one; `part_log_prob` agrees with it."""
+    rng = np.random.default_rng(2)
+    logits = tf.constant(rng.normal(size=(2, 3, V)), tf.float32)
+    scores = tf.constant(rng.normal(size=(2, 3, 4)) * 2, tf.float32)
+    extended = tf.constant([[V + 0, 4, V + 2, V + 0], [5, 5, 1, V + 3]], tf.int32)
+    allowed = np.array([[True, True, False, True], [True, True, True, False]])
+    shift, copy_part = copy_lib.joint_parts(logits, scores, tf.constant(allowed))
+    full = copy_lib.extended_log_distribution(logits + shift[..., None], copy_part,
+                                              extended).numpy()
+    np.testing.assert_allclose(np.exp(full).sum(-1), 1.0, rtol=1e-5)
+    l64, e64 = logits.numpy().astype(np.float64), scores.numpy().astype(np.float64)
+    e64 = np.where(allowed[:, None, :], np.exp(e64), 0.0)
+    z = np.exp(l64).sum(-1) + e64.sum(-1)  # [B, T]
+    for y in range(V + 4):
+        gen = np.exp(l64[..., y]) if y < V else 0.0
+        expected = (gen + (e64 * (extended.numpy()[:, None, :] == y)).sum(-1)) / z
+        some = expected > 0
+        log_prob, _ = copy_lib.part_log_prob(
+            tf.fill([2, 3], y), (logits[..., y] if y < V else copy_lib.NO_MATCH) + shift,
+            copy_part, extended)
+        np.testing.assert_allclose(np.exp(full[..., y])[some], expected[some], rtol=1e-5)
+        np.testing.assert_allclose(np.exp(log_prob.numpy())[some], expected[some], rtol=1e-5)
+        assert np.all(np.exp(full[..., y])[~some] < 1e-30)

@@ -80,6 +80,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import re
+import time
 
 import keras
 import numpy as np
@@ -100,6 +101,8 @@ _START = re.compile(r"__start_(.+)__")
 _END = re.compile(r"__end_(.+)__")
 MAX_OFFSET = 16  # value-word offsets embedded (longer values share the last)
 DEFAULT_SEGMENTS = 6
+# progress lines: every this many training sentences segmented, and record sets generated
+SEGMENT_PROGRESS, GENERATE_PROGRESS = 5000, 100
 HISTORIES = ("words", "fields")  # what NTemp+AR's LSTM over the tokens so far reads
 COPIES = ("gate", "joint")  # how a segment decoder mixes copying and generating
 
@@ -188,8 +191,12 @@ class NeuralTemplate(LatentVariableModel):
             True, "Train on (and take templates from) the segmentations that keep each "
             "annotated span of the data (e2e: the copied record values) one segment.")
         beam_size: int = cfg.hparam(1, "Beam size for BLEU (1: greedy).", at_least=1)
-        num_templates: int = cfg.hparam(5, "Most frequent templates tried per record set when "
-                                        "generating.", at_least=1)
+        num_templates: int = cfg.hparam(
+            100, "Most frequent templates tried per record set when generating (Wiseman et "
+            "al.'s -ntemplates).", at_least=1)
+        template_examples: int = cfg.hparam(
+            0, "Training sentences segmented by Viterbi to count the templates (0: all, as "
+            "Wiseman et al.).", at_least=0)
         bleu_max_examples: int = cfg.hparam(0, "Translate at most this many sentences per split "
                                             "for BLEU (0: all).", at_least=0)
 
@@ -337,6 +344,7 @@ class NeuralTemplate(LatentVariableModel):
                    copy=config.template_copy,
                    span_constraints=config.span_constraints,
                    beam_size=config.beam_size, num_templates=config.num_templates,
+                   template_examples=config.template_examples,
                    bleu_max_examples=config.bleu_max_examples)
 
     # -- the source ---------------------------------------------------------------------------
@@ -711,7 +719,7 @@ class NeuralTemplate(LatentVariableModel):
         `limit` sentences; 0: all): (Counter template → count, template → (target ids, ends) of
         its first sentence)."""
         segment = tf.function(self.segment, reduce_retracing=True)
-        counts, first, seen = collections.Counter(), {}, 0
+        counts, first, seen, start = collections.Counter(), {}, 0, time.time()
         for batch in dataset:
             found = segment(batch)
             targets = batch["target_targets"].numpy()
@@ -722,6 +730,9 @@ class NeuralTemplate(LatentVariableModel):
             seen += len(targets)
             if limit and seen >= limit:
                 break
+            if seen // SEGMENT_PROGRESS > (seen - len(targets)) // SEGMENT_PROGRESS:
+                print(f"templates: {seen} sentences segmented, {len(counts)} distinct "
+                      f"({time.time() - start:.0f} s)", flush=True)
         return counts, first
 
     def ids_to_text(self, ids, source, corpus, segments: bool = False) -> list[str]:
@@ -825,11 +836,15 @@ class NeuralTemplate(LatentVariableModel):
         self.set_templates(templates)
         table, lengths = self.template_table, self.template_lengths
         fill = tf.function(self.fill_templates, reduce_retracing=True)
-        shown = []
+        shown, done, start = [], [0], time.time()
 
         def realise(source, pairs):
             ids, _, chosen = fill(source, (source > 0).astype(np.float32), table, lengths)
             ids = ids.numpy()
+            done[0] += len(ids)
+            if done[0] // GENERATE_PROGRESS > (done[0] - len(ids)) // GENERATE_PROGRESS:
+                print(f"generate {split}: {done[0]} record sets x {len(templates)} templates "
+                      f"({time.time() - start:.0f} s)", flush=True)
             if not shown:
                 shown.extend([text, " ".join(map(str, templates[c])), line]
                              for (text, _), c, line in zip(pairs[:8], chosen.numpy(),
