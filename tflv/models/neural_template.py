@@ -29,11 +29,12 @@ decoders, each shared by C copies of a state, `state_copies`; the paper's K × K
   (`tflv.layers.copy`: p(y) = (1 − g) p_gen(y) + g Σ_s α_s [x_s = y], or with `copy="joint"`
   as Wiseman et al. one softmax over the word logits l and the raw attention scores e,
   p(y) ∝ exp l_y + Σ_s exp e_s [x_s = y], so that a decoder whose query fits no record copies
-  little) whose attention query, generator logits and copy gate each carry a bias of decoder k (q_k [H], u_k [V], g_k; random
-  at the start, in place of the paper's state-specific attention and output gates: without
-  them one decoder came to explain every segment), and the segment closed by
-  ⟨/seg⟩, scored as the generator's probability of the id of ⟨bos⟩ (which no sentence word
-  takes) times 1 − g. The model is deficient (segments longer than L have no mass), as the paper's.
+  little) whose attention query, generator logits and copy gate each carry a bias of decoder k
+  (q_k [H], u_k [V], g_k; random at the start, in place of the paper's state-specific attention
+  and output gates: without them one decoder came to explain every segment), and the segment
+  closed by ⟨/seg⟩, scored as the generator's probability of the id of ⟨bos⟩ (which no sentence
+  word takes; times 1 − g with the gate). The model is deficient (segments longer than L have
+  no mass), as the paper's.
 
 The exact log marginal likelihood log p(y | x) = log Σ_z p(y, z | x) is the log-partition of
 `tflv.distributions.SemiMarkovChain` with segment potentials φ_e[l, k] =
@@ -50,8 +51,9 @@ segments' states; `templates` counts them over a split, and
 `generate` fills a template (the state sequence fixed) by beam search over the words of each
 segment with copy (`tflv.decoding.beam_search`; a segment ends by emitting ⟨/seg⟩, at most L
 words; no `<unk>`, and `<eos>` only to close the last segment), choosing for each record set,
-among the `num_templates` most frequent templates, the output of highest length-normalised
-score log p(z | x) / |z| + log p(y | z, x) / (|y| + |z|), as Wiseman et al. do.
+among the `num_templates` most frequent templates (by default 100, counted over every training
+sentence, as Wiseman et al.), the output of highest length-normalised score
+log p(z | x) / |z| + log p(y | z, x) / (|y| + |z|), as Wiseman et al. do.
 
 Defaults are small for CPU training (K = 16 decoders, C = 1, L = 4, E = H = 64); the paper uses
 K = 55 decoders × C = 5 copies, L = 4 and 300-unit networks.
