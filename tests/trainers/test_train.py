@@ -359,8 +359,8 @@ def test_a_topic_run_recorded_before_recipes_keeps_the_recipe_it_was_built_with(
     assert hparams == {"num_topics": 5, "topic_recipe": recipe}
 
 
-def test_a_neural_template_run_recorded_before_uniform_lengths_keeps_learned_lengths():
-    # The default became the paper's uniform lengths; an older run has learned length weights
+def test_a_neural_template_run_recorded_before_new_defaults_keeps_its_settings():
+    # The defaults became the paper's uniform lengths; an older run has learned length weights
     # in its checkpoints and must be rebuilt with them.
     from trainers import run_flags  # imports the flags; parses none
     from trainers.run import with_new_hparams
@@ -369,3 +369,6 @@ def test_a_neural_template_run_recorded_before_uniform_lengths_keeps_learned_len
     old = {"model": "neural_template", "dataset": "e2e", "hparams": {"num_states": 16}}
     assert with_new_hparams(old, {"template_uniform_lengths": True})["hparams"] == {
         "num_states": 16, "template_uniform_lengths": False}
+    # it counted its templates over the first 1,000 training sentences; new runs count all
+    assert defaults["template_examples"] == 0
+    assert with_new_hparams(old, {"template_examples": 0})["hparams"]["template_examples"] == 1000
