@@ -47,9 +47,11 @@ SEQUENCE_FORMS = ("sentences", "tokens", "tagged", "parallel")
 # Hyperparameters whose default is not, for some models, the behaviour from before they existed:
 # per model, the value a run recorded without them was built with (prodlda trained by NVDM's
 # settings before issue 19; neural_template learned its segment lengths before they could be
-# uniform, and counted its templates over the first 1,000 training sentences).
+# uniform, copied through a gate, and counted its templates over the first 1,000 training
+# sentences).
 BEFORE_IT_EXISTED = {"topic_recipe": {"prodlda": "nvdm"},
                      "template_uniform_lengths": {"neural_template": False},
+                     "template_copy": {"neural_template": "gate"},
                      "template_examples": {"neural_template": 1000}}
 # lengths up to which `bucket_width` makes buckets (longer sentences share the last one)
 BUCKETED_LENGTHS = 256

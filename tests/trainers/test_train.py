@@ -369,6 +369,9 @@ def test_a_neural_template_run_recorded_before_new_defaults_keeps_its_settings()
     old = {"model": "neural_template", "dataset": "e2e", "hparams": {"num_states": 16}}
     assert with_new_hparams(old, {"template_uniform_lengths": True})["hparams"] == {
         "num_states": 16, "template_uniform_lengths": False}
+    # it copied through a gate, whose weights its checkpoints hold; new runs copy jointly
+    assert defaults["template_copy"] == "joint"
+    assert with_new_hparams(old, {"template_copy": "joint"})["hparams"]["template_copy"] == "gate"
     # it counted its templates over the first 1,000 training sentences; new runs count all
     assert defaults["template_examples"] == 0
     assert with_new_hparams(old, {"template_examples": 0})["hparams"]["template_examples"] == 1000

@@ -185,10 +185,10 @@ class NeuralTemplate(LatentVariableModel):
             "learned per state: every segment costs log L, so phrases are not cut into "
             "one-word segments.")
         template_copy: str = cfg.hparam(
-            "gate", "How the segment decoders copy: a gate mixing the copy attention with "
-            "the word softmax, or one softmax over the word logits and the raw attention "
-            "scores (Wiseman et al.; CopyNet), whose copy mass follows how well a record "
-            "fits.", choices=COPIES)
+            "joint", "How the segment decoders copy: one softmax over the word logits and the "
+            "raw attention scores (Wiseman et al.; CopyNet), whose copy mass follows how well "
+            "a record fits, or a gate mixing the copy attention with the word softmax.",
+            choices=COPIES)
         span_constraints: bool = cfg.hparam(
             True, "Train on (and take templates from) the segmentations that keep each "
             "annotated span of the data (e2e: the copied record values) one segment.")
