@@ -72,17 +72,9 @@ def copy_log_prob(targets: tf.Tensor, generate_log_probs: tf.Tensor, log_alignme
     vocab = tf.shape(generate_log_probs)[-1]
     in_vocab = targets < vocab
     generated = tf.gather(generate_log_probs, tf.where(in_vocab, targets, 0), batch_dims=2)
-    return mixed_log_prob(targets, tf.where(in_vocab, generated, NO_MATCH), log_alignment,
-                          extended_ids, gate_logits)
-
-
-def mixed_log_prob(targets: tf.Tensor, generated: tf.Tensor, log_alignment: tf.Tensor,
-                   extended_ids: tf.Tensor, gate_logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """`copy_log_prob` from the targets' own log p_gen(y_t) [B, T] (`NO_MATCH` for extended ids
-    outside the vocabulary), for a caller that computes those without the whole [B, T, V]
-    log-softmax (`tflv.models.neural_template`: the target's logit minus the log normaliser)."""
     word_shift, copy_part = gate_parts(log_alignment, gate_logits)
-    return part_log_prob(targets, generated + word_shift, copy_part, extended_ids)
+    return part_log_prob(targets, tf.where(in_vocab, generated, NO_MATCH) + word_shift,
+                         copy_part, extended_ids)
 
 
 def gate_parts(log_alignment: tf.Tensor, gate_logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -109,6 +109,12 @@ HISTORIES = ("words", "fields")  # what NTemp+AR's LSTM over the tokens so far r
 COPIES = ("gate", "joint")  # how a segment decoder mixes copying and generating
 
 
+def _passes_multiple(count: int, added: int, every: int) -> bool:
+    """Whether the last `added` of `count` items passed a multiple of `every` (a progress line
+    is due)."""
+    return count // every > (count - added) // every
+
+
 def source_structure(source_tokens: list[str]) -> tuple[list[int], list[int]]:
     """Per source-vocabulary word: its field index + 1 if it is a `__start_F__` marker (else 0),
     and 1 if it is any field marker (`__start_F__`/`__end_F__`, else 0). Fields are numbered in
@@ -732,7 +738,7 @@ class NeuralTemplate(LatentVariableModel):
             seen += len(targets)
             if limit and seen >= limit:
                 break
-            if seen // SEGMENT_PROGRESS > (seen - len(targets)) // SEGMENT_PROGRESS:
+            if _passes_multiple(seen, len(targets), SEGMENT_PROGRESS):
                 print(f"templates: {seen} sentences segmented, {len(counts)} distinct "
                       f"({time.time() - start:.0f} s)", flush=True)
         return counts, first
@@ -844,7 +850,7 @@ class NeuralTemplate(LatentVariableModel):
             ids, _, chosen = fill(source, (source > 0).astype(np.float32), table, lengths)
             ids = ids.numpy()
             done[0] += len(ids)
-            if done[0] // GENERATE_PROGRESS > (done[0] - len(ids)) // GENERATE_PROGRESS:
+            if _passes_multiple(done[0], len(ids), GENERATE_PROGRESS):
                 print(f"generate {split}: {done[0]} record sets x {len(templates)} templates "
                       f"({time.time() - start:.0f} s)", flush=True)
             if not shown:
