@@ -105,20 +105,27 @@ def joints_by_decoder(model, batch, row, segmentations):
 
 
 @pytest.mark.parametrize(
-    "autoregressive, history, copies, self_transitions, uniform_lengths, copy",
-    [(False, "words", 1, False, False, "gate"), (True, "words", 1, True, False, "gate"),
-     (False, "words", 2, False, False, "gate"), (True, "words", 2, False, True, "gate"),
-     (True, "fields", 1, False, False, "gate"), (False, "words", 1, False, True, "joint"),
-     (True, "fields", 2, False, True, "joint")])
+    "autoregressive, history, copies, self_transitions, uniform_lengths, copy, copy_attention",
+    [(False, "words", 1, False, False, "gate", "shared"),
+     (True, "words", 1, True, False, "gate", "shared"),
+     (False, "words", 2, False, False, "gate", "shared"),
+     (True, "words", 2, False, True, "gate", "shared"),
+     (True, "fields", 1, False, False, "gate", "shared"),
+     (False, "words", 1, False, True, "joint", "shared"),
+     (True, "fields", 2, False, True, "joint", "shared"),
+     (False, "words", 1, False, False, "gate", "separate"),
+     (True, "fields", 1, False, True, "joint", "separate")])
 def test_likelihood_is_the_sum_over_segmentations(autoregressive, history, copies,
-                                                  self_transitions, uniform_lengths, copy):
+                                                  self_transitions, uniform_lengths, copy,
+                                                  copy_attention):
     """Also with C = 2 copies of each of K = 2 decoders (4 chain states), with and without
     self transitions (forbidden ones have joint probability 0 on the decoder's path too), with
-    uniform segment lengths, NTemp+AR over the copied fields, and the joint copy softmax."""
+    uniform segment lengths, NTemp+AR over the copied fields, the joint copy softmax, and copy
+    scores from a separate attention."""
     tf.keras.utils.set_random_seed(3)
     model = build(num_states=2, max_segment_length=2, autoregressive=autoregressive,
                   history=history, state_copies=copies, self_transitions=self_transitions,
-                  uniform_lengths=uniform_lengths, copy=copy)
+                  uniform_lengths=uniform_lengths, copy=copy, copy_attention=copy_attention)
     batch, _ = batch_of([(["Zizzi"], ["Italian"]), (["Blue", "Spice"], ["French"])])
     nll = model.objective(batch).stats["nll"].numpy()
     for row in range(2):
@@ -131,6 +138,33 @@ def test_likelihood_is_the_sum_over_segmentations(autoregressive, history, copie
         np.testing.assert_array_equal(np.isneginf(joints),
                                       np.array(repeats) & (not self_transitions))
         np.testing.assert_allclose(-nll[row], logsumexp(joints), rtol=1e-5)
+
+
+@pytest.mark.parametrize("copy", ["gate", "joint"])
+def test_a_separate_copy_attention_tied_to_the_context_attention_is_the_shared_one(copy):
+    """copy_attention="separate" with its query and biases set to the context attention's gives
+    the shared model's likelihood (every other weight equal); untied, the copy scores differ
+    and so does the likelihood."""
+    batch, _ = batch_of([(["Zizzi"], ["Italian"]), (["Blue", "Spice"], ["French"])])
+    shared = build(num_states=2, copy=copy, uniform_lengths=True)
+    separate = build(num_states=2, copy=copy, uniform_lengths=True, copy_attention="separate")
+    for model in (shared, separate):
+        model.objective(batch)  # builds the weights
+    def by_path(model):  # {path without the model's own name: weight}
+        return {v.path.removeprefix(model.name + "/"): v for v in model.weights}
+
+    source, target = by_path(shared), by_path(separate)
+    assert len(source) == len(shared.weights)
+    assert set(target) - set(source) == {"copy_query/kernel", "copy_query_bias"}
+    for path, weight in source.items():
+        target[path].assign(weight)
+    untied = separate.objective(batch).stats["nll"].numpy()
+    separate.copy_query.kernel.assign(separate.query.kernel)
+    separate.copy_query_bias.assign(separate.query_bias)
+    expected = shared.objective(batch).stats["nll"].numpy()
+    np.testing.assert_allclose(separate.objective(batch).stats["nll"].numpy(), expected,
+                               rtol=1e-6)
+    assert np.all(np.abs(untied - expected) > 1e-3), (untied, expected)
 
 
 def test_field_history_reads_the_fields_a_token_copies():

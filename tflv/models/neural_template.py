@@ -107,6 +107,8 @@ DEFAULT_SEGMENTS = 6
 SEGMENT_PROGRESS, GENERATE_PROGRESS = 5000, 100
 HISTORIES = ("words", "fields")  # what NTemp+AR's LSTM over the tokens so far reads
 COPIES = ("gate", "joint")  # how a segment decoder mixes copying and generating
+# whether the copy scores are the context attention's scores or a second attention's
+COPY_ATTENTIONS = ("shared", "separate")
 
 
 def _passes_multiple(count: int, added: int, every: int) -> bool:
@@ -195,6 +197,10 @@ class NeuralTemplate(LatentVariableModel):
             "raw attention scores (Wiseman et al.; CopyNet), whose copy mass follows how well "
             "a record fits, or a gate mixing the copy attention with the word softmax.",
             choices=COPIES)
+        template_copy_attention: str = cfg.hparam(
+            "shared", "Where the copy scores come from: the attention that forms the decoder's "
+            "context (shared), or a second attention with its own query and per-decoder "
+            "biases (separate: Wiseman et al.'s -sep_attn).", choices=COPY_ATTENTIONS)
         span_constraints: bool = cfg.hparam(
             True, "Train on (and take templates from) the segmentations that keep each "
             "annotated span of the data (e2e: the copied record values) one segment.")
@@ -230,7 +236,8 @@ class NeuralTemplate(LatentVariableModel):
                  history: str = "words",
                  autoregressive_after: int = 0, state_copies: int = 1,
                  self_transitions: bool = False, uniform_lengths: bool = False,
-                 copy: str = "gate", span_constraints: bool = True, beam_size: int = 5,
+                 copy: str = "gate", copy_attention: str = "shared",
+                 span_constraints: bool = True, beam_size: int = 5,
                  num_templates: int = 5, template_examples: int = 1000,
                  max_decode_length: int = 80, bleu_max_examples: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -248,6 +255,9 @@ class NeuralTemplate(LatentVariableModel):
             raise ValueError(f"history must be one of {HISTORIES}, got {history!r}")
         if copy not in COPIES:
             raise ValueError(f"copy must be one of {COPIES}, got {copy!r}")
+        if copy_attention not in COPY_ATTENTIONS:
+            raise ValueError(f"copy_attention must be one of {COPY_ATTENTIONS}, "
+                             f"got {copy_attention!r}")
         if autoregressive_after < 0 or (autoregressive_after and not autoregressive):
             raise ValueError("autoregressive_after must be >= 0 and needs autoregressive=True, "
                              f"got {autoregressive_after} (autoregressive={autoregressive})")
@@ -262,6 +272,7 @@ class NeuralTemplate(LatentVariableModel):
             hidden_dim=hidden_dim, dropout=dropout, autoregressive=autoregressive,
             history=history, autoregressive_after=autoregressive_after, state_copies=state_copies,
             self_transitions=self_transitions, uniform_lengths=uniform_lengths, copy=copy,
+            copy_attention=copy_attention,
             span_constraints=span_constraints, beam_size=beam_size, num_templates=num_templates,
             template_examples=template_examples, max_decode_length=max_decode_length,
             bleu_max_examples=bleu_max_examples)
@@ -318,6 +329,11 @@ class NeuralTemplate(LatentVariableModel):
             self.copy_bias = self.add_weight(
                 shape=(num_states,), name="copy_bias",
                 initializer=keras.initializers.RandomNormal(stddev=0.1))
+        if copy_attention == "separate":  # the copy scores' own query and per-decoder bias
+            self.copy_query = keras.layers.Dense(hidden_dim, use_bias=False, name="copy_query")
+            self.copy_query_bias = self.add_weight(
+                shape=(num_states, hidden_dim), name="copy_query_bias",
+                initializer=keras.initializers.RandomNormal(stddev=0.5))
         self.drop = keras.layers.Dropout(dropout)
         # the templates `generate` fills: rows of states padded with -1, and their lengths; set
         # by `evaluate_corpus` (the most frequent Viterbi templates of the training data) and
@@ -350,6 +366,7 @@ class NeuralTemplate(LatentVariableModel):
                    state_copies=config.state_copies, self_transitions=config.self_transitions,
                    uniform_lengths=config.template_uniform_lengths,
                    copy=config.template_copy,
+                   copy_attention=config.template_copy_attention,
                    span_constraints=config.span_constraints,
                    beam_size=config.beam_size, num_templates=config.num_templates,
                    template_examples=config.template_examples,
@@ -460,15 +477,23 @@ class NeuralTemplate(LatentVariableModel):
         (in place of Wiseman et al.'s state-specific attention and output gates): decoders
         attend to different records and prefer different words from the first step. `copy`
         "gate" mixes the word softmax and the attention by a gate, "joint" puts the word logits
-        and the raw attention scores in one softmax (`tflv.layers.copy`)."""
-        memory = encoded["memory"]
+        and the raw attention scores in one softmax (`tflv.layers.copy`). The copy scores are
+        the context attention's (`copy_attention="shared"`) or a second attention's
+        ("separate", Wiseman et al.'s -sep_attn)."""
+        memory, mask = encoded["memory"], encoded["value_mask"][:, None, :]
         decoders = tf.cast(decoders, tf.int32)
-        query = self.query(h) + tf.cast(tf.gather(self.query_bias, decoders), h.dtype)
-        scores = full_precision(tf.einsum("bnh,bsh->bns", query, memory))
-        log_alignment = tf.nn.log_softmax(
-            tf.where(encoded["value_mask"][:, None, :], scores, copy_lib.NO_MATCH))
+
+        def attention_scores(query_layer, query_bias):  # e [B, N, S] (float32)
+            query = query_layer(h) + tf.cast(tf.gather(query_bias, decoders), h.dtype)
+            return full_precision(tf.einsum("bnh,bsh->bns", query, memory))
+
+        scores = attention_scores(self.query, self.query_bias)
+        log_alignment = tf.nn.log_softmax(tf.where(mask, scores, copy_lib.NO_MATCH))
         context = tf.cast(tf.einsum("bns,bsh->bnh", tf.exp(log_alignment),
                                     full_precision(memory)), h.dtype)
+        if self.config["copy_attention"] == "separate":
+            scores = attention_scores(self.copy_query, self.copy_query_bias)
+            log_alignment = tf.nn.log_softmax(tf.where(mask, scores, copy_lib.NO_MATCH))
         combined = self.combine(tf.concat([h, context], axis=-1))  # [B, N, H]
         word_bias = full_precision(self.word_bias)
         logits = full_precision(self.projection(combined)) + tf.gather(word_bias, decoders)
