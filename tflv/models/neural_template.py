@@ -29,7 +29,9 @@ decoders, each shared by C copies of a state, `state_copies`; the paper's K × K
   (`tflv.layers.copy`: p(y) = (1 − g) p_gen(y) + g Σ_s α_s [x_s = y], or with `copy="joint"`
   as Wiseman et al. one softmax over the word logits l and the raw attention scores e,
   p(y) ∝ exp l_y + Σ_s exp e_s [x_s = y], so that a decoder whose query fits no record copies
-  little) whose attention query, generator logits and copy gate each carry a bias of decoder k
+  little; the copy scores are those of the attention that forms the decoder's context, or with
+  `copy_attention="separate"` a second attention's, its own query and biases, as the paper's
+  `-sep_attn`) whose attention query, generator logits and copy gate each carry a bias of decoder k
   (q_k [H], u_k [V], g_k; random at the start, in place of the paper's state-specific attention
   and output gates: without them one decoder came to explain every segment), and the segment
   closed by ⟨/seg⟩, scored as the generator's probability of the id of ⟨bos⟩ (which no sentence
