@@ -150,6 +150,7 @@ def test_a_separate_copy_attention_tied_to_the_context_attention_is_the_shared_o
     separate = build(num_states=2, copy=copy, uniform_lengths=True, copy_attention="separate")
     for model in (shared, separate):
         model.objective(batch)  # builds the weights
+
     def by_path(model):  # {path without the model's own name: weight}
         return {v.path.removeprefix(model.name + "/"): v for v in model.weights}
 

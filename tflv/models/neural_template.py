@@ -253,13 +253,10 @@ class NeuralTemplate(LatentVariableModel):
                             ("num_templates", num_templates)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if history not in HISTORIES:
-            raise ValueError(f"history must be one of {HISTORIES}, got {history!r}")
-        if copy not in COPIES:
-            raise ValueError(f"copy must be one of {COPIES}, got {copy!r}")
-        if copy_attention not in COPY_ATTENTIONS:
-            raise ValueError(f"copy_attention must be one of {COPY_ATTENTIONS}, "
-                             f"got {copy_attention!r}")
+        for name, value, choices in (("history", history, HISTORIES), ("copy", copy, COPIES),
+                                     ("copy_attention", copy_attention, COPY_ATTENTIONS)):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
         if autoregressive_after < 0 or (autoregressive_after and not autoregressive):
             raise ValueError("autoregressive_after must be >= 0 and needs autoregressive=True, "
                              f"got {autoregressive_after} (autoregressive={autoregressive})")
@@ -493,9 +490,9 @@ class NeuralTemplate(LatentVariableModel):
         log_alignment = tf.nn.log_softmax(tf.where(mask, scores, copy_lib.NO_MATCH))
         context = tf.cast(tf.einsum("bns,bsh->bnh", tf.exp(log_alignment),
                                     full_precision(memory)), h.dtype)
-        if self.config["copy_attention"] == "separate":
+        separate = self.config["copy_attention"] == "separate"
+        if separate:
             scores = attention_scores(self.copy_query, self.copy_query_bias)
-            log_alignment = tf.nn.log_softmax(tf.where(mask, scores, copy_lib.NO_MATCH))
         combined = self.combine(tf.concat([h, context], axis=-1))  # [B, N, H]
         word_bias = full_precision(self.word_bias)
         logits = full_precision(self.projection(combined)) + tf.gather(word_bias, decoders)
@@ -506,6 +503,8 @@ class NeuralTemplate(LatentVariableModel):
             gate = full_precision(self.gate(tf.concat(
                 [h, context, self.embedding(self._in_vocab(inputs))], axis=-1)))[..., 0]
             gate += tf.gather(full_precision(self.copy_bias), decoders)
+            if separate:  # the gate mixes the copy attention's own distribution
+                log_alignment = tf.nn.log_softmax(tf.where(mask, scores, copy_lib.NO_MATCH))
             word_shift, copy_part = copy_lib.gate_parts(log_alignment, gate)
             word_shift -= tf.reduce_logsumexp(logits, axis=-1)
         if targets is None:
