@@ -32,7 +32,10 @@ TINY = dict(embed_dim=8, hidden_dim=8, latent_dim=4, num_topics=4, num_states=4,
             num_components=2, num_softmaxes=2, summary_length=2, num_chains=2, num_flows=1,
             iw_samples=2, latent_samples=2, summary_samples=2, attention_samples=2,
             bleu_max_examples=4, beam_size=2, mean_field_iterations=2, sa_vae_steps=1,
-            num_templates=3, template_examples=8)
+            num_templates=3, template_examples=8,
+            # neural_template: its most elaborate emission (NTemp+AR, copy scores from a second
+            # attention) is the one exported and served
+            template_autoregressive=True, template_copy_attention="separate")
 FORM_OPTIONS = {"stream": {"seq_len": 8}, "sentences": {"max_length": 10},
                 "tokens": {"max_length": 10}, "parallel": {"max_length": 10}}
 TEXTS = {"synthetic_hmm": ["s1 s2 s3", "s4"], "ptb": ["the market fell", "stocks rose"],
