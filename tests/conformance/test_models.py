@@ -93,13 +93,14 @@ def test_model_conformance(name, tmp_path):
     if name == "copy_attention":  # switch to copying: translations are the source's words
         model.gate.bias.assign(tf.fill(model.gate.bias.shape, 20.0))
 
-    # SavedModel: score raw text, reload, same numbers.
+    # SavedModel: score raw text, reload, same numbers. The in-memory calls are of the functions
+    # the export traced (`score` and the model's own signatures), not traced once more.
     texts = [tf.constant(TEXTS[corpus.name])]
     if type(model).input_form == "parallel":
         texts.append(tf.constant(TARGETS))
-    module = ServingModule(model, corpus)
-    in_memory = module.score(*texts)
-    export_model(model, corpus, str(tmp_path / "export"))
+    functions = export_model(model, corpus, str(tmp_path / "export"))
+    exported = [v.numpy() for v in model.variables]  # seed states as exported
+    in_memory = functions["score"](*texts)
     loaded = tf.saved_model.load(str(tmp_path / "export"))
     served = loaded.signatures["score"](**dict(zip(["text", "target"], texts)))
     assert np.all(np.isfinite(served["log_prob"].numpy()))
@@ -110,14 +111,16 @@ def test_model_conformance(name, tmp_path):
                                    rtol=1e-4, atol=1e-4)
 
     if name in CLI_MODELS:
-        check_saved_model_cli(model, corpus, str(tmp_path / "export"), str(tmp_path),
-                              executable=name == "prodlda")
+        check_saved_model_cli(model, exported, functions, corpus, str(tmp_path / "export"),
+                              str(tmp_path), executable=name == "prodlda")
 
     # Every signature the model declares: loaded = in memory (all are deterministic: greedy
     # inference or stateless seeds), then what each one's output must satisfy.
-    declared = model.serving_signatures(module.batcher)
-    assert set(loaded.signatures) == {"serving_default", "score", *declared}
-    for signature, function in declared.items():
+    batcher = TextBatcher(corpus, type(model).input_form)
+    declared = model.serving_signatures(batcher)
+    assert set(loaded.signatures) == set(functions) == {"serving_default", "score", *declared}
+    for signature in declared:
+        function = functions[signature]
         inputs = signature_inputs(function, corpus.name)
         expected = function(**inputs)
         outputs = loaded.signatures[signature](**inputs)
@@ -129,7 +132,7 @@ def test_model_conformance(name, tmp_path):
             else:
                 np.testing.assert_allclose(value.numpy(), expected[key].numpy(), rtol=1e-5,
                                            atol=1e-5, err_msg=f"{signature}: {key}")
-        CHECKS[signature](model, corpus, module.batcher, inputs,
+        CHECKS[signature](model, corpus, batcher, inputs,
                           {k: v.numpy() for k, v in outputs.items()})
 
 
@@ -335,18 +338,18 @@ def saved_model_cli_argv(export_dir, signature, inputs, outdir) -> list[str]:
             "--input_exprs", exprs, "--outdir", outdir, "--overwrite"]
 
 
-def check_saved_model_cli(model, corpus, export_dir, workdir, executable=False):
-    """Every signature of the export at `export_dir`, in a process without tflv, through
-    `saved_model_cli run` (the `saved_model_cli` executable itself, one process per signature,
-    when `executable`) and through `tf.saved_model.load`, returns the in-memory model's
-    outputs."""
-    saved = [v.numpy() for v in model.variables]  # the values the export holds
-    module = ServingModule(model, corpus)
-    functions = {"score": module.score, **model.serving_signatures(module.batcher)}
+def check_saved_model_cli(model, exported, functions, corpus, export_dir, workdir,
+                          executable=False):
+    """Every signature of the export at `export_dir` (`functions`, {name: tf.function}, as
+    `export_model` returns them; `exported`, the model's variable values it holds), in a process
+    without tflv, through `saved_model_cli run` (the `saved_model_cli` executable itself, one
+    process per signature, when `executable`) and through `tf.saved_model.load`, returns the
+    in-memory model's outputs."""
+    functions = {k: f for k, f in functions.items() if k != "serving_default"}  # = score
     calls, expected = [], {}
     for signature, function in functions.items():
         inputs = signature_inputs(function, corpus.name)
-        for variable, value in zip(model.variables, saved):  # seed states as exported
+        for variable, value in zip(model.variables, exported):  # seed states as exported
             variable.assign(value)
         outdir = os.path.join(workdir, signature)
         expected[signature] = {k: v.numpy() for k, v in function(*inputs.values()).items()}
