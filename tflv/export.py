@@ -245,13 +245,18 @@ def export_saved_model(model, corpus, export_dir: str) -> dict:
       model: a built tflv model (`tflv.models`), trained in Python or by the trainer; its
         `input_form` names the batches its signatures build from text.
       corpus: the `data.Corpus` it was trained on, or one with the same vocabularies and
-        `info["text_pipeline"]` (e.g. `trainers.run_record.with_run_vocab`).
+        `info["text_pipeline"]` (e.g. `trainers.run_record.with_run_vocab`); the model's
+        `prepare_export` reads it first (neural_template without templates yet: the training
+        sentences, to extract them).
       export_dir: the SavedModel's directory, replaced if it exists.
 
     Returns:
       {name: tf.function}, the signatures written (`score`, `serving_default` = `score`, and the
       model's `serving_signatures`).
     """
+    prepare = getattr(model, "prepare_export", None)
+    if prepare is not None:  # e.g. neural_template's templates, where it holds none yet
+        prepare(corpus)
     module = ServingModule(model, corpus)
     signatures = {"serving_default": module.score, "score": module.score}
     extra = getattr(model, "serving_signatures", None)

@@ -173,6 +173,11 @@ def train_and_evaluate(strategy: tf.distribute.Strategy, chief: bool, model_dir:
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "step": trainer.step,
               "train_seconds": round(time.perf_counter() - start, 1),
               **evaluate_splits(trainer, corpus, writer, run["sequence"], **eval_sizes)}
+    if trainer.model.evaluation_sets_weights:  # e.g. templates: the run's export serves them
+        checkpoints.save(trainer.step)
+        if chief:
+            print(f"saved {checkpoints.latest} again with the weights the evaluation set",
+                  flush=True)
     warning = collapse_warning(FLAGS.model, result)
     if warning:
         logging.warning(warning)

@@ -254,7 +254,9 @@ def check_summaries(model, corpus, batcher, inputs, outputs):
 
 def check_generate(model, corpus, batcher, inputs, outputs):
     """`generate` (neural_template): the texts `ids_to_text` gives for `fill_templates` over the
-    stored templates, each word a vocabulary word or a word of its record set."""
+    stored templates, which the export extracted from the training data (the new model held
+    only placeholders), each word a vocabulary word or a word of its record set."""
+    assert not model.holds_placeholder_templates()
     batch = batcher(inputs["text"])
     ids, _, chosen = model.fill_templates(batch["source"], batch["source_mask"],
                                           model.template_table, model.template_lengths)

@@ -3,6 +3,7 @@ log p(y | x) equals the log-sum over every segmentation and state sequence of lo
 computed step by step by the generation decoder (a separate code path), for the plain and the
 autoregressive variant; and a short training on a synthetic record-to-text task whose true
 segmentation is known recovers it by Viterbi."""
+import collections
 import itertools
 
 import numpy as np
@@ -15,7 +16,7 @@ from trainers.flags import as_flags
 from tflv.models import get_model_class
 from tflv.models.config import ConfigError
 from tflv.models.neural_template import (BOS_ID, EOS_ID, SEGMENT_END, UNK_ID, NeuralTemplate,
-                                         source_structure)
+                                         placeholder_templates, source_structure)
 
 SOURCE = ["<pad>", "<unk>", "<bos>", "<eos>", "__start_name__", "__end_name__",
           "__start_food__", "__end_food__", "Blue", "Spice", "Zizzi", "Aromi", "The", "Mill",
@@ -415,3 +416,52 @@ def test_generation_is_well_formed_and_picks_the_best_normalised_template():
         np.testing.assert_allclose(
             replayed_score(model, source[row], mask[row], templates[best], tokens),
             score.numpy()[row], rtol=1e-4)
+
+
+
+def stored_templates(model):
+    return [tuple(row[:n]) for row, n in zip(model.template_table.numpy(),
+                                             model.template_lengths.numpy())]
+
+
+class Corpus:
+    """The corpus `prepare_export` reads: `splits`, one training batch, target vocabulary."""
+
+    def __init__(self, batch=None):
+        self.splits = {"test": None} if batch is None else {"train": None, "test": None}
+        self.batch = batch
+        self.target_vocab = type("Vocab", (), {"tokens": TARGET})
+
+    def dataset(self, split, form, batch_size):
+        assert (split, form) == ("train", "parallel")
+        return tf.data.Dataset.from_tensors(self.batch)
+
+
+def test_export_stores_the_most_frequent_viterbi_templates_where_the_model_holds_none():
+    # A run's checkpoints are saved during training, before any evaluation extracts the
+    # templates, and `tflv-export` of a run exported `generate` filling the placeholder
+    # templates (states 0 1 2 3 4 5, 1 2 3 4 5 6, ...): `export_saved_model` now calls
+    # `prepare_export` first (and the conformance test checks the export serves them).
+    names = [["Blue", "Spice"], ["Zizzi"], ["The", "Mill"], ["Aromi"]]
+    foods = [["Italian"], ["fast", "food"], ["French"], ["Indian"]]
+    batch, _ = batch_of([(n, f) for n in names for f in foods])
+    model = build(num_states=4, num_templates=3, template_examples=0)
+    model.objective(batch)
+    np.testing.assert_array_equal(model.template_table.numpy(),
+                                  placeholder_templates(3, model.template_table.shape[1], 4))
+    assert model.holds_placeholder_templates()
+    found = model.segment(batch)
+    counts = collections.Counter(tuple(states[ends > 0]) for states, ends in
+                                 zip(found.states.numpy(), found.ends.numpy()))
+    top = [t for t, _ in counts.most_common(3)]
+    model.prepare_export(Corpus(batch))
+    assert stored_templates(model) == top + [top[-1]] * (3 - len(top))
+    assert not model.holds_placeholder_templates()
+    # templates set by hand are what is exported; none, and no training data: an error
+    model.set_templates([(1, 0, 2), (3,)])
+    model.prepare_export(Corpus())
+    assert stored_templates(model) == [(1, 0, 2), (3,), (3,)]
+    fresh = build(num_states=4, num_templates=3)
+    fresh.objective(batch)
+    with pytest.raises(ValueError, match="no training split"):
+        fresh.prepare_export(Corpus())

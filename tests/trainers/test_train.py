@@ -183,6 +183,33 @@ print(json.dumps({{"log_prob": out["log_prob"].numpy().tolist(),
     np.testing.assert_allclose(served["log_prob"], in_memory, rtol=1e-5)
 
 
+@pytest.mark.slow  # ~45 s on one idle core
+def test_a_neural_template_run_keeps_the_templates_of_its_final_evaluation(tmp_path):
+    # Its checkpoints are saved during training, before the final evaluation extracts the
+    # templates; the run's later export (`tflv-export`) served placeholder templates.
+    import tensorflow as tf
+
+    from tflv.models.neural_template import placeholder_templates
+
+    run, export_dir = tmp_path / "run", tmp_path / "export"
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainers.train", "--model=neural_template", "--dataset=e2e",
+         "--embed_dim=8", "--hidden_dim=8", "--num_states=4", "--num_templates=3",
+         "--template_examples=8", "--bleu_max_examples=2", "--beam_size=1", "--batch_size=4",
+         "--eval_batch_size=16", "--max_eval_batches=1", "--train_steps=1",
+         f"--model_dir={run}"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ckpt-1 again with the weights the evaluation set" in proc.stdout
+    table = tf.train.load_checkpoint(str(run / "ckpt-1")).get_tensor(
+        "model/template_table/.ATTRIBUTES/VARIABLE_VALUE")
+    assert not np.array_equal(table, placeholder_templates(3, table.shape[1], 4)), table[:, :8]
+    exported = subprocess.run([sys.executable, "-m", "trainers.export", f"--model_dir={run}",
+                               f"--export_dir={export_dir}"], cwd=REPO, capture_output=True,
+                              text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert "holds none yet" not in exported.stdout  # the checkpoint's templates are exported
+
+
 def _score_in_process(model_dir, texts):
     import tensorflow as tf
 

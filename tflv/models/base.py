@@ -101,6 +101,10 @@ class LatentVariableModel(keras.Model):
     # True when the model has `sample_prior` / `homotopy` (see the class docstring).
     can_sample_prior: bool = False
     can_interpolate: bool = False
+    # True when `evaluate_corpus` sets weights that the serving signatures read and training
+    # does not (neural_template: the templates `generate` fills); the trainer then saves its
+    # final checkpoint again after the final evaluation, so that the run's export serves them.
+    evaluation_sets_weights: bool = False
     # Adam's β1 that the model's training recipe asks of the trainer's optimizer (ProdLDA's
     # Srivastava & Sutton recipe: 0.99); with `fit`, pass it to the optimizer you compile.
     adam_beta_1: float = 0.9
@@ -144,6 +148,12 @@ class LatentVariableModel(keras.Model):
         """Signatures an exported SavedModel serves beside `score` (`tflv.models.serving`)."""
         del batcher
         return {}
+
+    def prepare_export(self, corpus, batch_size: int = 64) -> None:
+        """Sets, from `corpus`, what the serving signatures read but training does not, where
+        the model holds none yet (neural_template: its templates); `export_saved_model` calls
+        it first. The default has none."""
+        del corpus, batch_size
 
     def evaluate_corpus(self, corpus, split: str, batch_size: int) -> dict[str, float]:
         """Metrics that need whole predictions rather than summed statistics.

@@ -55,7 +55,10 @@ segment with copy (`tflv.decoding.beam_search`; a segment ends by emitting ⟨/s
 words; no `<unk>`, and `<eos>` only to close the last segment), choosing for each record set,
 among the `num_templates` most frequent templates (by default 100, counted over every training
 sentence, as Wiseman et al.), the output of highest length-normalised score
-log p(z | x) / |z| + log p(y | z, x) / (|y| + |z|), as Wiseman et al. do.
+log p(z | x) / |z| + log p(y | z, x) / (|y| + |z|), as Wiseman et al. do. The templates it
+fills are weights of the model (`set_templates`): `evaluate_corpus` sets the most frequent, the
+trainer saves them with the run after its final evaluation, and `prepare_export` counts them
+before an export where the model still holds the placeholders it is built with.
 
 Defaults are small for CPU training (K = 16 decoders, C = 1, L = 4, E = H = 64); the paper uses
 K = 55 decoders × C = 5 copies, L = 4 and 300-unit networks.
@@ -132,6 +135,21 @@ def source_structure(source_tokens: list[str]) -> tuple[list[int], list[int]]:
         start_field.append(fields[start.group(1)] if start else 0)
         marker.append(int(bool(start or _END.fullmatch(token))))
     return start_field, marker
+
+
+def placeholder_templates(num_templates: int, width: int, chain_states: int) -> np.ndarray:
+    """The templates a new model holds until its own are set: template i is the states i,
+    i + 1, … mod `chain_states`, `DEFAULT_SEGMENTS` of them, padded with -1 to `width`
+    (int32 [num_templates, width]).
+
+    >>> placeholder_templates(2, 8, chain_states=4)
+    array([[ 0,  1,  2,  3,  0,  1, -1, -1],
+           [ 1,  2,  3,  0,  1,  2, -1, -1]], dtype=int32)
+    """
+    table = np.full((num_templates, width), -1, np.int32)
+    steps = np.arange(min(DEFAULT_SEGMENTS, width))
+    table[:, :len(steps)] = (np.arange(num_templates)[:, None] + steps) % chain_states
+    return table
 
 
 @keras.saving.register_keras_serializable(package="tflv")
@@ -230,6 +248,7 @@ class NeuralTemplate(LatentVariableModel):
 
     input_form = "parallel"
     datasets = ("e2e",)
+    evaluation_sets_weights = True  # the templates `generate` fills
 
     def __init__(self, source_vocab_size: int, target_vocab_size: int,
                  source_to_target: list[int], start_field: list[int], marker: list[int],
@@ -335,14 +354,12 @@ class NeuralTemplate(LatentVariableModel):
                 initializer=keras.initializers.RandomNormal(stddev=0.5))
         self.drop = keras.layers.Dropout(dropout)
         # the templates `generate` fills: rows of states padded with -1, and their lengths; set
-        # by `evaluate_corpus` (the most frequent Viterbi templates of the training data) and
-        # checkpointed; until then template i is the states i, i + 1, … mod K·C, `DEFAULT_SEGMENTS`
-        # of them
+        # by `evaluate_corpus` (the most frequent Viterbi templates of the training data) or
+        # `set_templates`, and checkpointed; until then, placeholders (`placeholder_templates`)
         self.template_table = self.add_weight(
             shape=(num_templates, max_decode_length), dtype="int32", trainable=False,
             name="template_table", initializer=keras.initializers.Constant(
-                [[(i + j) % chain_states for j in range(DEFAULT_SEGMENTS)]
-                 + [-1] * (max_decode_length - DEFAULT_SEGMENTS) for i in range(num_templates)]))
+                placeholder_templates(num_templates, max_decode_length, chain_states)))
         self.template_lengths = self.add_weight(
             shape=(num_templates,), dtype="int32", trainable=False, name="template_lengths",
             initializer=keras.initializers.Constant([DEFAULT_SEGMENTS] * num_templates))
@@ -809,6 +826,34 @@ class NeuralTemplate(LatentVariableModel):
         summaries.text_table("templates/top", ["rank", "count", "states", "first sentence"],
                              rows)
         return [t for t, _ in top]
+
+    def holds_placeholder_templates(self) -> bool:
+        """Whether `generate` would fill the placeholder templates of a new model: neither
+        `evaluate_corpus` nor `set_templates` has set them since it was built (or since the
+        checkpoint it was restored from, e.g. one saved during training)."""
+        rows, width = self.template_table.shape
+        return np.array_equal(self.template_table.numpy(),
+                              placeholder_templates(rows, width, self.chain_states))
+
+    def prepare_export(self, corpus, batch_size: int = 64) -> None:
+        """Where the model holds only placeholder templates, stores the most frequent Viterbi
+        templates of `corpus`'s training sentences (`_top_templates`, as `evaluate_corpus`),
+        so that the exported `generate` fills the templates the model learned.
+
+        Raises:
+          ValueError: placeholder templates and `corpus` has no training split.
+        """
+        if not self.holds_placeholder_templates():
+            return
+        if "train" not in corpus.splits:
+            raise ValueError(
+                "neural_template holds no templates yet (it was never evaluated, and its "
+                "checkpoint was saved before its templates were extracted) and the corpus has "
+                f"no training split to extract them from (splits: {sorted(corpus.splits)}); "
+                "evaluate the model or call set_templates before exporting")
+        print("templates: the model holds none yet; counting the Viterbi templates of the "
+              "training sentences", flush=True)
+        self.set_templates(self._top_templates(corpus, batch_size))
 
     def set_templates(self, templates) -> None:
         """Stores templates (tuples of states; the first `num_templates`, each cut to
