@@ -183,7 +183,7 @@ print(json.dumps({{"log_prob": out["log_prob"].numpy().tolist(),
     np.testing.assert_allclose(served["log_prob"], in_memory, rtol=1e-5)
 
 
-@pytest.mark.slow  # ~45 s on one idle core
+@pytest.mark.slow  # ~75 s on one core (trains, evaluates, exports)
 def test_a_neural_template_run_keeps_the_templates_of_its_final_evaluation(tmp_path):
     # Its checkpoints are saved during training, before the final evaluation extracts the
     # templates; the run's later export (`tflv-export`) served placeholder templates.
