@@ -418,7 +418,6 @@ def test_generation_is_well_formed_and_picks_the_best_normalised_template():
             score.numpy()[row], rtol=1e-4)
 
 
-
 def stored_templates(model):
     return [tuple(row[:n]) for row, n in zip(model.template_table.numpy(),
                                              model.template_lengths.numpy())]
