@@ -83,6 +83,7 @@ def test_resume_under_xla_is_exact(tmp_path):
     assert_same_weights(resumed, straight, rtol=0)
 
 
+@pytest.mark.slow  # ~23 s on 2 cores
 def test_mirrored_on_logical_cpus_falls_back_and_trains_as_the_compiled_step(tmp_path, caplog):
     strategy = make_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 2

@@ -68,6 +68,8 @@ def test_mirrored_matches_default(tmp_path):
         np.testing.assert_allclose(mirrored[step], default[step], rtol=1e-4)
 
 
+@pytest.mark.slow  # ~24 s on 2 cores; in process, `make test` keeps test_jit_compile's
+# test_resume_under_xla_is_exact
 def test_resume_is_exact(tmp_path):
     straight = result_of(train("--train_steps=6", "--checkpoint_every=3",
                                f"--model_dir={tmp_path / 'straight'}"))
@@ -112,6 +114,8 @@ def test_sigkill_then_resume(tmp_path):
     assert not list(model_dir.glob("*_temp")) and not (model_dir / "tflv.lock").exists()
 
 
+@pytest.mark.slow  # ~21 s on 2 cores; in process, `make test` keeps
+# test_checkpoints' unreadable-checkpoint tests
 def test_corrupt_checkpoint_falls_back_by_name(tmp_path):
     model_dir = tmp_path / "corrupt"
     train("--train_steps=4", "--checkpoint_every=2", f"--model_dir={model_dir}")
